@@ -1,0 +1,47 @@
+"""The one settings object. Every knob is an environment variable (prefix ``FHIR_``) or a ``.env`` entry."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FHIR_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_path: str = "/fhir"
+    store: str = Field(
+        default="sqlite:///./data/fhir.db",
+        description="Store URL: sqlite:///path/file.db (embedded default) or mongodb://host:port/db",
+    )
+    # Public base URL used in Location headers and Bundle links when the server sits behind a proxy.
+    public_base_url: str | None = None
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_json_depth: int = 64
+    default_page_size: int = 20
+    max_page_size: int = 1000
+
+    canonical_base: str = "http://example.org/fhir/second-opinion"
+    profiles_dir: Path = PROJECT_ROOT / "profiles"
+    mappings_dir: Path = PROJECT_ROOT / "mappings"
+
+    log_level: str = "info"
+    workers: int = 1
+
+    def normalized_base_path(self) -> str:
+        """``/fhir`` form: leading slash, no trailing slash ('' for the root)."""
+        path = "/" + self.base_path.strip("/")
+        return "" if path == "/" else path
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

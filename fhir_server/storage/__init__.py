@@ -1,0 +1,20 @@
+"""Storage backends behind one interface (:mod:`fhir_server.storage.base`)."""
+
+from __future__ import annotations
+
+from fhir_server.storage.base import Page, ResourceOperations, ResourceStore, StoredResource
+
+__all__ = ["Page", "ResourceOperations", "ResourceStore", "StoredResource", "open_store"]
+
+
+def open_store(url: str) -> ResourceStore:
+    """Build (not yet open) the store a URL names: ``sqlite:///file.db`` or ``mongodb://...``."""
+    if url.startswith("sqlite:"):
+        from fhir_server.storage.sqlite import SqliteStore
+
+        return SqliteStore.from_url(url)
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from fhir_server.storage.mongo import MongoStore
+
+        return MongoStore.from_url(url)
+    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path/file.db or mongodb://host/db")

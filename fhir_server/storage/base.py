@@ -1,0 +1,112 @@
+"""The narrow storage interface every backend implements.
+
+Stores keep JSON (the validated dict), never models: parsing and dumping models is the slow part of a
+FHIR server, and the API answers with the stored JSON as it is. A store owns ``id``, ``meta.versionId``
+and ``meta.lastUpdated``; everything else about a resource is the caller's business.
+
+Search arrives already parsed into the backend-neutral :class:`fhir_server.search.query.SearchQuery`;
+each backend only translates it (SQL for the embedded store, a Mongo filter for MongoDB). Index values are
+computed by :mod:`fhir_server.search.index`, shared by all backends.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from fhir_server.search.query import SearchQuery
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    """One version of one resource as the store holds it."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime  # timezone-aware, UTC
+    resource: dict[str, Any] | None  # None for a deletion marker
+    method: str = "PUT"  # POST (created), PUT (updated), DELETE (deleted): for history bundles
+
+    @property
+    def deleted(self) -> bool:
+        return self.resource is None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource_type}/{self.id}"
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of search or history results. ``total`` is None when it was not asked for or not known."""
+
+    items: list[StoredResource]
+    total: int | None
+    has_more: bool
+
+
+@runtime_checkable
+class ResourceOperations(Protocol):
+    """Reads and writes; implemented by a store and by an open transaction of that store."""
+
+    async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
+        """Store version 1 of a new resource. The server assigns the id unless ``resource_id`` is given;
+        a given id that already exists raises a 409 FhirError."""
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        """Current version. Raises 404 (never existed) or 410 (deleted) FhirError."""
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        """A given version (a deletion marker is returned as such; unknown version raises 404)."""
+
+    async def update(
+        self, resource: dict[str, Any], *, if_match: int | None = None
+    ) -> tuple[StoredResource, bool]:
+        """Store a new version of ``resource`` (its ``resourceType`` and ``id`` say which).
+
+        Creates the resource when it does not exist (update-as-create), returning ``created=True``.
+        ``if_match`` is the version the client last saw: anything else raises 412, atomically, so two
+        clients racing with the same version cannot both win."""
+
+    async def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> StoredResource | None:
+        """Write a deletion marker as a new version; None when there was nothing to delete."""
+
+    async def search(self, query: "SearchQuery") -> Page:
+        """Current, non-deleted resources matching the query, sorted and paged as it says."""
+
+    async def history(
+        self,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        count: int = 20,
+        offset: int = 0,
+    ) -> Page:
+        """Versions newest first: one resource, one type, or the whole system (both None)."""
+
+
+class ResourceStore(ResourceOperations, Protocol):
+    """A backend: the operations above plus lifecycle and all-or-nothing transactions."""
+
+    async def open(self) -> None:
+        """Connect and create tables/collections and indexes (idempotent)."""
+
+    async def close(self) -> None: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[ResourceOperations]:
+        """``async with store.transaction() as tx:`` — every write through ``tx`` commits together when
+        the block ends, or none does if it raises. Reads through ``tx`` see the transaction's own writes."""
+
+    async def clear(self) -> None:
+        """Remove everything (tests and ``load --replace`` only)."""

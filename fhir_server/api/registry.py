@@ -8,6 +8,8 @@ never claim something that is not wired.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,13 @@ class CapabilityRegistry:
     operations: list[OperationRegistration] = field(default_factory=list)
     # resource type -> extra documentation lines for the CapabilityStatement (e.g. supported profiles)
     supported_profiles: dict[str, list[str]] = field(default_factory=dict)
+
+    # resource type -> hooks run after a resource of that type is created through the REST API
+    # (``await hook(app, stored_resource)``), e.g. a Task with the second-opinion profile starts the workflow.
+    after_create: dict[str, list[Callable[[Any, Any], Awaitable[None]]]] = field(default_factory=dict)
+
+    def add_after_create(self, resource_type: str, hook: Callable[[Any, Any], Awaitable[None]]) -> None:
+        self.after_create.setdefault(resource_type, []).append(hook)
 
     def add_operation(self, op: OperationRegistration) -> None:
         if op not in self.operations:

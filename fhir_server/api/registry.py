@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-
+AfterCreateHook = Callable[[Any, Any, Any], Awaitable[None]]  # (app, tx: ResourceOperations, StoredResource)
 
 @dataclass(frozen=True)
 class OperationRegistration:
@@ -27,11 +27,12 @@ class CapabilityRegistry:
     # resource type -> extra documentation lines for the CapabilityStatement (e.g. supported profiles)
     supported_profiles: dict[str, list[str]] = field(default_factory=dict)
 
-    # resource type -> hooks run after a resource of that type is created through the REST API
-    # (``await hook(app, stored_resource)``), e.g. a Task with the second-opinion profile starts the workflow.
-    after_create: dict[str, list[Callable[[Any, Any], Awaitable[None]]]] = field(default_factory=dict)
+    # resource type -> hooks the create interaction runs right after storing a resource of that type, INSIDE the
+    # same store transaction (``await hook(app, tx, stored_resource)``), so a workflow the creation starts (a Task
+    # with the second-opinion profile) is written atomically with it; a hook raising FhirError undoes the create.
+    after_create: dict[str, list[AfterCreateHook]] = field(default_factory=dict)
 
-    def add_after_create(self, resource_type: str, hook: Callable[[Any, Any], Awaitable[None]]) -> None:
+    def add_after_create(self, resource_type: str, hook: AfterCreateHook) -> None:
         self.after_create.setdefault(resource_type, []).append(hook)
 
     def add_operation(self, op: OperationRegistration) -> None:

@@ -23,7 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-OUTPUT_DIR = Path(__file__).resolve().parent.parent / "fhir_server" / "fhir" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fhir_server.fhir.definitions import DATA_DIR, canonical  # noqa: E402
+from fhir_server.fhir.terminology import ValueSetExpander, displays_of  # noqa: E402
+
+OUTPUT_DIR = DATA_DIR
 
 ROOT_TYPES = {"Resource", "DomainResource", "Element", "BackboneElement"}
 KEPT_KINDS = {"resource", "complex-type", "primitive-type"}
@@ -98,107 +103,6 @@ def load_by_type(package: Path, resource_type: str) -> Iterable[dict[str, Any]]:
         resource = json.loads(path.read_text(encoding="utf-8"))
         if resource.get("resourceType") == resource_type:
             yield resource
-
-
-def canonical(url: str) -> str:
-    return url.split("|", 1)[0]
-
-
-class ValueSetExpander:
-    """Expands the simple ValueSet composes found in the core package (system includes, concept lists, is-a)."""
-
-    def __init__(self, code_systems: dict[str, dict[str, Any]], value_sets: dict[str, dict[str, Any]]) -> None:
-        self.code_systems = code_systems
-        self.value_sets = value_sets
-
-    def expand(self, url: str, seen: frozenset[str] = frozenset()) -> set[tuple[str, str]] | None:
-        """The (system, code) pairs of a value set, or None when some part cannot be expanded here."""
-        value_set = self.value_sets.get(canonical(url))
-        if value_set is None or url in seen:
-            return None
-        compose = value_set.get("compose")
-        if not compose:
-            return None
-        codes: set[tuple[str, str]] = set()
-        for include in compose.get("include", []):
-            part = self.expand_include(include, seen | {url})
-            if part is None:
-                return None
-            codes |= part
-        for exclude in compose.get("exclude", []):
-            part = self.expand_include(exclude, seen | {url})
-            if part is None:
-                return None
-            codes -= part
-        return codes
-
-    def expand_include(self, include: dict[str, Any], seen: frozenset[str]) -> set[tuple[str, str]] | None:
-        result: set[tuple[str, str]] | None = None
-        system = include.get("system")
-        if system:
-            if "concept" in include:
-                result = {(system, c["code"]) for c in include["concept"]}
-            elif "filter" in include:
-                result = self.filtered(system, include["filter"])
-            else:
-                result = self.whole_system(system)
-            if result is None:
-                return None
-        for nested_url in include.get("valueSet", []):
-            nested = self.expand(nested_url, seen)
-            if nested is None:
-                return None
-            result = nested if result is None else result & nested
-        return result
-
-    def whole_system(self, system: str) -> set[tuple[str, str]] | None:
-        code_system = self.code_systems.get(system)
-        if code_system is None or code_system.get("content") not in ("complete", None):
-            return None
-        return {(system, code) for code in self.all_codes(code_system.get("concept", []))}
-
-    def filtered(self, system: str, filters: list[dict[str, Any]]) -> set[tuple[str, str]] | None:
-        code_system = self.code_systems.get(system)
-        if code_system is None or len(filters) != 1:
-            return None
-        only = filters[0]
-        if only.get("property") != "concept" or only.get("op") not in ("is-a", "descendent-of"):
-            return None
-        root = find_concept(code_system.get("concept", []), only.get("value"))
-        if root is None:
-            return None
-        codes = set(self.all_codes(root.get("concept", [])))
-        if only["op"] == "is-a":
-            codes.add(root["code"])
-        return {(system, code) for code in codes}
-
-    def all_codes(self, concepts: list[dict[str, Any]]) -> Iterable[str]:
-        for concept in concepts:
-            yield concept["code"]
-            yield from self.all_codes(concept.get("concept", []))
-
-
-def find_concept(concepts: list[dict[str, Any]], code: str | None) -> dict[str, Any] | None:
-    for concept in concepts:
-        if concept.get("code") == code:
-            return concept
-        found = find_concept(concept.get("concept", []), code)
-        if found is not None:
-            return found
-    return None
-
-
-def displays_of(code_system: dict[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-
-    def walk(concepts: list[dict[str, Any]]) -> None:
-        for concept in concepts:
-            if concept.get("display"):
-                out[concept["code"]] = concept["display"]
-            walk(concept.get("concept", []))
-
-    walk(code_system.get("concept", []))
-    return out
 
 
 def required_bindings(definitions: list[dict[str, Any]]) -> set[str]:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
-from fhir_server.search.query import ParamType
+ParamType = Literal["token", "string", "reference", "date", "uri", "number", "quantity", "special"]
 
 CORE = "http://hl7.org/fhir/SearchParameter/"
 PLAN_NET = "http://hl7.org/fhir/us/davinci-pdex-plan-net/"

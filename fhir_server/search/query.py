@@ -9,10 +9,13 @@ Semantics: criteria are ANDed; the values of one criterion are ORed (``code=a,b`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
-ParamType = Literal["token", "string", "reference", "date", "uri", "number", "quantity", "special"]
+from fhir_server.errors import FhirError, bad_request, not_supported
+from fhir_server.search.index import date_range, normalize_text, parse_reference
+from fhir_server.search.parameters import ParamType, SearchParamDef, get_param, params_for
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,14 @@ class DateValue:
     high: str
 
 
-SearchValue = TokenValue | StringValue | ReferenceValue | DateValue
+@dataclass(frozen=True)
+class UriValue:
+    """A uri parameter's value, compared exactly."""
+
+    value: str
+
+
+SearchValue = TokenValue | StringValue | ReferenceValue | DateValue | UriValue
 
 
 @dataclass(frozen=True)
@@ -93,3 +103,247 @@ class SearchQuery:
     elements: list[str] = field(default_factory=list)  # _elements
     # Parameters the server does not know, kept so the searchset can name them in an OperationOutcome.
     ignored: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parsing
+
+DATE_PREFIXES = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "sa", "eb", "ap"})
+TOTAL_MODES = frozenset({"none", "estimate", "accurate"})
+SUMMARY_MODES = frozenset({"true", "false", "text", "data", "count"})
+# Parameters that change only the presentation, which the API layer handles itself.
+PRESENTATION_PARAMS = frozenset({"_format", "_pretty"})
+# Modifiers each parameter type accepts (a reference also accepts a resource type: ``subject:Patient``).
+MODIFIERS: dict[str, frozenset[str]] = {
+    "token": frozenset({"missing", "not", "text"}),
+    "string": frozenset({"missing", "exact", "contains"}),
+    "reference": frozenset({"missing", "identifier"}),
+    "date": frozenset({"missing"}),
+    "uri": frozenset({"missing"}),
+}
+_RESOURCE_TYPE_RE = re.compile(r"^[A-Z][A-Za-z]+$")
+_ESCAPABLE = "\\,$|"
+
+
+def split_unescaped(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` unless it is escaped with a backslash (escapes are kept for the next split)."""
+    parts: list[str] = []
+    current: list[str] = []
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            current.append(ch)
+            current.append(next(chars, ""))
+        elif ch == separator:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def unescape(text: str) -> str:
+    """Drop the backslash of ``\\,`` ``\\|`` ``\\$`` ``\\\\``."""
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "")
+            out.append(nxt if nxt in _ESCAPABLE else ch + nxt)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _invalid(name: str, message: str) -> FhirError:
+    return bad_request(f"Search parameter '{name}': {message}")
+
+
+def _token(raw: str, definition: SearchParamDef, modifier: str | None) -> TokenValue | StringValue:
+    if modifier == "text":
+        return StringValue(normalize_text(unescape(raw)))
+    parts = split_unescaped(raw, "|")
+    if len(parts) == 1:
+        return TokenValue(None, unescape(parts[0]))
+    if len(parts) > 2:
+        raise _invalid(definition.name, f"a token is [system]|[code], got '{raw}'")
+    system, code = (unescape(part) for part in parts)
+    return TokenValue(system, code or None)
+
+
+def _string(raw: str, definition: SearchParamDef, modifier: str | None) -> StringValue:
+    text = unescape(raw)
+    return StringValue(text if modifier == "exact" else normalize_text(text))
+
+
+def _reference(raw: str, definition: SearchParamDef, modifier: str | None) -> ReferenceValue | TokenValue:
+    if modifier == "identifier":
+        return _token(raw, definition, None)
+    text = unescape(raw)
+    if "://" in text or text.startswith("urn:"):
+        return ReferenceValue(None, None, url=text)
+    if "/" in text:
+        ref_type, ref_id = parse_reference(text)
+        if ref_type is None:
+            raise _invalid(definition.name, f"'{raw}' is neither Type/id, an id nor an absolute URL")
+        return ReferenceValue(ref_type, ref_id)
+    if modifier is not None:  # a resource type modifier: subject:Patient=123
+        return ReferenceValue(modifier, text)
+    return ReferenceValue(definition.targets[0] if len(definition.targets) == 1 else None, text)
+
+
+def _date(raw: str, definition: SearchParamDef, modifier: str | None) -> DateValue:
+    prefix, text = "eq", raw
+    if raw[:2].isalpha():
+        prefix, text = raw[:2], raw[2:]
+        if prefix not in DATE_PREFIXES:
+            raise _invalid(definition.name, f"unknown date prefix '{prefix}' (use one of {', '.join(sorted(DATE_PREFIXES))})")
+    bounds = date_range(text)
+    if bounds is None:
+        raise _invalid(definition.name, f"'{raw}' is not a date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime)")
+    return DateValue(prefix, *bounds)  # type: ignore[arg-type]
+
+
+def _uri(raw: str, definition: SearchParamDef, modifier: str | None) -> UriValue:
+    return UriValue(unescape(raw))
+
+
+ValueParser = Callable[[str, SearchParamDef, "str | None"], SearchValue]
+VALUE_PARSERS: dict[str, ValueParser] = {
+    "token": _token,
+    "string": _string,
+    "reference": _reference,
+    "date": _date,
+    "uri": _uri,
+}
+
+
+def _check_modifier(definition: SearchParamDef, modifier: str | None) -> None:
+    if modifier is None or modifier in MODIFIERS.get(definition.type, ()):
+        return
+    if definition.type == "reference" and _RESOURCE_TYPE_RE.match(modifier):
+        return
+    raise not_supported(f"Search parameter '{definition.name}' does not support the modifier ':{modifier}'")
+
+
+def _criterion(definition: SearchParamDef, modifier: str | None, raw_value: str) -> Criterion:
+    _check_modifier(definition, modifier)
+    if modifier == "missing":
+        if raw_value not in ("true", "false"):
+            raise _invalid(f"{definition.name}:missing", f"expects true or false, got '{raw_value}'")
+        return Criterion(definition.name, definition.type, (), modifier, missing=raw_value == "true")
+    parse_value = VALUE_PARSERS[definition.type]
+    values = tuple(parse_value(raw, definition, modifier) for raw in split_unescaped(raw_value, ",") if raw)
+    return Criterion(definition.name, definition.type, values, modifier)
+
+
+def _non_negative_int(name: str, raw: str) -> int:
+    if not raw.isdigit():
+        raise _invalid(name, f"expects a non-negative integer, got '{raw}'")
+    return int(raw)
+
+
+class _QueryBuilder:
+    """Holds the query being built and the unknown parameter names while the pairs are read."""
+
+    def __init__(self, resource_type: str, default_count: int, max_count: int) -> None:
+        self.query = SearchQuery(resource_type=resource_type, count=min(default_count, max_count))
+        self.max_count = max_count
+        self.unknown: list[str] = []
+
+    def count(self, name: str, raw: str) -> None:
+        self.query.count = min(_non_negative_int(name, raw), self.max_count)
+
+    def offset(self, name: str, raw: str) -> None:
+        self.query.offset = _non_negative_int(name, raw)
+
+    def total(self, name: str, raw: str) -> None:
+        if raw not in TOTAL_MODES:
+            raise _invalid(name, f"expects none, estimate or accurate, got '{raw}'")
+        self.query.total = raw  # type: ignore[assignment]
+
+    def summary(self, name: str, raw: str) -> None:
+        if raw not in SUMMARY_MODES:
+            raise _invalid(name, f"expects one of {', '.join(sorted(SUMMARY_MODES))}, got '{raw}'")
+        self.query.summary = raw
+        if raw == "count":
+            self.query.count = 0
+            self.query.total = "accurate"
+
+    def elements(self, name: str, raw: str) -> None:
+        self.query.elements.extend(e.strip() for e in raw.split(",") if e.strip())
+
+    def sort(self, name: str, raw: str) -> None:
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            descending = item.startswith("-")
+            param = get_param(self.query.resource_type, item.lstrip("-"))
+            if param is None:
+                raise _invalid(name, f"cannot sort by unknown parameter '{item.lstrip('-')}'")
+            self.query.sort.append(SortKey(param.name, param.type, descending))
+
+    def include(self, name: str, raw: str, modifier: str | None) -> None:
+        if modifier not in (None, "iterate", "recurse"):
+            raise not_supported(f"'{name}' does not support the modifier ':{modifier}'")
+        parts = raw.split(":")
+        if len(parts) not in (2, 3) or not _RESOURCE_TYPE_RE.match(parts[0]):
+            raise _invalid(name, f"expects SourceType:parameter[:TargetType], got '{raw}'")
+        definition = get_param(parts[0], parts[1])
+        if definition is None or definition.type != "reference":
+            self.unknown.append(f"{name}={raw}")
+            return
+        target = parts[2] if len(parts) == 3 else None
+        if target is not None and not _RESOURCE_TYPE_RE.match(target):
+            raise _invalid(name, f"'{target}' is not a resource type")
+        found = Include(parts[0], parts[1], target, iterate=modifier is not None)
+        (self.query.includes if name == "_include" else self.query.revincludes).append(found)
+
+    def criterion(self, key: str, name: str, modifier: str | None, raw: str) -> None:
+        definition = params_for(self.query.resource_type).get(name)
+        if definition is None or definition.type not in VALUE_PARSERS:
+            self.unknown.append(key)
+            return
+        found = _criterion(definition, modifier, raw)
+        if found.values or found.missing is not None:
+            self.query.criteria.append(found)
+
+
+CONTROL_PARAMS: dict[str, Callable[[_QueryBuilder, str, str], None]] = {
+    "_count": _QueryBuilder.count,
+    "_offset": _QueryBuilder.offset,
+    "_total": _QueryBuilder.total,
+    "_summary": _QueryBuilder.summary,
+    "_elements": _QueryBuilder.elements,
+    "_sort": _QueryBuilder.sort,
+}
+
+
+def parse_search(
+    resource_type: str, params: list[tuple[str, str]], *, default_count: int, max_count: int, strict: bool
+) -> SearchQuery:
+    """Query-string pairs -> :class:`SearchQuery`.
+
+    Unknown parameters are named in ``query.ignored``, or with ``strict`` (``Prefer: handling=strict``)
+    make a 400 naming every one. A malformed value is always a 400 naming its parameter."""
+    builder = _QueryBuilder(resource_type, default_count, max_count)
+    for key, raw in params:
+        name, _, modifier = key.partition(":")
+        if name in PRESENTATION_PARAMS or raw == "":
+            continue
+        if name in CONTROL_PARAMS and not modifier:
+            CONTROL_PARAMS[name](builder, name, raw)
+        elif name in ("_include", "_revinclude"):
+            builder.include(name, raw, modifier or None)
+        else:
+            builder.criterion(key, name, modifier or None, raw)
+    if builder.unknown and strict:
+        raise bad_request(
+            f"Unknown or unsupported search parameters for {resource_type}: {', '.join(builder.unknown)}",
+            code="not-supported",
+        )
+    builder.query.ignored = builder.unknown
+    return builder.query

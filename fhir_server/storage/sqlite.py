@@ -1,0 +1,580 @@
+"""The embedded default store: one SQLite file, no server to run.
+
+Schema
+------
+``resources`` holds every version of every resource (history and vread need them all): ``type``, ``id``,
+``version``, ``last_updated`` (ISO-8601 with milliseconds and ``+00:00``, so text order is time order),
+``deleted`` (1 for a deletion marker, whose ``json`` is NULL), ``is_current`` and ``json`` (orjson bytes),
+primary key ``(type, id, version)``.
+
+Current versions are marked by the ``is_current`` flag rather than copied into a separate table: partial
+indexes restricted to ``is_current = 1`` give reads and searches the same one-probe lookup a current-only table
+would, while a write stores the JSON once instead of twice (a write only flips the flag of the old row).
+
+``search_index`` holds the :func:`~fhir_server.search.index.extract_index` values of current, non-deleted
+versions only (a write replaces the resource's rows), one row per value: ``type, id, param, system, code, text,
+value, exact, ref_type, ref_id, low, high``. Every index lives in :data:`SCHEMA`.
+
+Search
+------
+A :class:`~fhir_server.search.query.SearchQuery` becomes ONE parameterised statement: each criterion is an
+``r.id [NOT] IN (SELECT id FROM search_index WHERE type = ? AND param = ? AND (<value> OR <value>))``; client
+values only ever travel as bound parameters. ``_sort`` orders by a correlated MIN (ascending) or MAX
+(descending) over the parameter's index rows, missing values last. ``has_more`` comes from fetching one row
+more than the page; ``_total`` is a COUNT over the same WHERE clause.
+
+Concurrency
+-----------
+sqlite3 calls run directly in the event loop: the statements are small (sub-millisecond on an indexed file),
+and a thread hop per statement would cost more than the statement itself. One writer connection is guarded by an
+``asyncio.Lock``: every write is a ``BEGIN IMMEDIATE ... COMMIT`` under the lock, so ``update(if_match=n)``
+checks and writes atomically, and an open :meth:`SqliteStore.transaction` keeps other writers waiting until it
+ends. Reads outside a transaction use a second connection that, thanks to WAL, sees only committed data (an
+open transaction's writes stay invisible to it). An in-memory database cannot be shared between two
+connections, so there reads take the lock too. Do not call the store itself from inside its own transaction
+block (use the ``tx`` object): the lock is not re-entrant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fhir_server.errors import bad_request, conflict, gone, not_found, precondition_failed
+from fhir_server.search.index import extract_index
+from fhir_server.search.query import (
+    Criterion,
+    DateValue,
+    ReferenceValue,
+    SearchQuery,
+    SortKey,
+    StringValue,
+    TokenValue,
+    UriValue,
+)
+from fhir_server.storage.base import Page, ResourceOperations, StoredResource
+
+SCHEMA: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS resources (
+        type TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        last_updated TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        is_current INTEGER NOT NULL DEFAULT 1,
+        json BLOB,
+        PRIMARY KEY (type, id, version)
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS resources_current ON resources (type, id) WHERE is_current = 1",
+    """CREATE INDEX IF NOT EXISTS resources_live_by_time ON resources (type, last_updated)
+        WHERE is_current = 1 AND deleted = 0""",
+    "CREATE INDEX IF NOT EXISTS resources_history_by_type ON resources (type, last_updated)",
+    "CREATE INDEX IF NOT EXISTS resources_history ON resources (last_updated)",
+    """CREATE TABLE IF NOT EXISTS search_index (
+        type TEXT NOT NULL,
+        id TEXT NOT NULL,
+        param TEXT NOT NULL,
+        system TEXT,
+        code TEXT,
+        text TEXT,
+        value TEXT,
+        exact TEXT,
+        ref_type TEXT,
+        ref_id TEXT,
+        low TEXT,
+        high TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS search_token ON search_index (type, param, code, system)",
+    "CREATE INDEX IF NOT EXISTS search_value ON search_index (type, param, value)",
+    "CREATE INDEX IF NOT EXISTS search_reference ON search_index (type, param, ref_id, ref_type)",
+    "CREATE INDEX IF NOT EXISTS search_date ON search_index (type, param, low, high)",
+    "CREATE INDEX IF NOT EXISTS search_owner ON search_index (type, id)",
+)
+
+_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_PREFIX_END = "\U0010ffff"  # sorts after every character: [p, p + this) is "starts with p"
+_ONE_MS = timedelta(milliseconds=1)
+
+Sql = tuple[str, list[Any]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SearchQuery -> SQL
+
+
+def _token_sql(value: TokenValue) -> Sql:
+    if value.system is None:
+        return "code = ?", [value.code]
+    if value.code is None:
+        return "system = ?", [value.system]
+    if value.system == "":
+        return "system IS NULL AND code = ?", [value.code]
+    return "system = ? AND code = ?", [value.system, value.code]
+
+
+def _prefix_sql(column: str, prefix: str) -> Sql:
+    return f"{column} >= ? AND {column} < ?", [prefix, prefix + _PREFIX_END]
+
+
+def _string_sql(value: StringValue, modifier: str | None, column: str = "value") -> Sql:
+    if modifier == "exact":
+        return "exact = ?", [value.value]
+    if modifier == "contains":
+        return f"instr({column}, ?) > 0", [value.value]
+    return _prefix_sql(column, value.value)
+
+
+def _reference_sql(value: ReferenceValue) -> Sql:
+    if value.url is not None:
+        return "value = ?", [value.url]
+    if value.resource_type is None:
+        return "ref_id = ?", [value.id]
+    return "ref_id = ? AND ref_type = ?", [value.id, value.resource_type]
+
+
+# For a search range [sl, sh) and an indexed range [low, high): FHIR's prefix semantics, simplified where one
+# branch implies the other (le: low < sl OR contained == low < sl OR high <= sh, and ge likewise).
+_DATE_SQL: dict[str, tuple[str, Callable[[DateValue], list[str]]]] = {
+    "eq": ("low >= ? AND high <= ?", lambda v: [v.low, v.high]),
+    "ne": ("NOT (low >= ? AND high <= ?)", lambda v: [v.low, v.high]),
+    "lt": ("low < ?", lambda v: [v.low]),
+    "gt": ("high > ?", lambda v: [v.high]),
+    "le": ("(low < ? OR high <= ?)", lambda v: [v.low, v.high]),
+    "ge": ("(high > ? OR low >= ?)", lambda v: [v.high, v.low]),
+    "sa": ("low >= ?", lambda v: [v.high]),
+    "eb": ("high <= ?", lambda v: [v.low]),
+    "ap": ("low < ? AND high > ?", lambda v: [v.high, v.low]),
+}
+
+
+def _date_sql(value: DateValue) -> Sql:
+    template, bind = _DATE_SQL[value.prefix]
+    return template, bind(value)
+
+
+def _value_sql(criterion: Criterion, value: Any) -> Sql:
+    """One value of a criterion as a condition on an index row."""
+    if isinstance(value, TokenValue):
+        return _token_sql(value)
+    if isinstance(value, StringValue):
+        column = "text" if criterion.type == "token" else "value"
+        return _string_sql(value, criterion.modifier, column)
+    if isinstance(value, ReferenceValue):
+        return _reference_sql(value)
+    if isinstance(value, DateValue):
+        return _date_sql(value)
+    if isinstance(value, UriValue):
+        return "value = ?", [value.value]
+    raise TypeError(f"unsupported search value {value!r}")
+
+
+def _criterion_sql(resource_type: str, criterion: Criterion) -> Sql:
+    rows = "SELECT id FROM search_index WHERE type = ? AND param = ?"
+    params: list[Any] = [resource_type, criterion.name]
+    if criterion.missing is not None:
+        return f"r.id {'NOT IN' if criterion.missing else 'IN'} ({rows})", params
+    alternatives = []
+    for value in criterion.values:
+        condition, bound = _value_sql(criterion, value)
+        alternatives.append(f"({condition})")
+        params.extend(bound)
+    negate = "NOT IN" if criterion.modifier == "not" else "IN"
+    return f"r.id {negate} ({rows} AND ({' OR '.join(alternatives)}))", params
+
+
+def _where_sql(query: SearchQuery) -> Sql:
+    clauses = ["r.type = ?", "r.is_current = 1", "r.deleted = 0"]
+    params: list[Any] = [query.resource_type]
+    for criterion in query.criteria:
+        clause, bound = _criterion_sql(query.resource_type, criterion)
+        clauses.append(clause)
+        params.extend(bound)
+    return " AND ".join(clauses), params
+
+
+# Columns of the resource row itself, faster than index rows for these two.
+_SORT_COLUMNS = {"_id": "r.id", "_lastUpdated": "r.last_updated"}
+# Index column each parameter type sorts by: (ascending via MIN, descending via MAX).
+_SORT_INDEX_COLUMNS = {
+    "date": ("low", "high"),
+    "string": ("value", "value"),
+    "token": ("code", "code"),
+    "reference": ("value", "value"),
+    "uri": ("value", "value"),
+}
+
+
+def _order_sql(sort: list[SortKey]) -> Sql:
+    terms: list[str] = []
+    params: list[Any] = []
+    for key in sort:
+        direction = "DESC" if key.descending else "ASC"
+        if key.name in _SORT_COLUMNS:
+            terms.append(f"{_SORT_COLUMNS[key.name]} {direction}")
+            continue
+        ascending_column, descending_column = _SORT_INDEX_COLUMNS[key.type]
+        aggregate = f"MAX({descending_column})" if key.descending else f"MIN({ascending_column})"
+        terms.append(
+            f"(SELECT {aggregate} FROM search_index i WHERE i.type = r.type AND i.id = r.id AND i.param = ?)"
+            f" {direction} NULLS LAST"
+        )
+        params.append(key.name)
+    terms += ["r.last_updated ASC", "r.id ASC"]  # default order, and a stable tie-breaker for paging
+    return "ORDER BY " + ", ".join(terms), params
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rows <-> StoredResource
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _stored(resource_type: str, row: tuple[Any, ...]) -> StoredResource:
+    """Row ``(id, version, last_updated, deleted, json)`` -> StoredResource."""
+    resource_id, version, last_updated, deleted, body = row
+    return StoredResource(
+        resource_type=resource_type,
+        id=resource_id,
+        version_id=version,
+        last_updated=datetime.fromisoformat(last_updated),
+        resource=None if deleted else orjson.loads(body),
+        method="DELETE" if deleted else ("POST" if version == 1 else "PUT"),
+    )
+
+
+def _stamped(resource: dict[str, Any], resource_id: str, version: int, moment: datetime) -> dict[str, Any]:
+    """The JSON as stored: id and meta.versionId / meta.lastUpdated set by the store, other meta kept."""
+    client_meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    body = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+    meta = {"versionId": str(version), "lastUpdated": format_timestamp(moment), **client_meta}
+    return {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta, **body}
+
+
+class _Clock:
+    """Millisecond timestamps that strictly increase across the store (hence per resource too)."""
+
+    def __init__(self) -> None:
+        self.last: datetime | None = None
+
+    def next(self) -> datetime:
+        now = datetime.now(timezone.utc)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        if self.last is not None and now <= self.last:
+            now = self.last + _ONE_MS
+        self.last = now
+        return now
+
+
+def _resource_type_of(resource: dict[str, Any]) -> str:
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        raise bad_request("The resource has no resourceType", "resourceType")
+    return resource_type
+
+
+def _check_id(resource_id: str) -> None:
+    if not isinstance(resource_id, str) or not _ID_RE.match(resource_id):
+        raise bad_request(f"'{resource_id}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)", "id")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Operations on one connection
+
+
+class SqliteOperations(ResourceOperations):
+    """Reads and writes on one connection. The store wraps writes in BEGIN IMMEDIATE/COMMIT under its lock;
+    inside :meth:`SqliteStore.transaction` this object is the ``tx`` and sees its own uncommitted writes."""
+
+    def __init__(self, connection: sqlite3.Connection, clock: _Clock) -> None:
+        self._db = connection
+        self._clock = clock
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _current(self, resource_type: str, resource_id: str) -> tuple[Any, ...] | None:
+        return self._db.execute(
+            "SELECT id, version, last_updated, deleted, json FROM resources WHERE type = ? AND id = ? AND is_current = 1",
+            (resource_type, resource_id),
+        ).fetchone()
+
+    def _write_version(
+        self, resource_type: str, resource_id: str, version: int, resource: dict[str, Any] | None
+    ) -> StoredResource:
+        """Append a version (a deletion marker when ``resource`` is None) and refresh the index rows."""
+        moment = self._clock.next()
+        stored = _stamped(resource, resource_id, version, moment) if resource is not None else None
+        db = self._db
+        db.execute(
+            "UPDATE resources SET is_current = 0 WHERE type = ? AND id = ? AND is_current = 1",
+            (resource_type, resource_id),
+        )
+        db.execute(
+            "INSERT INTO resources (type, id, version, last_updated, deleted, is_current, json)"
+            " VALUES (?, ?, ?, ?, ?, 1, ?)",
+            (
+                resource_type,
+                resource_id,
+                version,
+                format_timestamp(moment),
+                stored is None,
+                orjson.dumps(stored) if stored is not None else None,
+            ),
+        )
+        db.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (resource_type, resource_id))
+        if stored is not None:
+            db.executemany(
+                "INSERT INTO search_index (type, id, param, system, code, text, value, exact, ref_type, ref_id,"
+                " low, high) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (resource_type, resource_id, name, v.system, v.code, v.text, v.value, v.exact, v.ref_type,
+                     v.ref_id, v.low, v.high)
+                    for name, values in extract_index(resource_type, stored).items()
+                    for v in values
+                ],
+            )
+        return StoredResource(
+            resource_type=resource_type,
+            id=resource_id,
+            version_id=version,
+            last_updated=moment,
+            resource=stored,
+            method="DELETE" if stored is None else ("POST" if version == 1 else "PUT"),
+        )
+
+    def delete_everything(self) -> None:
+        """Every version and index row (``clear``)."""
+        self._db.execute("DELETE FROM search_index")
+        self._db.execute("DELETE FROM resources")
+
+    # -- ResourceOperations -----------------------------------------------------------------------------------
+
+    async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
+        resource_type = _resource_type_of(resource)
+        if resource_id is None:
+            resource_id = str(uuid.uuid4())
+        else:
+            _check_id(resource_id)
+            exists = self._db.execute(
+                "SELECT 1 FROM resources WHERE type = ? AND id = ? LIMIT 1", (resource_type, resource_id)
+            ).fetchone()
+            if exists:
+                raise conflict(f"{resource_type}/{resource_id} already exists")
+        return self._write_version(resource_type, resource_id, 1, resource)
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        row = self._current(resource_type, resource_id)
+        if row is None:
+            raise not_found(f"{resource_type}/{resource_id} is not known")
+        if row[3]:
+            raise gone(f"{resource_type}/{resource_id} was deleted")
+        return _stored(resource_type, row)
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        row = self._db.execute(
+            "SELECT id, version, last_updated, deleted, json FROM resources WHERE type = ? AND id = ? AND version = ?",
+            (resource_type, resource_id, version_id),
+        ).fetchone()
+        if row is None:
+            raise not_found(f"{resource_type}/{resource_id}/_history/{version_id} is not known")
+        return _stored(resource_type, row)
+
+    async def update(
+        self, resource: dict[str, Any], *, if_match: int | None = None
+    ) -> tuple[StoredResource, bool]:
+        resource_type = _resource_type_of(resource)
+        resource_id = resource.get("id")
+        if not resource_id:
+            raise bad_request("An update needs the resource id", "id")
+        _check_id(resource_id)
+        current = self._current(resource_type, resource_id)
+        live = current is not None and not current[3]
+        if if_match is not None and (not live or current[1] != if_match):
+            found = f"version {current[1]}" if live else "no current version"
+            raise precondition_failed(f"{resource_type}/{resource_id}: If-Match expected version {if_match}, found {found}")
+        version = current[1] + 1 if current is not None else 1
+        return self._write_version(resource_type, resource_id, version, resource), not live
+
+    async def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> StoredResource | None:
+        current = self._current(resource_type, resource_id)
+        if current is None or current[3]:
+            return None
+        if if_match is not None and current[1] != if_match:
+            raise precondition_failed(
+                f"{resource_type}/{resource_id}: If-Match expected version {if_match}, found version {current[1]}"
+            )
+        return self._write_version(resource_type, resource_id, current[1] + 1, None)
+
+    async def search(self, query: SearchQuery) -> Page:
+        where, params = _where_sql(query)
+        total = None
+        if query.total != "none" or query.count == 0:
+            total = self._db.execute(f"SELECT COUNT(*) FROM resources r WHERE {where}", params).fetchone()[0]
+        if query.count == 0:
+            return Page([], total, has_more=False)
+        order, order_params = _order_sql(query.sort)
+        rows = self._db.execute(
+            f"SELECT r.id, r.version, r.last_updated, r.deleted, r.json FROM resources r WHERE {where} {order}"
+            " LIMIT ? OFFSET ?",
+            [*params, *order_params, query.count + 1, query.offset],
+        ).fetchall()
+        items = [_stored(query.resource_type, row) for row in rows[: query.count]]
+        return Page(items, total, has_more=len(rows) > query.count)
+
+    async def history(
+        self,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        count: int = 20,
+        offset: int = 0,
+    ) -> Page:
+        filters = [("type = ?", resource_type), ("id = ?", resource_id)]
+        if since is not None:
+            filters.append(("last_updated >= ?", since.astimezone(timezone.utc).isoformat(timespec="microseconds")))
+        active = [(clause, value) for clause, value in filters if value is not None]
+        where = " AND ".join(clause for clause, _ in active) or "1 = 1"
+        params = [value for _, value in active]
+        total = self._db.execute(f"SELECT COUNT(*) FROM resources WHERE {where}", params).fetchone()[0]
+        rows = self._db.execute(
+            f"SELECT type, id, version, last_updated, deleted, json FROM resources WHERE {where}"
+            " ORDER BY last_updated DESC, version DESC LIMIT ? OFFSET ?",
+            [*params, count + 1, offset],
+        ).fetchall()
+        items = [_stored(row[0], row[1:]) for row in rows[:count]]
+        return Page(items, total, has_more=len(rows) > count)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The store
+
+
+class SqliteStore:
+    """:class:`~fhir_server.storage.base.ResourceStore` on one SQLite file (or ``:memory:``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = asyncio.Lock()
+        self._clock = _Clock()
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> "SqliteStore":
+        """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``."""
+        prefix = "sqlite:///"
+        if not url.startswith(prefix):
+            raise ValueError(f"not a SQLite store URL: {url!r} (use sqlite:///path/file.db)")
+        return cls(url[len(prefix):])
+
+    @property
+    def in_memory(self) -> bool:
+        return self.path == ":memory:"
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA busy_timeout = 5000")
+        return connection
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        if not self.in_memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self._connect()
+        for statement in SCHEMA:
+            self._writer.execute(statement)
+        self._reader = self._writer if self.in_memory else self._connect()
+        latest = self._writer.execute("SELECT MAX(last_updated) FROM resources").fetchone()[0]
+        self._clock.last = datetime.fromisoformat(latest) if latest else None
+
+    async def close(self) -> None:
+        for connection in {id(c): c for c in (self._reader, self._writer) if c is not None}.values():
+            connection.close()
+        self._writer = self._reader = None
+
+    def _connection(self, connection: sqlite3.Connection | None) -> sqlite3.Connection:
+        if connection is None:
+            raise RuntimeError("the SQLite store is not open: await store.open() first")
+        return connection
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteOperations]:
+        async with self._lock:
+            writer = self._connection(self._writer)
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteOperations(writer, self._clock)
+            except BaseException:
+                writer.execute("ROLLBACK")
+                raise
+            writer.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[SqliteOperations]:
+        """Committed data only: the reader connection, or the locked shared one for ``:memory:``."""
+        reader = self._connection(self._reader)
+        if reader is self._writer:
+            async with self._lock:
+                yield SqliteOperations(reader, self._clock)
+        else:
+            yield SqliteOperations(reader, self._clock)
+
+    async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
+        async with self.transaction() as tx:
+            return await tx.create(resource, resource_id=resource_id)
+
+    async def update(
+        self, resource: dict[str, Any], *, if_match: int | None = None
+    ) -> tuple[StoredResource, bool]:
+        async with self.transaction() as tx:
+            return await tx.update(resource, if_match=if_match)
+
+    async def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> StoredResource | None:
+        async with self.transaction() as tx:
+            return await tx.delete(resource_type, resource_id, if_match=if_match)
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        async with self._reading() as ops:
+            return await ops.read(resource_type, resource_id)
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        async with self._reading() as ops:
+            return await ops.vread(resource_type, resource_id, version_id)
+
+    async def search(self, query: SearchQuery) -> Page:
+        async with self._reading() as ops:
+            return await ops.search(query)
+
+    async def history(
+        self,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        count: int = 20,
+        offset: int = 0,
+    ) -> Page:
+        async with self._reading() as ops:
+            return await ops.history(resource_type, resource_id, since=since, count=count, offset=offset)
+
+    async def clear(self) -> None:
+        async with self.transaction() as tx:
+            tx.delete_everything()

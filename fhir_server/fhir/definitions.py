@@ -278,7 +278,8 @@ class DefinitionRegistry:
                     None,
                 )
                 kind = JSON_KIND_OF_PRIMITIVE.get(name, "string")
-                compiled = re.compile(regex) if regex and kind == "string" else None
+                # FHIR regexes follow XML Schema, where \\s is ASCII whitespace only (a no-break space is text).
+                compiled = re.compile(regex, re.ASCII) if regex and kind == "string" else None
                 rules[name] = PrimitiveRule(kind, compiled)
             self._primitive_rules = rules
         return self._primitive_rules

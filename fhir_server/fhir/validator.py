@@ -1,0 +1,580 @@
+"""Validation of FHIR R4 JSON against StructureDefinition snapshots, reporting every problem at once.
+
+Two passes, because the API answers them differently (base-rule failures 400, profile failures 422):
+
+* the *structure* pass walks a resource against the core snapshot of its own type: unknown elements, JSON
+  array/single shape, choice types, primitive formats (R4 regexes), cardinality, required bindings, extension
+  shape, contained and Bundle/Parameters resources recursively, reference target types;
+* the *profile* pass walks it against a profile snapshot and reports only what the profile adds to the base:
+  narrowed cardinality, fixed/pattern values, changed bindings and reference targets, restricted choice types,
+  slices (by ``value``/``pattern`` discriminators, extension slices by url) and the extension definitions
+  the slices name.
+
+The walk works on plain dicts and precomputed lookup tables (``definitions.StructureIndex``); it never builds
+model objects, so one pass over a typical ServiceRequest stays well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable, Iterator
+
+from fhir_server.errors import Issue, error, warning
+from fhir_server.fhir.definitions import (
+    CORE_PREFIX,
+    Child,
+    DefinitionRegistry,
+    StructureIndex,
+    canonical,
+    choice_suffix,
+)
+from fhir_server.fhir.terminology import Terminology
+
+INTEGER_RANGES = {
+    "integer": (-2147483648, 2147483647),
+    "positiveInt": (1, 2147483647),
+    "unsignedInt": (0, 2147483647),
+}
+JSON_KIND_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+}
+JSON_KIND_NAMES = {"boolean": "a JSON boolean", "integer": "a JSON integer", "number": "a JSON number",
+                   "string": "a JSON string"}
+# Types whose regex accepts impossible calendar dates (1990-02-30): their leading full date is checked too.
+CALENDAR_TYPES = frozenset({"date", "dateTime", "instant"})
+FULL_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+LITERAL_REFERENCE = re.compile(
+    r"(?:^|/)([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
+)
+RESOURCE_TYPE = "Resource"
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceScope:
+    """What local references can resolve to: contained resources (``#id``) and Bundle entries (``fullUrl``)."""
+
+    contained: dict[str, str] = field(default_factory=dict)  # id -> resourceType
+    bundle: dict[str, str] = field(default_factory=dict)  # fullUrl -> resourceType
+
+
+EMPTY_SCOPE = ReferenceScope()
+
+
+def is_value_key(key: str) -> bool:
+    return key.startswith("value") and len(key) > 5 and key[5].isupper()
+
+
+def contains_pattern(instance: Any, pattern: Any) -> bool:
+    """FHIR ``pattern[x]`` semantics: objects by their pattern keys, arrays by containment, primitives by equality."""
+    if isinstance(pattern, dict):
+        return isinstance(instance, dict) and all(
+            key in instance and contains_pattern(instance[key], value) for key, value in pattern.items()
+        )
+    if isinstance(pattern, list):
+        items = instance if isinstance(instance, list) else [instance]
+        return all(any(contains_pattern(item, wanted) for item in items) for wanted in pattern)
+    return instance == pattern
+
+
+def value_constraint(element: dict[str, Any]) -> tuple[str, Any] | None:
+    """``("fixed" | "pattern", value)`` of an element, if it carries one."""
+    for key, value in element.items():
+        if key.startswith("fixed") and len(key) > 5:
+            return "fixed", value
+        if key.startswith("pattern") and len(key) > 7:
+            return "pattern", value
+    return None
+
+
+def values_at(item: Any, path: str) -> list[Any]:
+    """The values a simple dotted discriminator path reaches in an instance (lists flattened)."""
+    current = [item]
+    for step in path.split("."):
+        following: list[Any] = []
+        for value in current:
+            if isinstance(value, dict) and step in value:
+                found = value[step]
+                following.extend(found if isinstance(found, list) else [found])
+        current = following
+    return current
+
+
+def max_allows(maximum: str | None, count: int) -> bool:
+    return maximum in (None, "*") or count <= int(maximum)
+
+
+class Validator:
+    """Validates resources against the core definitions and the profiles a ``DefinitionRegistry`` hosts."""
+
+    def __init__(self, registry: DefinitionRegistry, terminology: Terminology) -> None:
+        self.registry = registry
+        self.terminology = terminology
+
+    def validate_structure(self, resource: dict[str, Any]) -> list[Issue]:
+        """Base R4 rules of the resource's own type (and of every resource it contains)."""
+        run = _Run(self, profile_mode=False)
+        run.resource(resource, "", EMPTY_SCOPE)
+        return run.issues
+
+    def validate_profiles(
+        self, resource: dict[str, Any], profiles: Sequence[str] = (), *, check_meta_profiles: bool = True
+    ) -> list[Issue]:
+        """Rules of the hosted profiles in ``meta.profile`` (unhosted: a warning) and of ``profiles`` (unknown: error)."""
+        issues: list[Issue] = []
+        resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
+        if not isinstance(resource_type, str):
+            return issues
+        hosted = set(self.registry.hosted_profiles())
+        to_check: list[str] = []
+        if check_meta_profiles:
+            claimed = (resource.get("meta") or {}).get("profile") if isinstance(resource.get("meta"), dict) else None
+            for position, url in enumerate(claimed if isinstance(claimed, list) else []):
+                if not isinstance(url, str) or canonical(url) == CORE_PREFIX + resource_type:
+                    continue
+                if canonical(url) in hosted:
+                    to_check.append(canonical(url))
+                else:
+                    issues.append(warning(
+                        "not-supported",
+                        f"Profile {url} is not hosted by this server; the resource was not validated against it",
+                        f"{resource_type}.meta.profile[{position}]",
+                    ))
+        for url in profiles:
+            if self.registry.get(url) is None:
+                issues.append(error("not-supported", f"Unknown profile {url}", resource_type))
+            elif canonical(url) not in to_check:
+                to_check.append(canonical(url))
+        for url in to_check:
+            issues.extend(self._validate_one_profile(resource, url))
+        return issues
+
+    def validate(
+        self, resource: dict[str, Any], profiles: Sequence[str] = (), *, check_meta_profiles: bool = True
+    ) -> list[Issue]:
+        """Structure and profile issues together."""
+        return self.validate_structure(resource) + self.validate_profiles(
+            resource, profiles, check_meta_profiles=check_meta_profiles
+        )
+
+    def _validate_one_profile(self, resource: dict[str, Any], url: str) -> list[Issue]:
+        index = self.registry.index(url)
+        resource_type = resource["resourceType"]
+        if index is None or "snapshot" not in index.definition:
+            return [error("not-supported", f"Profile {url} has no snapshot to validate against", resource_type)]
+        if index.root_id != resource_type:
+            return [error("invalid", f"Profile {url} constrains {index.root_id}, not {resource_type}", resource_type)]
+        run = _Run(self, profile_mode=True)
+        run.obj(resource, index, index.root_id, resource_type, run.scope_of(resource, EMPTY_SCOPE), is_root=True)
+        return run.issues
+
+
+class _Run:
+    """One validation pass: the issues found so far and whether base or profile rules apply."""
+
+    def __init__(self, validator: Validator, *, profile_mode: bool) -> None:
+        self.registry = validator.registry
+        self.terminology = validator.terminology
+        self.rules = self.registry.primitive_rules()
+        self.profile_mode = profile_mode
+        self.issues: list[Issue] = []
+
+    def fail(self, code: str, diagnostics: str, expression: str) -> None:
+        self.issues.append(error(code, diagnostics, expression))
+
+    # -- resources ----------------------------------------------------------------------------------------
+
+    def scope_of(self, resource: dict[str, Any], outer: ReferenceScope) -> ReferenceScope:
+        contained = resource.get("contained")
+        entries = resource.get("entry") if resource.get("resourceType") == "Bundle" else None
+        if not isinstance(contained, list) and not isinstance(entries, list):
+            return outer
+        contained_types = dict(outer.contained)
+        for item in contained if isinstance(contained, list) else ():
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                contained_types[item["id"]] = item.get("resourceType", "")
+        bundle_types = outer.bundle
+        if isinstance(entries, list):
+            bundle_types = {
+                entry["fullUrl"]: entry["resource"].get("resourceType", "")
+                for entry in entries
+                if isinstance(entry, dict) and isinstance(entry.get("fullUrl"), str)
+                and isinstance(entry.get("resource"), dict)
+            }
+        return ReferenceScope(contained_types, bundle_types)
+
+    def resource(self, resource: Any, expression: str, outer: ReferenceScope) -> None:
+        """Validate a whole resource (root, contained, or inside a Bundle entry / Parameters) by its own type."""
+        if not isinstance(resource, dict):
+            self.fail("structure", "A resource must be a JSON object", expression)
+            return
+        resource_type = resource.get("resourceType")
+        if not isinstance(resource_type, str) or not self.registry.is_resource_type(resource_type):
+            self.fail("invalid", f"Unknown resourceType {resource_type!r}", expression + ".resourceType"
+                      if expression else "resourceType")
+            return
+        index = self.registry.index(resource_type)
+        assert index is not None
+        self.obj(resource, index, resource_type, expression or resource_type, self.scope_of(resource, outer),
+                 is_root=True)
+
+    # -- objects --------------------------------------------------------------------------------------------
+
+    def obj(
+        self,
+        value: Any,
+        index: StructureIndex,
+        element_id: str,
+        expression: str,
+        scope: ReferenceScope,
+        *,
+        is_root: bool = False,
+    ) -> None:
+        """Walk one JSON object against the children of ``element_id``; then check the children's cardinality."""
+        if not isinstance(value, dict):
+            if not self.profile_mode:
+                self.fail("structure", "Expected a JSON object", expression)
+            return
+        if not value and not self.profile_mode:
+            self.fail("structure", "Empty objects are not allowed", expression)
+            return
+        properties = index.properties.get(element_id, {})
+        counts: dict[int, int] = {}
+        for key, item in value.items():
+            if key == "resourceType" and is_root:
+                continue
+            if key.startswith("_"):
+                self.primitive_extension(key, item, value, properties, expression, counts)
+                continue
+            child = properties.get(key)
+            if child is None:
+                self.unknown_property(key, index, element_id, expression)
+                continue
+            counts[id(child.element)] = counts.get(id(child.element), 0) + (
+                len(item) if isinstance(item, list) else 1
+            )
+            self.property(item, value.get("_" + key), child, index, expression, scope)
+        self.cardinality(index, element_id, counts, expression)
+        if not self.profile_mode and element_id == "Extension" and index.root_id == "Extension":
+            self.extension_shape(value, expression)
+
+    def unknown_property(self, key: str, index: StructureIndex, element_id: str, expression: str) -> None:
+        """A property the element does not define: a choice of a type not allowed, or an unknown element."""
+        for stem, element in index.choice_stems.get(element_id, {}).items():
+            if key.startswith(stem) and len(key) > len(stem) and key[len(stem)].isupper():
+                allowed = ", ".join(stem + choice_suffix(t["code"]) for t in element.get("type", []))
+                rule = "the profile" if self.profile_mode else "the definition"
+                self.fail("structure", f"'{key}' is not allowed by {rule} (allowed: {allowed})",
+                          f"{expression}.{stem}")
+                return
+        if not self.profile_mode:
+            self.fail("structure", f"Unknown element '{key}'", f"{expression}.{key}")
+
+    def cardinality(self, index: StructureIndex, element_id: str, counts: dict[int, int], expression: str) -> None:
+        for element in index.children.get(element_id, ()):
+            minimum, maximum = element.get("min", 0), element.get("max")
+            if self.profile_mode:
+                base = element.get("base", {})
+                if minimum == base.get("min", 0) and maximum == base.get("max", maximum):
+                    continue
+            count = counts.get(id(element), 0)
+            name = element["path"].rsplit(".", 1)[-1].removesuffix("[x]")
+            if count < minimum:
+                self.fail("required", f"Element '{name}' is required (min {minimum}, found {count})",
+                          f"{expression}.{name}")
+            elif not max_allows(maximum, count):
+                self.fail("structure", f"Element '{name}' allows at most {maximum} (found {count})",
+                          f"{expression}.{name}")
+
+    def extension_shape(self, extension: dict[str, Any], expression: str) -> None:
+        has_value = any(is_value_key(key) for key in extension)
+        if has_value == ("extension" in extension):
+            self.fail("invalid", "An extension must have either a value[x] or nested extensions, not both",
+                      expression)
+
+    # -- properties -----------------------------------------------------------------------------------------
+
+    def items(self, value: Any, child: Child, expression: str) -> Iterator[tuple[str, Any, int | None]]:
+        """(expression, item, array position) of a property's value, checking the JSON array/single shape."""
+        path = f"{expression}.{child.name}"
+        if isinstance(value, list):
+            if not self.profile_mode:
+                if not child.is_array:
+                    self.fail("structure", f"'{child.name}' repeats at most once: give a single value, not an array",
+                              path)
+                elif not value:
+                    self.fail("structure", "Empty arrays are not allowed", path)
+            for position, item in enumerate(value):
+                yield f"{path}[{position}]", item, position
+            return
+        if child.is_array and not self.profile_mode:
+            self.fail("structure", f"'{child.name}' repeats: FHIR JSON requires an array", path)
+        yield path, value, None
+
+    def property(
+        self,
+        value: Any,
+        companion: Any,
+        child: Child,
+        index: StructureIndex,
+        expression: str,
+        scope: ReferenceScope,
+    ) -> None:
+        is_primitive = child.type in self.rules
+        slice_elements = index.slices.get(child.element.get("id", "")) if self.profile_mode else None
+        collected: list[tuple[str, Any]] = []
+        for path, item, position in self.items(value, child, expression):
+            if is_primitive:
+                if not self.profile_mode:
+                    self.primitive(item, child.type, path, self.companion_at(companion, position))
+            elif child.type == RESOURCE_TYPE and not index.has_children(child.element.get("id", "")):
+                if not self.profile_mode:
+                    self.resource(item, path, scope)
+            else:
+                target = self.registry.descend(index, child)
+                if target is not None and (not self.profile_mode or target[0] is index):
+                    self.obj(item, target[0], target[1], path, scope)
+            self.item_rules(item, child.element, child.type, path, scope)
+            if slice_elements:
+                collected.append((path, item))
+        if slice_elements:
+            self.slices(collected, child, slice_elements, index, expression, scope)
+
+    @staticmethod
+    def companion_at(companion: Any, position: int | None) -> Any:
+        if position is None:
+            return companion
+        if isinstance(companion, list) and position < len(companion):
+            return companion[position]
+        return None
+
+    def primitive_extension(
+        self,
+        key: str,
+        value: Any,
+        parent: dict[str, Any],
+        properties: dict[str, Child],
+        expression: str,
+        counts: dict[int, int],
+    ) -> None:
+        """``_birthDate``: the id/extensions of a primitive, alone or beside its value."""
+        child = properties.get(key[1:])
+        if child is None or child.type not in self.rules:
+            if not self.profile_mode:
+                self.fail("structure", f"Unknown element '{key}'", f"{expression}.{key}")
+            return
+        if key[1:] not in parent:
+            counts[id(child.element)] = counts.get(id(child.element), 0) + (
+                len(value) if isinstance(value, list) else 1
+            )
+        if self.profile_mode:
+            return
+        index = self.registry.index(child.type)
+        assert index is not None
+        for path, item, _ in self.items(value, child, expression):
+            if item is not None:
+                self.obj(item, index, child.type, path, EMPTY_SCOPE)
+
+    def primitive(self, value: Any, type_name: str, expression: str, companion: Any) -> None:
+        if value is None:
+            if companion is None:
+                self.fail("structure", "null is only allowed where the primitive has an extension", expression)
+            return
+        rule = self.rules[type_name]
+        if not JSON_KIND_CHECKS[rule.json_kind](value):
+            self.fail("structure", f"A {type_name} must be {JSON_KIND_NAMES[rule.json_kind]}, not {value!r}",
+                      expression)
+            return
+        if rule.json_kind == "integer":
+            low, high = INTEGER_RANGES.get(type_name, INTEGER_RANGES["integer"])
+            if not low <= value <= high:
+                self.fail("value", f"{value} is out of range for {type_name}", expression)
+            return
+        if rule.json_kind != "string":
+            return
+        if not value.strip():
+            self.fail("value", f"A {type_name} must not be empty", expression)
+        elif rule.pattern is not None and not rule.pattern.fullmatch(value):
+            self.fail("value", f"{value!r} is not a valid {type_name}", expression)
+        elif type_name in CALENDAR_TYPES and not self.is_calendar_date(value):
+            self.fail("value", f"{value!r} is not a valid {type_name}: no such date", expression)
+
+    @staticmethod
+    def is_calendar_date(value: str) -> bool:
+        match = FULL_DATE.match(value)
+        if match is None:
+            return True
+        try:
+            date(int(match[1]), int(match[2]), int(match[3]))
+        except ValueError:
+            return False
+        return True
+
+    # -- per-item rules: bindings, fixed/pattern, references ---------------------------------------------------
+
+    def item_rules(self, item: Any, element: dict[str, Any], type_name: str, expression: str,
+                   scope: ReferenceScope) -> None:
+        base = self.registry.base_element(element) if self.profile_mode else None
+        binding = element.get("binding")
+        if binding and binding.get("strength") == "required" and binding.get("valueSet"):
+            if not self.profile_mode or (base or {}).get("binding", {}).get("valueSet") != binding["valueSet"]:
+                self.binding(item, type_name, binding["valueSet"], expression)
+        if type_name == "Reference" and isinstance(item, dict):
+            targets = [p for t in element.get("type", ()) if t.get("code") == "Reference"
+                       for p in t.get("targetProfile", ())]
+            if not self.profile_mode or sorted(targets) != sorted(
+                p for t in (base or {}).get("type", ()) if t.get("code") == "Reference"
+                for p in t.get("targetProfile", ())
+            ):
+                self.reference_target(item, targets, expression, scope)
+        if self.profile_mode:
+            constraint = value_constraint(element)
+            if constraint is not None:
+                kind, expected = constraint
+                matches = item == expected if kind == "fixed" else contains_pattern(item, expected)
+                if not matches:
+                    self.fail("value", f"Value does not match the profile's {kind} value {expected!r}", expression)
+
+    def binding(self, item: Any, type_name: str, value_set: str, expression: str) -> None:
+        checker = BINDING_CHECKS.get(type_name)
+        if checker is not None:
+            checker(self, item, value_set, expression)
+
+    def code_binding(self, item: Any, value_set: str, expression: str) -> None:
+        if isinstance(item, str) and self.terminology.validate_code(value_set, None, item) is False:
+            self.fail("code-invalid", f"Code '{item}' is not in the required value set {value_set}", expression)
+
+    def coding_binding(self, item: Any, value_set: str, expression: str) -> None:
+        if isinstance(item, dict) and self.coding_verdict(item, value_set) is False:
+            self.fail("code-invalid", f"Coding {item.get('system')}|{item.get('code')} is not in the required "
+                      f"value set {value_set}", expression + ".code")
+
+    def coding_verdict(self, coding: dict[str, Any], value_set: str) -> bool | None:
+        code = coding.get("code")
+        if not isinstance(code, str):
+            return None
+        system = coding.get("system")
+        return self.terminology.validate_code(value_set, system if isinstance(system, str) else None, code)
+
+    def codeable_concept_binding(self, item: Any, value_set: str, expression: str) -> None:
+        if not isinstance(item, dict):
+            return
+        codings = [c for c in item.get("coding", []) if isinstance(c, dict)] if isinstance(
+            item.get("coding"), list) else []
+        verdicts = [self.coding_verdict(coding, value_set) for coding in codings]
+        if not codings:
+            if self.terminology.expansion(value_set) is not None:
+                self.fail("code-invalid", f"A coding from the required value set {value_set} is needed", expression)
+            return
+        if any(verdict is not False for verdict in verdicts):
+            return
+        for position, coding in enumerate(codings):
+            self.fail("code-invalid", f"Coding {coding.get('system')}|{coding.get('code')} is not in the required "
+                      f"value set {value_set}", f"{expression}.coding[{position}].code")
+
+    def reference_target(self, reference: dict[str, Any], target_profiles: list[str], expression: str,
+                         scope: ReferenceScope) -> None:
+        allowed = {self.registry.type_of(url) for url in target_profiles}
+        if not allowed or None in allowed or RESOURCE_TYPE in allowed:
+            return  # any type, or a target profile this server cannot resolve: nothing to judge
+        target = self.referenced_type(reference, scope)
+        if target is not None and target not in allowed:
+            self.fail("invalid", f"Reference to {target} is not allowed here (allowed: {', '.join(sorted(allowed))})",
+                      expression + ".reference" if "reference" in reference else expression)
+
+    def referenced_type(self, reference: dict[str, Any], scope: ReferenceScope) -> str | None:
+        literal = reference.get("reference")
+        if isinstance(literal, str):
+            if literal.startswith("#"):
+                return scope.contained.get(literal[1:]) or None
+            if literal in scope.bundle:
+                return scope.bundle[literal] or None
+            match = LITERAL_REFERENCE.search(literal)
+            if match and self.registry.is_resource_type(match[1]):
+                return match[1]
+            return None
+        declared = reference.get("type")
+        if isinstance(declared, str) and self.registry.is_resource_type(declared):
+            return declared
+        return None
+
+    # -- slicing -----------------------------------------------------------------------------------------------
+
+    def slices(
+        self,
+        items: list[tuple[str, Any]],
+        child: Child,
+        slice_elements: list[dict[str, Any]],
+        index: StructureIndex,
+        expression: str,
+        scope: ReferenceScope,
+    ) -> None:
+        slicing = child.element.get("slicing") or {}
+        discriminators = slicing.get("discriminator", [])
+        members: dict[str, int] = {element["id"]: 0 for element in slice_elements}
+        for path, item in items:
+            matched = next(
+                (s for s in slice_elements if discriminators
+                 and all(self.discriminator_matches(item, s, d, index) for d in discriminators)),
+                None,
+            )
+            if matched is None:
+                if slicing.get("rules") == "closed":
+                    self.fail("structure", f"The item matches none of the slices of '{child.name}' and the slicing "
+                              "is closed", path)
+                continue
+            members[matched["id"]] += 1
+            self.slice_member(item, matched, index, path, scope)
+        for element in slice_elements:
+            count, minimum, maximum = members[element["id"]], element.get("min", 0), element.get("max")
+            label = f"Slice '{element.get('sliceName')}' of '{child.name}'"
+            if count < minimum:
+                self.fail("required", f"{label} is required (min {minimum}, found {count})",
+                          f"{expression}.{child.name}")
+            elif not max_allows(maximum, count):
+                self.fail("structure", f"{label} allows at most {maximum} (found {count})",
+                          f"{expression}.{child.name}")
+
+    def slice_member(self, item: Any, element: dict[str, Any], index: StructureIndex, path: str,
+                     scope: ReferenceScope) -> None:
+        types = element.get("type", [])
+        type_name = types[0]["code"] if types else ""
+        self.item_rules(item, element, type_name, path, scope)
+        if index.has_children(element["id"]):
+            self.obj(item, index, element["id"], path, scope)
+        for profile_url in (p for t in types for p in t.get("profile", ())):
+            profile_index = self.registry.index(profile_url)
+            if profile_index is not None and profile_index is not index and "snapshot" in profile_index.definition:
+                self.obj(item, profile_index, profile_index.root_id, path, scope)
+
+    def discriminator_matches(self, item: Any, slice_element: dict[str, Any], discriminator: dict[str, Any],
+                              index: StructureIndex) -> bool:
+        if discriminator.get("type") not in ("value", "pattern"):
+            return False
+        path = discriminator.get("path", "$this")
+        target = slice_element if path == "$this" else index.by_id.get(f"{slice_element['id']}.{path}")
+        constraint = value_constraint(target) if target is not None else None
+        if constraint is None and path == "url":
+            profiles = [p for t in slice_element.get("type", ()) for p in t.get("profile", ())]
+            constraint = ("fixed", canonical(profiles[0])) if profiles else None
+        if constraint is None:
+            return False
+        kind, expected = constraint
+        candidates = [item] if path == "$this" else values_at(item, path)
+        if kind == "fixed":
+            return any(candidate == expected for candidate in candidates)
+        return any(contains_pattern(candidate, expected) for candidate in candidates)
+
+
+BINDING_CHECKS: dict[str, Callable[[_Run, Any, str, str], None]] = {
+    "code": _Run.code_binding,
+    "string": _Run.code_binding,
+    "uri": _Run.code_binding,
+    "Coding": _Run.coding_binding,
+    "CodeableConcept": _Run.codeable_concept_binding,
+}

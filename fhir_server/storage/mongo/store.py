@@ -1,0 +1,146 @@
+"""MongoStore: the production backend's lifecycle, transactions and write retries.
+
+MongoDB multi-document transactions need a replica set (a single-node one will do, see docker/compose.yaml).
+Every single write (create, update, delete) runs in a transaction of its own through pymongo's
+``with_transaction``, which retries on transient errors (a write conflict with a concurrent writer) and on an
+unknown commit result; a lost version race without If-Match is retried on the newer version, with If-Match
+it is a 412. ``transaction()`` gives the caller one transaction for many operations: on a write conflict the
+whole block cannot be replayed, so it ends in a 409 the client can retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from fhir_server.errors import conflict
+from fhir_server.storage.base import Page, StoredResource
+from fhir_server.storage.mongo.adapter import MongoCollections, VersionRace
+from fhir_server.storage.mongo.operations import MongoResourceOperations
+
+if TYPE_CHECKING:
+    from fhir_server.search.query import SearchQuery
+
+T = TypeVar("T")
+DEFAULT_DATABASE = "fhir"
+# Version races a single write retries on the newer version before giving up with a 409.
+RACE_ATTEMPTS = 5
+RETRYABLE_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
+
+
+def database_name(url: str) -> str:
+    """The database a ``mongodb://host:port/dbname?options`` URL names (``fhir`` when it names none)."""
+    return unquote(urlsplit(url).path.strip("/")) or DEFAULT_DATABASE
+
+
+def _is_retryable(error: PyMongoError) -> bool:
+    return any(error.has_error_label(label) for label in RETRYABLE_LABELS)
+
+
+class MongoStore:
+    """``ResourceStore`` on MongoDB (see :mod:`fhir_server.storage.mongo` for the data model)."""
+
+    def __init__(self, url: str, database: str = DEFAULT_DATABASE) -> None:
+        self.url = url
+        self.database_name = database
+        self._client: AsyncMongoClient | None = None
+        self._database: AsyncDatabase | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> "MongoStore":
+        return cls(url, database_name(url))
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._client is None:
+            # tz_aware: dates come back as UTC-aware datetimes, as StoredResource.last_updated promises.
+            self._client = AsyncMongoClient(self.url, tz_aware=True, uuidRepresentation="standard")
+            self._database = self._client[self.database_name]
+        await MongoCollections(self._db).ensure_indexes()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        self._client = None
+        self._database = None
+
+    async def clear(self) -> None:
+        await MongoCollections(self._db).drop()
+
+    @property
+    def _db(self) -> AsyncDatabase:
+        if self._database is None:
+            raise RuntimeError("MongoStore is not open: await store.open() first")
+        return self._database
+
+    def _operations(self, session: AsyncClientSession | None = None) -> MongoResourceOperations:
+        return MongoResourceOperations(MongoCollections(self._db, session))
+
+    # -- transactions ------------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[MongoResourceOperations]:
+        assert self._client is not None, "MongoStore is not open"
+        async with self._client.start_session() as session:
+            try:
+                async with await session.start_transaction():
+                    yield self._operations(session)
+            except VersionRace as exc:
+                raise conflict(f"a concurrent request changed the same resource; retry ({exc})") from exc
+            except PyMongoError as exc:
+                if not _is_retryable(exc):
+                    raise
+                raise conflict(f"a concurrent request changed the same resources; retry ({exc})") from exc
+
+    async def _write(self, operation: Callable[[MongoResourceOperations], Awaitable[T]]) -> T:
+        """Run one write in a transaction of its own (see the module docstring for the retries)."""
+        assert self._client is not None, "MongoStore is not open"
+        async with self._client.start_session() as session:
+            for _ in range(RACE_ATTEMPTS):
+                try:
+                    return await session.with_transaction(lambda s: operation(self._operations(s)))
+                except VersionRace:
+                    continue
+        raise conflict("the resource kept changing while being written; retry")
+
+    # -- ResourceOperations ------------------------------------------------------------------------------------
+
+    async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
+        return await self._write(lambda ops: ops.create(resource, resource_id=resource_id))
+
+    async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
+        return await self._write(lambda ops: ops.update(resource, if_match=if_match))
+
+    async def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> StoredResource | None:
+        return await self._write(lambda ops: ops.delete(resource_type, resource_id, if_match=if_match))
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        return await self._operations().read(resource_type, resource_id)
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        return await self._operations().vread(resource_type, resource_id, version_id)
+
+    async def search(self, query: "SearchQuery") -> Page:
+        return await self._operations().search(query)
+
+    async def history(
+        self,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        count: int = 20,
+        offset: int = 0,
+    ) -> Page:
+        return await self._operations().history(resource_type, resource_id, since=since, count=count, offset=offset)

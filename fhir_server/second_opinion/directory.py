@@ -1,0 +1,152 @@
+"""Candidate professionals, read from the stored Plan-Net provider directory.
+
+The routing rules work on a :class:`Directory` snapshot (plain data), so they are pure and testable on any set
+of directory resources; :func:`load_directory` builds that snapshot from a store with a handful of searches
+(PractitionerRoles by specialty, their Practitioners, the plan's InsurancePlan).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from fhir_server.second_opinion.references import read_or_none
+from fhir_server.second_opinion.codes import NETWORK_REFERENCE_EXT, NUCC_SYSTEM, ORG_TYPE_SYSTEM, PLAN_KEY_SYSTEM
+from fhir_server.search.query import Criterion, ReferenceValue, SearchQuery, TokenValue
+from fhir_server.storage.base import ResourceOperations
+
+PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One PractitionerRole as routing sees it."""
+
+    role: str  # "PractitionerRole/id"
+    practitioner: str  # "Practitioner/id"
+    organization: str | None  # "Organization/id" (the physician group)
+    specialties: frozenset[str]  # NUCC codes
+    networks: frozenset[str]  # "Organization/id" of each network-reference
+    board_certifications: frozenset[str]  # NUCC codes of the practitioner's board certifications
+    active: bool
+
+
+@dataclass(frozen=True)
+class Directory:
+    candidates: tuple[Candidate, ...]
+    plan_networks: frozenset[str]
+
+    def in_network(self, candidate: Candidate) -> bool:
+        return bool(candidate.networks & self.plan_networks)
+
+
+def _nucc_codes(concepts: Iterable[dict[str, Any]]) -> frozenset[str]:
+    return frozenset(
+        coding["code"]
+        for concept in concepts
+        for coding in concept.get("coding", ())
+        if coding.get("system") == NUCC_SYSTEM and coding.get("code")
+    )
+
+
+def board_certifications(practitioner: Mapping[str, Any] | None) -> frozenset[str]:
+    """NUCC codes of a Practitioner's qualifications issued by a board (contract: code = NUCC, issuer = board)."""
+    if not practitioner:
+        return frozenset()
+    return _nucc_codes(q["code"] for q in practitioner.get("qualification", ()) if q.get("issuer") and q.get("code"))
+
+
+def candidate_from(role: Mapping[str, Any], practitioner: Mapping[str, Any] | None) -> Candidate:
+    networks = frozenset(
+        ext["valueReference"]["reference"]
+        for ext in role.get("extension", ())
+        if ext.get("url") == NETWORK_REFERENCE_EXT and ext.get("valueReference", {}).get("reference")
+    )
+    return Candidate(
+        role=f"PractitionerRole/{role['id']}",
+        practitioner=role.get("practitioner", {}).get("reference", ""),
+        organization=role.get("organization", {}).get("reference"),
+        specialties=_nucc_codes(role.get("specialty", ())),
+        networks=networks,
+        board_certifications=board_certifications(practitioner),
+        active=role.get("active", True) is not False,
+    )
+
+
+def directory_from_resources(resources: Iterable[Mapping[str, Any]], plan_key: str) -> Directory:
+    """A snapshot of a whole set of directory resources (e.g. the entries of a directory Bundle)."""
+    by_type: dict[str, list[Mapping[str, Any]]] = {}
+    for resource in resources:
+        by_type.setdefault(resource["resourceType"], []).append(resource)
+    practitioners = {f"Practitioner/{p['id']}": p for p in by_type.get("Practitioner", ())}
+    plans = [p for p in by_type.get("InsurancePlan", ()) if _has_plan_key(p, plan_key)]
+    return Directory(
+        candidates=tuple(
+            candidate_from(role, practitioners.get(role.get("practitioner", {}).get("reference", "")))
+            for role in by_type.get("PractitionerRole", ())
+        ),
+        plan_networks=frozenset(n["reference"] for p in plans for n in p.get("network", ()) if n.get("reference")),
+    )
+
+
+def _has_plan_key(plan: Mapping[str, Any], plan_key: str) -> bool:
+    return any(i.get("value") == plan_key for i in plan.get("identifier", ()))
+
+
+def _token(name: str, *values: tuple[str | None, str | None]) -> Criterion:
+    return Criterion(name=name, type="token", values=tuple(TokenValue(s, c) for s, c in values))
+
+
+async def _search(ops: ResourceOperations, resource_type: str, *criteria: Criterion) -> list[dict[str, Any]]:
+    page = await ops.search(
+        SearchQuery(resource_type=resource_type, criteria=list(criteria), count=PAGE_SIZE, total="none")
+    )
+    return [item.resource for item in page.items if item.resource is not None]
+
+
+async def plan_networks(ops: ResourceOperations, plan_key: str) -> frozenset[str]:
+    plans = await _search(ops, "InsurancePlan", _token("identifier", (PLAN_KEY_SYSTEM, plan_key)))
+    return frozenset(n["reference"] for p in plans for n in p.get("network", ()) if n.get("reference"))
+
+
+async def load_directory(ops: ResourceOperations, plan_key: str, specialties: Iterable[str]) -> Directory:
+    """Every PractitionerRole offering one of ``specialties`` (active or not: routing decides), with the board
+    certifications of its Practitioner and the networks of the plan."""
+    codes = sorted(set(specialties))
+    roles = await _search(ops, "PractitionerRole", _token("specialty", *((NUCC_SYSTEM, c) for c in codes))) if codes else []
+    practitioners: dict[str, dict[str, Any] | None] = {}
+    for role in roles:
+        reference = role.get("practitioner", {}).get("reference", "")
+        if reference and reference not in practitioners:
+            practitioners[reference] = await read_or_none(ops, reference)
+    return Directory(
+        candidates=tuple(
+            candidate_from(role, practitioners.get(role.get("practitioner", {}).get("reference", ""))) for role in roles
+        ),
+        plan_networks=await plan_networks(ops, plan_key),
+    )
+
+
+def is_physician_group(organization: Mapping[str, Any] | None) -> bool:
+    return bool(organization) and any(
+        coding.get("system") == ORG_TYPE_SYSTEM and coding.get("code") == "prvgrp"
+        for concept in organization.get("type", ())
+        for coding in concept.get("coding", ())
+    )
+
+
+async def active_group_of(ops: ResourceOperations, practitioner: str) -> str | None:
+    """The physician group of a Practitioner's one active role in a ``prvgrp`` Organization (contract)."""
+    resource_type, _, resource_id = practitioner.partition("/")
+    roles = await _search(
+        ops,
+        "PractitionerRole",
+        Criterion(name="practitioner", type="reference", values=(ReferenceValue(resource_type, resource_id),)),
+    )
+    groups = set()
+    for role in roles:
+        organization = role.get("organization", {}).get("reference")
+        if role.get("active", True) is not False and organization:
+            if is_physician_group(await read_or_none(ops, organization)):
+                groups.add(organization)
+    return groups.pop() if len(groups) == 1 else None

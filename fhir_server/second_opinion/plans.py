@@ -1,0 +1,189 @@
+"""Plan rules as data: one YAML file per plan in ``mappings/plans/``, keyed by the Coverage.class plan value.
+
+Adding a plan is adding a data file; the rules engine (:mod:`routing`) reads only these fields, never a plan
+name. The shared specialty equivalences, the primary-care codes and business-day calendars live beside the
+plans so two plans never disagree about what "Medical Oncology" is equivalent to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fhir_server.errors import error, unprocessable
+
+# The situations a plan must map to an outcome (see routing.Situation), and the outcomes it may choose.
+SITUATIONS = (
+    "complete-qualifying",
+    "other-reason",
+    "nobody-qualified",
+    "member-choice-not-qualified",
+    "member-choice-out-of-network",
+    "out-of-network-only",
+)
+OUTCOMES = frozenset({"certify", "physician-review", "member-services"})
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    """Which local days count as business days, for "5 business days" due times."""
+
+    time_zone: str
+    weekend_days: frozenset[int]  # date.weekday() numbers
+    holidays: frozenset[date]
+
+    def is_business_day(self, day: date) -> bool:
+        return day.weekday() not in self.weekend_days and day not in self.holidays
+
+
+@dataclass(frozen=True)
+class DueTimes:
+    calendar: BusinessCalendar
+    routine_business_days: int
+    expedited_hours: int
+    legal_source: str
+
+
+@dataclass(frozen=True)
+class PlanRules:
+    """Everything the engine needs to know about one plan (see the YAML files for the policy text)."""
+
+    key: str
+    display: str
+    payer: str  # "Organization/id"
+    source: str
+    qualifying_reasons: frozenset[str]
+    third_opinion_covered: bool
+    decisions: dict[str, str]  # situation -> outcome
+    equivalent_specialties: bool
+    board_certification_specialty_care: bool
+    board_certification_primary_care: bool
+    expert_panel_network: str | None  # "Organization/id"
+    physician_groups_decide: bool
+    plan_copy_endpoint: str | None
+    authorization_number_prefix: str
+    authorization_validity_days: int
+    authorization_quantity: int
+    due_times: DueTimes
+    notes: dict[str, tuple[str, ...]]
+
+    def outcome_for(self, situation: str) -> str:
+        return self.decisions[situation]
+
+    def board_certification_required(self, primary_care: bool) -> bool:
+        return self.board_certification_primary_care if primary_care else self.board_certification_specialty_care
+
+    def notes_for(self, key: str) -> tuple[str, ...]:
+        return self.notes.get(key, ())
+
+
+@dataclass(frozen=True)
+class Specialties:
+    """NUCC specialty knowledge shared by all plans."""
+
+    equivalences: dict[str, frozenset[str]]  # symmetric closure
+    primary_care: frozenset[str]
+
+    def equivalents_of(self, code: str) -> frozenset[str]:
+        return self.equivalences.get(code, frozenset())
+
+    def is_primary_care(self, code: str) -> bool:
+        return code in self.primary_care
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def load_calendar(mappings_dir: Path, name: str) -> BusinessCalendar:
+    data = _load_yaml(mappings_dir / "calendars" / f"{name}.yaml")
+    return BusinessCalendar(
+        time_zone=data["time_zone"],
+        weekend_days=frozenset(WEEKDAYS.index(day) for day in data["weekend"]),
+        holidays=frozenset(date.fromisoformat(str(day)) for day in data["holidays"]),
+    )
+
+
+def load_specialties(mappings_dir: Path) -> Specialties:
+    data = _load_yaml(mappings_dir / "specialty-equivalences.yaml")
+    pairs: dict[str, set[str]] = {}
+    for code, equivalents in data["equivalences"].items():
+        for other in equivalents:
+            pairs.setdefault(code, set()).add(other)
+            pairs.setdefault(other, set()).add(code)
+    return Specialties(
+        equivalences={code: frozenset(others) for code, others in pairs.items()},
+        primary_care=frozenset(data["primary_care"]),
+    )
+
+
+def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
+    """Build and check one plan; a plan file missing a situation fails at load time, not mid-request."""
+    decisions = dict(data["decisions"])
+    missing = [s for s in SITUATIONS if s not in decisions]
+    unknown = {o for o in decisions.values() if o not in OUTCOMES}
+    if missing or unknown:
+        raise ValueError(f"plan {data.get('key')}: situations without outcome {missing}, unknown outcomes {unknown}")
+    qualification = data["qualification"]
+    board = qualification["board_certification"]
+    due = data["due_times"]
+    authorization = data["authorization"]
+    return PlanRules(
+        key=data["key"],
+        display=data["display"],
+        payer=data["payer"],
+        source=data["source"],
+        qualifying_reasons=frozenset(data["qualifying_reasons"]),
+        third_opinion_covered=bool(data["third_opinion_covered"]),
+        decisions=decisions,
+        equivalent_specialties=bool(qualification["equivalent_specialties"]),
+        board_certification_specialty_care=bool(board["specialty_care"]),
+        board_certification_primary_care=bool(board["primary_care"]),
+        expert_panel_network=qualification.get("expert_panel_network"),
+        physician_groups_decide=bool(data["delegation"]["physician_groups_decide"]),
+        plan_copy_endpoint=data["delegation"].get("plan_copy_endpoint"),
+        authorization_number_prefix=authorization["number_prefix"],
+        authorization_validity_days=int(authorization["validity_days"]),
+        authorization_quantity=int(authorization["quantity"]),
+        due_times=DueTimes(
+            calendar=load_calendar(mappings_dir, due["calendar"]),
+            routine_business_days=int(due["routine_business_days"]),
+            expedited_hours=int(due["expedited_hours"]),
+            legal_source=due["legal_source"],
+        ),
+        notes={key: tuple(texts) for key, texts in data.get("notes", {}).items()},
+    )
+
+
+@dataclass(frozen=True)
+class PlanCatalog:
+    """All plans of a mappings directory plus the shared specialty knowledge."""
+
+    plans: dict[str, PlanRules]
+    specialties: Specialties
+
+    def rules_for(self, plan_key: str | None, expression: str = "Coverage.class") -> PlanRules:
+        """The rules of the plan a Coverage names; an unknown plan is a 422 naming ``expression``."""
+        rules = self.plans.get(plan_key or "")
+        if rules is None:
+            raise unprocessable(
+                [error("business-rule", f"Unknown health plan {plan_key!r}: no plan rules are defined for it", expression)]
+            )
+        return rules
+
+
+@lru_cache(maxsize=8)
+def load_catalog(mappings_dir: Path) -> PlanCatalog:
+    """Read every ``plans/*.yaml`` once per directory (the files are static while the server runs)."""
+    plans = {}
+    for path in sorted((mappings_dir / "plans").glob("*.yaml")):
+        rules = parse_plan(_load_yaml(path), mappings_dir)
+        plans[rules.key] = rules
+    return PlanCatalog(plans=plans, specialties=load_specialties(mappings_dir))

@@ -1,0 +1,134 @@
+"""The rules engine: who gives the opinion, and what happens to the request, driven by plan data.
+
+Pure: a :class:`RoutingRequest` (what the submission says), the plan's :class:`~plans.PlanRules`, the shared
+:class:`~plans.Specialties` and a :class:`~directory.Directory` snapshot in; a :class:`RoutingDecision` out.
+
+Who qualifies (Health Net "appropriately qualified health care professional ... of the same or equivalent
+specialty"; 90.2.17 procedure 6b "a Board Certified Physician of the same specialty"): an active role of the
+requested specialty (or an equivalent one where the plan accepts them; any primary-care specialty for
+primary care), board-certified where the plan requires it, whose practitioner is not already involved.
+
+Where to look (90.2.17 procedure 6a/6b, Health Net "make every effort to accommodate the member within the PPG
+network ... out-of-network ... when no participating provider is available"): the member's physician group,
+then the plan's networks (its expert panel first where it keeps one), then out of network.
+
+What happens is the plan's outcome for the situation found (``PlanRules.decisions``); the engine never
+denies: outcomes are certify (A1) or a pended review (A4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fhir_server.second_opinion.directory import Candidate, Directory
+from fhir_server.second_opinion.plans import PlanRules, Specialties
+
+TIERS = ("group", "network", "out-of-network")
+INFORMATION_MISSING = "information-missing"
+
+
+@dataclass(frozen=True)
+class RoutingRequest:
+    specialty: str  # NUCC code of ServiceRequest.performerType
+    reasons: tuple[str, ...]  # codes of the reason CodeSystem (others are kept as given)
+    member_group: str | None  # "Organization/id"
+    involved: frozenset[str]  # "Practitioner/id" of everyone already involved
+    chosen: str | None = None  # "Practitioner/id": the member's choice (ServiceRequest.performer)
+    third_opinion: bool = False
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    outcome: str  # certify | physician-review | member-services | information-missing
+    situation: str  # a plans.SITUATIONS entry, or information-missing
+    tier: str  # group | network | out-of-network | none
+    provider: Candidate | None
+    primary_care: bool
+    reason: str  # the reason reported for this request
+    qualifying: bool
+
+
+def acceptable_specialties(specialty: str, rules: PlanRules, specialties: Specialties) -> frozenset[str]:
+    """The NUCC codes that qualify for a requested specialty: any primary-care code for primary care (90.2.17
+    6a); the code itself plus its equivalents where the plan accepts them (Health Net "same or equivalent")."""
+    if specialties.is_primary_care(specialty):
+        return specialties.primary_care
+    if rules.equivalent_specialties:
+        return frozenset({specialty}) | specialties.equivalents_of(specialty)
+    return frozenset({specialty})
+
+
+def qualified_candidates(
+    request: RoutingRequest, rules: PlanRules, specialties: Specialties, directory: Directory
+) -> list[Candidate]:
+    acceptable = acceptable_specialties(request.specialty, rules, specialties)
+    board_required = rules.board_certification_required(specialties.is_primary_care(request.specialty))
+    return [
+        c
+        for c in directory.candidates
+        if c.active
+        and c.practitioner not in request.involved
+        and c.specialties & acceptable
+        and (not board_required or c.board_certifications & c.specialties & acceptable)
+    ]
+
+
+def tier_of(candidate: Candidate, request: RoutingRequest, directory: Directory) -> str:
+    if request.member_group and candidate.organization == request.member_group:
+        return "group"
+    return "network" if directory.in_network(candidate) else "out-of-network"
+
+
+def _preference(candidate: Candidate, request: RoutingRequest, rules: PlanRules, directory: Directory) -> tuple:
+    """Sort key: nearest tier, then the exact specialty, the plan's expert panel, board certification, id."""
+    return (
+        TIERS.index(tier_of(candidate, request, directory)),
+        request.specialty not in candidate.specialties,
+        bool(rules.expert_panel_network) and rules.expert_panel_network not in candidate.networks,
+        not (candidate.board_certifications & candidate.specialties),
+        candidate.role,
+    )
+
+
+def reported_reason(request: RoutingRequest, rules: PlanRules) -> tuple[str, bool]:
+    """The reason to report and whether the request qualifies under the plan."""
+    qualifying = rules.qualifying_reasons | ({"opinions-differ"} if rules.third_opinion_covered else set())
+    matches = [r for r in request.reasons if r in qualifying]
+    covered = not request.third_opinion or rules.third_opinion_covered
+    if matches and covered:
+        return matches[0], True
+    return (request.reasons[0] if request.reasons else "other"), False
+
+
+def route(request: RoutingRequest, rules: PlanRules, specialties: Specialties, directory: Directory) -> RoutingDecision:
+    primary_care = specialties.is_primary_care(request.specialty)
+    reason, qualifying = reported_reason(request, rules)
+    ranked = sorted(
+        qualified_candidates(request, rules, specialties, directory),
+        key=lambda c: _preference(c, request, rules, directory),
+    )
+    best = ranked[0] if ranked else None
+    best_in_network = next((c for c in ranked if tier_of(c, request, directory) != "out-of-network"), None)
+    chosen = next((c for c in ranked if c.practitioner == request.chosen), None) if request.chosen else None
+
+    provider, situation = best, "complete-qualifying"
+    if request.chosen and chosen is None:
+        situation = "member-choice-not-qualified"
+    elif chosen is not None and tier_of(chosen, request, directory) == "out-of-network" and best_in_network:
+        # The member asks for an out-of-network professional while a qualified in-network one exists: the
+        # plan redirects in network (the proposed provider) and decides how (Member Services / physician).
+        provider, situation = best_in_network, "member-choice-out-of-network"
+    elif chosen is not None:
+        provider = chosen
+    if provider is None:
+        situation = "nobody-qualified"
+    elif situation == "complete-qualifying" and tier_of(provider, request, directory) == "out-of-network":
+        situation = "out-of-network-only"
+    if not qualifying:
+        situation = "other-reason"  # the list is "not limited to": accepted, and a physician decides
+
+    if not request.complete:
+        return RoutingDecision(INFORMATION_MISSING, INFORMATION_MISSING, "none", None, primary_care, reason, qualifying)
+    tier = tier_of(provider, request, directory) if provider else "none"
+    return RoutingDecision(rules.outcome_for(situation), situation, tier, provider, primary_care, reason, qualifying)

@@ -1,0 +1,25 @@
+"""``POST [base]``: batch and transaction Bundles (processing lives in ``services/transactions.py``)."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from fhir_server.api.deps import get_context
+from fhir_server.api.media import fhir_response, read_resource
+from fhir_server.api.rest import service_of
+from fhir_server.services.context import RequestContext
+from fhir_server.services.transactions import BundleProcessor
+
+
+async def process_bundle(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    service = service_of(request)
+    bundle = await read_resource(request, service.settings, "Bundle")
+    return fhir_response(await BundleProcessor(service).process(ctx, bundle))
+
+
+def register(app: FastAPI, base_path: str) -> None:
+    app.add_api_route(base_path or "/", process_bundle, methods=["POST"], tags=["FHIR REST"], response_class=Response)
+    if base_path:
+        app.add_api_route(base_path + "/", process_bundle, methods=["POST"], include_in_schema=False,
+                          response_class=Response)

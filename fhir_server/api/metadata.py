@@ -1,0 +1,124 @@
+"""``GET [base]/metadata``: the CapabilityStatement, built once at start-up from what is really wired.
+
+Interactions come from the REST table, search parameters from the search parameter table, profiles from the
+definitions registry (the hosted ones) and operations from the capability registry, so the statement cannot
+claim what the server does not do. It is serialised once; each request answers the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from fhir_server import FHIR_VERSION, __version__
+from fhir_server.api.deps import get_context
+from fhir_server.api.media import FHIR_JSON_UTF8
+from fhir_server.api.registry import CapabilityRegistry, OperationRegistration
+from fhir_server.search.parameters import params_for
+from fhir_server.settings import Settings
+
+TYPE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
+
+
+def _operation_entry(operation: OperationRegistration) -> dict[str, Any]:
+    entry = {"name": operation.name, "definition": operation.definition}
+    if operation.documentation:
+        entry["documentation"] = operation.documentation
+    return entry
+
+
+def _profiles_by_type(definitions: Any, registry: CapabilityRegistry) -> dict[str, list[str]]:
+    """Resource type -> hosted profile URLs constraining it (StructureDefinitions of kind resource)."""
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for url in definitions.hosted_profiles():
+        definition = definitions.get(url) or {}
+        if definition.get("kind") == "resource" and definition.get("derivation") == "constraint":
+            by_type[definition["type"]].append(url)
+    for resource_type, urls in registry.supported_profiles.items():
+        by_type[resource_type].extend(url for url in urls if url not in by_type[resource_type])
+    return by_type
+
+
+def _resource_entry(resource_type: str, profiles: list[str], operations: list[OperationRegistration]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": resource_type, "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}"}
+    if profiles:
+        entry["supportedProfile"] = profiles
+    entry.update(
+        {
+            "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": True,
+            "conditionalRead": "not-supported",
+            "conditionalUpdate": False,
+            "conditionalDelete": "not-supported",
+            "referencePolicy": ["literal", "logical"],
+        }
+    )
+    search_params = [
+        {"name": param.name, **({"definition": param.url} if param.url else {}), "type": param.type}
+        for param in params_for(resource_type).values()
+    ]
+    if search_params:
+        entry["searchParam"] = search_params
+    if operations:
+        entry["operation"] = [_operation_entry(op) for op in operations]
+    return entry
+
+
+def build_capability_statement(settings: Settings, definitions: Any, registry: CapabilityRegistry) -> dict[str, Any]:
+    """The server's CapabilityStatement (``kind: instance``) as a JSON dict."""
+    operations_by_type: dict[str, list[OperationRegistration]] = defaultdict(list)
+    system_operations: list[OperationRegistration] = []
+    for operation in registry.operations:
+        if not operation.resource_types:
+            system_operations.append(operation)
+        for resource_type in operation.resource_types:
+            operations_by_type[resource_type].append(operation)
+    profiles = _profiles_by_type(definitions, registry)
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "resource": [
+            _resource_entry(resource_type, profiles.get(resource_type, []), operations_by_type.get(resource_type, []))
+            for resource_type in sorted(definitions.resource_types())
+        ],
+        "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+    }
+    if system_operations:
+        rest["operation"] = [_operation_entry(op) for op in system_operations]
+    base = settings.public_base_url or f"http://{settings.host}:{settings.port}{settings.normalized_base_path()}"
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "publisher": "fhir-second-opinion-server",
+        "kind": "instance",
+        "software": {"name": "fhir-second-opinion-server", "version": __version__},
+        "implementation": {"description": "Second-opinion requests FHIR server", "url": base},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["json", "application/fhir+json"],
+        "rest": [rest],
+    }
+
+
+async def capability_statement(request: Request, _: Any = Depends(get_context)) -> Response:
+    """``GET [base]/metadata``: the statement serialised at start-up."""
+    return Response(request.app.state.capability_statement, media_type=FHIR_JSON_UTF8)
+
+
+def publish(app: FastAPI) -> None:
+    """Build and cache the statement; call once everything (profiles, operations) is registered."""
+    statement = build_capability_statement(app.state.settings, app.state.definitions, app.state.registry)
+    app.state.capability_statement = orjson.dumps(statement)
+
+
+def register(app: FastAPI, base_path: str) -> None:
+    app.add_api_route(f"{base_path}/metadata", capability_statement, methods=["GET"], tags=["FHIR REST"],
+                      response_class=Response)

@@ -1,0 +1,158 @@
+"""The FHIR RESTful API on single types: create, read, vread, update, delete, history and search.
+
+HTTP only: each handler turns the request into service calls and the result into a FHIR answer. Routes are
+added from a table, under the configured base path; ``_history`` and ``_search`` come before ``{id}`` so
+they are not taken for ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from fhir_server.api.deps import get_context
+from fhir_server.api.media import fhir_response, read_resource, read_search_form, search_parameters, version_headers
+from fhir_server.errors import not_supported, operation_outcome, information
+from fhir_server.services.context import RequestContext
+from fhir_server.services.queries import history_bundle_for, search_bundle
+from fhir_server.services.resources import ResourceService, WriteResult, parse_version_tag
+from fhir_server.storage.base import StoredResource
+
+
+def service_of(request: Request) -> ResourceService:
+    return request.app.state.services
+
+
+def require_type(request: Request, resource_type: str) -> str:
+    """404 (not-supported) for a type that is not an R4 resource type."""
+    if not service_of(request).knows_type(resource_type):
+        raise not_supported(f"resource type {resource_type!r} is not supported", status=404)
+    return resource_type
+
+
+def resource_response(stored: StoredResource, status: int = 200) -> Response:
+    return fhir_response(stored.resource, status, version_headers(stored))
+
+
+def write_response(ctx: RequestContext, result: WriteResult) -> Response:
+    """201/200 with Location, ETag and Last-Modified; the body the client's ``Prefer`` asks for."""
+    stored = result.stored
+    headers = version_headers(stored)
+    headers["Location"] = ctx.url_of(f"{stored.reference}/_history/{stored.version_id}")
+    return fhir_response(ctx.preferred_body(stored.resource, result.warnings), result.status, headers)
+
+
+# -- handlers ----------------------------------------------------------------------------------------------------
+async def create(resource_type: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    require_type(request, resource_type)
+    service = service_of(request)
+    resource = await read_resource(request, service.settings, resource_type)
+    result = await service.create(resource, if_none_exist=request.headers.get("if-none-exist"))
+    return write_response(ctx, result)
+
+
+async def read(
+    resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    require_type(request, resource_type)
+    return resource_response(await service_of(request).read(resource_type, resource_id))
+
+
+async def vread(
+    resource_type: str, resource_id: str, version_id: str, request: Request, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    require_type(request, resource_type)
+    version = parse_version_tag(version_id, "version id")
+    return resource_response(await service_of(request).vread(resource_type, resource_id, version))
+
+
+async def update(
+    resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    require_type(request, resource_type)
+    service = service_of(request)
+    resource = await read_resource(request, service.settings, resource_type)
+    if_match = parse_version_tag(request.headers.get("if-match"))
+    result = await service.update(resource_type, resource_id, resource, if_match=if_match)
+    return write_response(ctx, result)
+
+
+async def delete(
+    resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    require_type(request, resource_type)
+    if_match = parse_version_tag(request.headers.get("if-match"))
+    marker = await service_of(request).delete(resource_type, resource_id, if_match=if_match)
+    headers = {"ETag": marker.etag} if marker is not None else {}
+    if ctx.prefer_return == "OperationOutcome":
+        outcome = operation_outcome([information("informational", f"{resource_type}/{resource_id} deleted")])
+        return fhir_response(outcome, 200, headers)
+    return Response(status_code=204, headers=headers)
+
+
+async def search_get(resource_type: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    require_type(request, resource_type)
+    return await _search(request, ctx, resource_type, request.query_params.multi_items())
+
+
+async def search_post(resource_type: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    require_type(request, resource_type)
+    params = await read_search_form(request, service_of(request).settings)
+    return await _search(request, ctx, resource_type, params)
+
+
+async def _search(request: Request, ctx: RequestContext, resource_type: str, params: list[tuple[str, str]]) -> Response:
+    service = service_of(request)
+    bundle = await search_bundle(service.store, service.settings, ctx, resource_type, search_parameters(params))
+    return fhir_response(bundle)
+
+
+async def history_instance(
+    resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    require_type(request, resource_type)
+    return await _history(request, ctx, resource_type, resource_id)
+
+
+async def history_type(resource_type: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    require_type(request, resource_type)
+    return await _history(request, ctx, resource_type)
+
+
+async def history_system(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    return await _history(request, ctx)
+
+
+async def _history(
+    request: Request, ctx: RequestContext, resource_type: str | None = None, resource_id: str | None = None
+) -> Response:
+    service = service_of(request)
+    params = search_parameters(request.query_params.multi_items())
+    bundle = await history_bundle_for(service.store, service.settings, ctx, params, resource_type, resource_id)
+    return fhir_response(bundle)
+
+
+# (path under the base, HTTP method, handler). Order matters: literal segments before ``{resource_id}``.
+ROUTES: tuple[tuple[str, str, Any], ...] = (
+    ("/_history", "GET", history_system),
+    ("/{resource_type}", "GET", search_get),
+    ("/{resource_type}", "POST", create),
+    ("/{resource_type}/_search", "POST", search_post),
+    ("/{resource_type}/_history", "GET", history_type),
+    ("/{resource_type}/{resource_id}", "GET", read),
+    ("/{resource_type}/{resource_id}", "PUT", update),
+    ("/{resource_type}/{resource_id}", "DELETE", delete),
+    ("/{resource_type}/{resource_id}/_history", "GET", history_instance),
+    ("/{resource_type}/{resource_id}/_history/{version_id}", "GET", vread),
+)
+
+
+def register(app: FastAPI, base_path: str) -> None:
+    """Add the REST routes under ``base_path`` (after any operation routes, which must match first)."""
+    for path, method, handler in ROUTES:
+        app.add_api_route(
+            base_path + path, handler, methods=[method], name=f"{handler.__name__}", tags=["FHIR REST"],
+            response_class=Response,
+        )

@@ -1,0 +1,75 @@
+"""``create_app()``: wires settings, store, definitions, validator, services and routers; nothing else.
+
+The store is opened in the lifespan (and closed after it); conformance resources are registered for
+validation at build time and published into the store at start-up, after which the CapabilityStatement is
+built once. Route order matters: docs, metadata, the domain's operations and ``$validate`` come before the
+generic ``/{type}/{id}`` routes so their literal segments win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from fhir_server import __version__
+from fhir_server.api import bundles, docs, metadata, operations, rest, second_opinion
+from fhir_server.api.errors import install_error_handlers
+from fhir_server.api.registry import CapabilityRegistry
+from fhir_server.conformance import load_conformance, publish_resources
+from fhir_server.fhir.definitions import core_registry
+from fhir_server.fhir.terminology import core_terminology
+from fhir_server.fhir.validator import Validator
+from fhir_server.services.resources import ResourceService
+from fhir_server.settings import Settings, get_settings
+from fhir_server.storage import open_store
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the store, publish the conformance resources, build ``/metadata``; close the store at the end."""
+    store = app.state.store
+    await store.open()
+    try:
+        await publish_resources(app.state.conformance_resources, store)
+        metadata.publish(app)
+        yield
+    finally:
+        await store.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    base_path = settings.normalized_base_path()
+    app = FastAPI(
+        title="Second-opinion FHIR server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{base_path}/openapi.json",
+    )
+    definitions = core_registry().copy()
+    terminology = core_terminology().copy()
+    store = open_store(settings.store)
+    registry = CapabilityRegistry()
+    validator = Validator(definitions, terminology)
+
+    app.state.settings = settings
+    app.state.definitions = definitions
+    app.state.terminology = terminology
+    app.state.conformance_resources = load_conformance(settings.profiles_dir, definitions, terminology)
+    app.state.validator = validator
+    app.state.registry = registry
+    app.state.store = store
+    app.state.services = ResourceService(store, validator, definitions, registry, settings, app)
+
+    install_error_handlers(app)
+    docs.register(app, base_path)
+    metadata.register(app, base_path)
+    second_opinion.register(app)
+    operations.register(app, base_path)
+    bundles.register(app, base_path)
+    rest.register(app, base_path)
+    return app

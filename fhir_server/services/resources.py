@@ -1,0 +1,200 @@
+"""The FHIR interactions on single resources, shared by REST, bundles and the CLI.
+
+HTTP parsing happens before (``api/``), storage after (``storage/``); here live the rules between them:
+validation on every write, conditional create, version checks, URL/body id agreement, and the domain's
+after-create hooks run inside the create's own transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fhir_server.api.registry import CapabilityRegistry
+from fhir_server.errors import FhirError, Issue, bad_request, precondition_failed
+from fhir_server.search.query import parse_search
+from fhir_server.services.validation import ResourceValidator, check_writable
+from fhir_server.settings import Settings
+from fhir_server.storage.base import Page, ResourceOperations, ResourceStore, StoredResource
+
+ETAG_PATTERN = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+
+def parse_version_tag(value: str | None, what: str = "If-Match") -> int | None:
+    """``W/"3"``, ``"3"`` or ``3`` -> 3; None when absent; 400 when it is not a version."""
+    if value is None or value == "":
+        return None
+    match = ETAG_PATTERN.match(value)
+    if not match:
+        raise bad_request(f"{what} {value!r} is not a version ETag such as W/\"1\"")
+    return int(match.group(1))
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a create or update produced; ``existing`` marks a conditional create that matched."""
+
+    stored: StoredResource
+    created: bool
+    warnings: list[Issue] = field(default_factory=list)
+    existing: bool = False
+
+    @property
+    def status(self) -> int:
+        return 201 if self.created else 200
+
+
+class ResourceService:
+    """Single-resource interactions against one store (or one of its open transactions)."""
+
+    def __init__(
+        self,
+        store: ResourceStore,
+        validator: ResourceValidator,
+        definitions: Any,
+        registry: CapabilityRegistry,
+        settings: Settings,
+        app: Any = None,
+    ) -> None:
+        self.store = store
+        self.validator = validator
+        self.definitions = definitions  # DefinitionRegistry: which resource types exist
+        self.registry = registry
+        self.settings = settings
+        self.app = app  # handed to after-create hooks, which may need other services
+
+    def knows_type(self, resource_type: str) -> bool:
+        """Whether ``resource_type`` is a concrete R4 resource type this server serves."""
+        return self.definitions.is_resource_type(resource_type)
+
+    # -- reads -----------------------------------------------------------------------------------------------
+    async def read(self, resource_type: str, resource_id: str, ops: ResourceOperations | None = None) -> StoredResource:
+        return await (ops or self.store).read(resource_type, resource_id)
+
+    async def vread(
+        self, resource_type: str, resource_id: str, version_id: int, ops: ResourceOperations | None = None
+    ) -> StoredResource:
+        """A version; a deletion marker answers 410 as a read of a deleted resource does."""
+        stored = await (ops or self.store).vread(resource_type, resource_id, version_id)
+        if stored.deleted:
+            raise FhirError.single(
+                410, "deleted", f"{resource_type}/{resource_id} version {version_id} is a deletion", 
+            )
+        return stored
+
+    async def history(
+        self,
+        resource_type: str | None,
+        resource_id: str | None,
+        *,
+        since: datetime | None,
+        count: int,
+        offset: int,
+    ) -> Page:
+        return await self.store.history(resource_type, resource_id, since=since, count=count, offset=offset)
+
+    async def find(
+        self, ops: ResourceOperations, resource_type: str, query_string: str, *, limit: int = 2
+    ) -> list[StoredResource]:
+        """Resources matching a conditional query string (``identifier=a|b``), at most ``limit``.
+
+        Unknown parameters are errors here: ignoring one would match too much and break conditional logic."""
+        params = parse_qsl(query_string.lstrip("?"), keep_blank_values=True)
+        if not params:
+            raise bad_request(f"the conditional query for {resource_type} is empty")
+        query = parse_search(
+            resource_type, params, default_count=limit, max_count=limit, strict=True
+        )
+        query.count, query.offset, query.total = limit, 0, "none"
+        query.includes, query.revincludes = [], []
+        return (await ops.search(query)).items
+
+    # -- writes ----------------------------------------------------------------------------------------------
+    async def create(
+        self,
+        resource: dict[str, Any],
+        *,
+        if_none_exist: str | None = None,
+        ops: ResourceOperations | None = None,
+    ) -> WriteResult:
+        """Validate and store a new resource (server-assigned id), or return the one ``If-None-Exist`` finds.
+
+        When the domain registered after-create hooks for the type, the create and the hooks share one
+        transaction (``ops`` when the caller already holds one) and the answer is the resource as the hooks
+        left it."""
+        resource_type = resource["resourceType"]
+        warnings = check_writable(self.validator, resource)
+        hooks = self.registry.after_create.get(resource_type, [])
+        if ops is None and hooks:
+            async with self.store.transaction() as tx:
+                return await self._create_in(tx, resource, if_none_exist, warnings)
+        return await self._create_in(ops or self.store, resource, if_none_exist, warnings)
+
+    async def _create_in(
+        self,
+        ops: ResourceOperations,
+        resource: dict[str, Any],
+        if_none_exist: str | None,
+        warnings: list[Issue],
+    ) -> WriteResult:
+        resource_type = resource["resourceType"]
+        if if_none_exist:
+            matches = await self.find(ops, resource_type, if_none_exist)
+            if len(matches) > 1:
+                raise precondition_failed(f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}")
+            if matches:
+                return WriteResult(matches[0], created=False, warnings=warnings, existing=True)
+        body = {key: value for key, value in resource.items() if key != "id"}
+        return WriteResult(await self._store_new(ops, body), created=True, warnings=warnings)
+
+    async def _store_new(
+        self, ops: ResourceOperations, resource: dict[str, Any], resource_id: str | None = None
+    ) -> StoredResource:
+        """Create, then run the type's after-create hooks in the same ``ops`` and re-read what they left."""
+        stored = await ops.create(resource, resource_id=resource_id)
+        hooks = self.registry.after_create.get(stored.resource_type, [])
+        for hook in hooks:
+            await hook(self.app, ops, stored)
+        return await ops.read(stored.resource_type, stored.id) if hooks else stored
+
+    async def create_with_id(
+        self, resource: dict[str, Any], resource_id: str, ops: ResourceOperations
+    ) -> WriteResult:
+        """Create with an id chosen in advance (transaction entries whose ``urn:uuid`` was already resolved)."""
+        warnings = check_writable(self.validator, resource)
+        return WriteResult(await self._store_new(ops, resource, resource_id), created=True, warnings=warnings)
+
+    async def update(
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: dict[str, Any],
+        *,
+        if_match: int | None = None,
+        ops: ResourceOperations | None = None,
+    ) -> WriteResult:
+        """Validate and store a new version (or version 1 under the client's id: update-as-create)."""
+        body_id = resource.get("id")
+        if body_id is None:
+            raise bad_request("the resource in an update must carry the id of the URL", f"{resource_type}.id",
+                              code="required")
+        if body_id != resource_id:
+            raise bad_request(
+                f"the resource id {body_id!r} does not match the id {resource_id!r} of the URL", f"{resource_type}.id"
+            )
+        warnings = check_writable(self.validator, resource)
+        stored, created = await (ops or self.store).update(resource, if_match=if_match)
+        return WriteResult(stored, created=created, warnings=warnings)
+
+    async def delete(
+        self,
+        resource_type: str,
+        resource_id: str,
+        *,
+        if_match: int | None = None,
+        ops: ResourceOperations | None = None,
+    ) -> StoredResource | None:
+        return await (ops or self.store).delete(resource_type, resource_id, if_match=if_match)

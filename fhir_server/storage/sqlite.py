@@ -240,6 +240,12 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def _ceil_to_millisecond(moment: datetime) -> datetime:
+    """Stored times are whole milliseconds, so ``>= ceil(moment)`` is exactly ``>= moment`` as text."""
+    spare = moment.microsecond % 1000
+    return moment + timedelta(microseconds=1000 - spare) if spare else moment
+
+
 def _stored(resource_type: str, row: tuple[Any, ...]) -> StoredResource:
     """Row ``(id, version, last_updated, deleted, json)`` -> StoredResource."""
     resource_id, version, last_updated, deleted, body = row
@@ -444,7 +450,7 @@ class SqliteOperations(ResourceOperations):
     ) -> Page:
         filters = [("type = ?", resource_type), ("id = ?", resource_id)]
         if since is not None:
-            filters.append(("last_updated >= ?", since.astimezone(timezone.utc).isoformat(timespec="microseconds")))
+            filters.append(("last_updated >= ?", format_timestamp(_ceil_to_millisecond(since))))
         active = [(clause, value) for clause, value in filters if value is not None]
         where = " AND ".join(clause for clause, _ in active) or "1 = 1"
         params = [value for _, value in active]

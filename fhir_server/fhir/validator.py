@@ -255,9 +255,10 @@ class _Run:
             if child is None:
                 self.unknown_property(key, index, element_id, expression)
                 continue
-            counts[id(child.element)] = counts.get(id(child.element), 0) + (
-                len(item) if isinstance(item, list) else 1
-            )
+            if item is not None:  # a JSON null is not a value: "required" still applies
+                counts[id(child.element)] = counts.get(id(child.element), 0) + (
+                    len(item) if isinstance(item, list) else 1
+                )
             self.property(item, value.get("_" + key), child, index, expression, scope)
         self.cardinality(index, element_id, counts, expression)
         if not self.profile_mode and element_id == "Extension" and index.root_id == "Extension":

@@ -34,8 +34,8 @@ SORT_KEYS = "_sort"
 
 # Parameters every resource has that are real fields of the stored document: sorting on them uses its indexes.
 NATIVE_SORT_FIELDS = {"_id": "resource_id", "_lastUpdated": "last_updated"}
-# After the requested keys, newest first and then by id so that pages never overlap or skip.
-TIE_BREAKERS: list[tuple[str, int]] = [("last_updated", -1), ("resource_id", 1)]
+# After the requested keys: oldest first, then by id (the default order, and a stable tie-breaker for paging).
+TIE_BREAKERS: list[tuple[str, int]] = [("last_updated", 1), ("resource_id", 1)]
 
 
 def _eq(value: Any) -> Filter:
@@ -48,14 +48,13 @@ def _prefix(field: str) -> Callable[[StringValue], Filter]:
 
 def _token(value: TokenValue) -> Filter:
     """``[system]|[code]``: an absent system means any, an empty one means "no system"."""
-    condition: Filter = {}
-    if value.code is not None:
-        condition["code"] = _eq(value.code)
+    if value.system is None:
+        return {"code": _eq(value.code)}
+    if value.code is None:
+        return {"system": _eq(value.system)}
     if value.system == "":
-        condition["system"] = _eq(None)  # matches entries with no system
-    elif value.system is not None:
-        condition["system"] = _eq(value.system)
-    return condition
+        return {"system": _eq(None), "code": _eq(value.code)}  # system $eq null: entries with no system
+    return {"system": _eq(value.system), "code": _eq(value.code)}
 
 
 def _reference(value: ReferenceValue) -> Filter:
@@ -69,14 +68,15 @@ def _reference(value: ReferenceValue) -> Filter:
 
 
 # A search value denotes [low, high); an indexed value covers [low, high) too (open ends are stored as the
-# minimum / maximum instant). FHIR's prefix semantics:
+# minimum / maximum instant). FHIR's prefix semantics, simplified where one branch implies the other (le: starts
+# before, or is contained; ge likewise), exactly as the SQLite store does:
 DATE_PREFIXES: dict[str, Callable[[str, str], Filter]] = {
     "eq": lambda low, high: {"low": {"$gte": low}, "high": {"$lte": high}},
     "ne": lambda low, high: {"$or": [{"low": {"$lt": low}}, {"high": {"$gt": high}}]},
     "lt": lambda low, high: {"low": {"$lt": low}},
-    "le": lambda low, high: {"low": {"$lt": high}},
+    "le": lambda low, high: {"$or": [{"low": {"$lt": low}}, {"high": {"$lte": high}}]},
     "gt": lambda low, high: {"high": {"$gt": high}},
-    "ge": lambda low, high: {"high": {"$gt": low}},
+    "ge": lambda low, high: {"$or": [{"high": {"$gt": high}}, {"low": {"$gte": low}}]},
     "sa": lambda low, high: {"low": {"$gte": high}},
     "eb": lambda low, high: {"high": {"$lte": low}},
     "ap": lambda low, high: {"low": {"$lt": high}, "high": {"$gt": low}},
@@ -136,18 +136,25 @@ def search_filter(query: SearchQuery) -> Filter:
     return {**base, "$and": clauses} if clauses else base
 
 
-def _sort_field(key: SortKey) -> str:
+def _sort_terms(key: SortKey) -> list[tuple[str, int]]:
+    """One ``_sort`` key as MongoDB sort terms, resources without a value last in both directions.
+
+    ``_sort.<param>`` holds ``asc`` (smallest value; a date's start) and ``desc`` (largest; a date's end), see
+    :mod:`.indexing`. Descending, a missing value (null) already sorts last; ascending, the ``has`` flag (true
+    sorts above null) goes first."""
     if key.name in NATIVE_SORT_FIELDS:
-        return NATIVE_SORT_FIELDS[key.name]
+        return [(NATIVE_SORT_FIELDS[key.name], -1 if key.descending else 1)]
     if "." in key.name or key.name.startswith("$"):
         raise not_supported(f"cannot sort by '{key.name}'")
-    return f"{SORT_KEYS}.{key.name}"
+    prefix = f"{SORT_KEYS}.{key.name}"
+    if key.descending:
+        return [(f"{prefix}.desc", -1)]
+    return [(f"{prefix}.has", -1), (f"{prefix}.asc", 1)]
 
 
 def search_sort(query: SearchQuery) -> list[tuple[str, int]]:
-    """``_sort`` keys then the tie-breakers. On an array of values MongoDB sorts ascending by the smallest and
-    descending by the largest, which is what a resource with several values of a parameter needs."""
-    requested = [(_sort_field(key), -1 if key.descending else 1) for key in query.sort]
-    used = {field for field, _ in requested}
-    return requested + [(field, direction) for field, direction in TIE_BREAKERS if field not in used]
+    """``_sort`` keys then the tie-breakers (a field already sorted on is not repeated)."""
+    terms = [term for key in query.sort for term in _sort_terms(key)]
+    used = {field for field, _ in terms}
+    return terms + [(field, direction) for field, direction in TIE_BREAKERS if field not in used]
 

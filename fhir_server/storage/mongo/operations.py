@@ -4,15 +4,18 @@ One class serves both: bound to collections without a session it reads for the s
 inside a transaction it reads that transaction's own writes and writes into it. The store runs each single
 write in a transaction of its own, so a version always lands in ``history`` and ``resources`` together.
 
-Versions are 1..n per resource; ids are uuid4 unless the caller names one; ``meta.lastUpdated`` is the write
-time in UTC with millisecond precision (``2024-05-01T12:00:00.123+00:00``), which is also exactly what a
-MongoDB date holds, so the stored ``last_updated`` and the resource's meta never disagree.
+Stamping mirrors the SQLite store exactly: versions 1..n per resource; ids uuid4 unless the caller names one
+(1-64 of ``A-Z a-z 0-9 - .``); ``meta`` starts with ``versionId`` and ``lastUpdated``, the write time in UTC with
+millisecond precision (``2024-05-01T12:00:00.123+00:00``), which is exactly what a MongoDB date holds, so the
+stored ``last_updated`` and the resource's meta never disagree. Times strictly increase within the process and
+per resource; the history method is POST for version 1, DELETE for a deletion marker, PUT otherwise.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from fhir_server.errors import bad_request, conflict, gone, not_found, precondition_failed
@@ -28,45 +31,80 @@ if TYPE_CHECKING:
 HISTORY_ORDER: Sort = [("last_updated", -1), ("version_id", -1), ("_id", -1)]
 
 
-def now_millis() -> datetime:
-    """The write time, truncated to what both meta.lastUpdated and a MongoDB date can hold."""
-    moment = datetime.now(timezone.utc)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+ONE_MS = timedelta(milliseconds=1)
+_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+class MillisecondClock:
+    """Write times at millisecond precision that strictly increase across the store, and after ``previous``
+    (the resource's last version, which another process may have written)."""
+
+    def __init__(self) -> None:
+        self.last: datetime | None = None
+
+    def next(self, previous: datetime | None = None) -> datetime:
+        moment = datetime.now(timezone.utc)
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        floor = max((t for t in (self.last, previous) if t is not None), default=None)
+        if floor is not None and moment <= floor:
+            moment = floor + ONE_MS
+        self.last = moment
+        return moment
 
 
 def stamp(resource: dict[str, Any], resource_id: str, version_id: int, last_updated: datetime) -> dict[str, Any]:
-    """A copy of ``resource`` carrying the store-owned ``id``, ``meta.versionId`` and ``meta.lastUpdated``."""
-    meta = {**(resource.get("meta") or {}), "versionId": str(version_id),
-            "lastUpdated": last_updated.isoformat(timespec="milliseconds")}
-    stamped = {"resourceType": resource["resourceType"], "id": resource_id}
-    stamped.update((key, value) for key, value in resource.items() if key not in stamped)
-    stamped["meta"] = meta
-    return stamped
+    """A copy of ``resource`` carrying the store-owned ``id``, ``meta.versionId`` and ``meta.lastUpdated``
+    (the caller's other meta kept after them)."""
+    client_meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    body = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+    meta = {"versionId": str(version_id), "lastUpdated": last_updated.isoformat(timespec="milliseconds"), **client_meta}
+    return {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta, **body}
+
+
+def ceil_millis(moment: datetime) -> datetime:
+    """The first whole millisecond at or after ``moment``. A MongoDB date drops sub-millisecond digits, so a
+    ``since`` of 12:00:00.123456 must become .124 (not .123) for ``last_updated >= since`` to keep its meaning."""
+    spare = moment.microsecond % 1000
+    return moment + timedelta(microseconds=1000 - spare) if spare else moment
+
+
+def history_method(version_id: int, deleted: bool) -> str:
+    return "DELETE" if deleted else ("POST" if version_id == 1 else "PUT")
+
+
+def _is_live(current: dict[str, Any] | None) -> bool:
+    return current is not None and current.get("resource") is not None
 
 
 def _check_version(current: dict[str, Any] | None, if_match: int | None, reference: str) -> None:
     if if_match is None:
         return
-    if current is None:
-        raise precondition_failed(f"{reference} does not exist (If-Match expected version {if_match})")
+    if not _is_live(current):
+        raise precondition_failed(f"{reference}: If-Match expected version {if_match}, found no current version")
     if current["version_id"] != if_match:
         raise precondition_failed(
-            f"{reference} is at version {current['version_id']}, not {if_match} (If-Match): reload and retry"
+            f"{reference}: If-Match expected version {if_match}, found version {current['version_id']}"
         )
+
+
+def _check_id(resource_id: Any) -> None:
+    if not isinstance(resource_id, str) or not _ID_RE.match(resource_id):
+        raise bad_request(f"'{resource_id}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)", "id")
 
 
 def _resource_type_of(resource: dict[str, Any]) -> str:
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str) or not resource_type:
-        raise bad_request("resource has no resourceType", "resourceType", code="required")
+        raise bad_request("The resource has no resourceType", "resourceType")
     return resource_type
 
 
 class MongoResourceOperations:
     """``ResourceOperations`` on one database, inside the session of ``collections`` (if any)."""
 
-    def __init__(self, collections: MongoCollections) -> None:
+    def __init__(self, collections: MongoCollections, clock: MillisecondClock) -> None:
         self._collections = collections
+        self._clock = clock
 
     async def _write(
         self,
@@ -74,12 +112,12 @@ class MongoResourceOperations:
         resource_id: str,
         resource: dict[str, Any] | None,
         previous: dict[str, Any] | None,
-        method: str,
     ) -> StoredResource:
         """Store the version after ``previous`` (a deletion marker when ``resource`` is None)."""
         version_id = previous["version_id"] + 1 if previous else 1
-        last_updated = now_millis()
+        last_updated = self._clock.next(previous["last_updated"] if previous else None)
         stamped = stamp(resource, resource_id, version_id, last_updated) if resource is not None else None
+        method = history_method(version_id, stamped is None)
         entries, sort_keys = search_fields(resource_type, stamped)
         identity = dict(resource_type=resource_type, resource_id=resource_id, version_id=version_id,
                         last_updated=last_updated, method=method, resource=stamped)
@@ -93,10 +131,12 @@ class MongoResourceOperations:
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
         resource_type = _resource_type_of(resource)
         new_id = resource_id or str(uuid.uuid4())
+        if resource_id is not None:
+            _check_id(resource_id)
         if resource_id is not None and await self._collections.find_current(resource_type, new_id) is not None:
             raise conflict(f"{resource_type}/{new_id} already exists")
         try:
-            return await self._write(resource_type, new_id, resource, None, "POST")
+            return await self._write(resource_type, new_id, resource, None)
         except VersionRace as exc:
             raise conflict(f"{resource_type}/{new_id} already exists") from exc
 
@@ -118,21 +158,22 @@ class MongoResourceOperations:
     async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
         resource_type = _resource_type_of(resource)
         resource_id = resource.get("id")
-        if not isinstance(resource_id, str) or not resource_id:
-            raise bad_request("an update needs the resource's id", "id", code="required")
+        if not resource_id:
+            raise bad_request("An update needs the resource id", "id")
+        _check_id(resource_id)
         current = await self._collections.find_current(resource_type, resource_id)
         _check_version(current, if_match, f"{resource_type}/{resource_id}")
-        stored = await self._guarded_write(resource_type, resource_id, resource, current, "PUT", if_match)
-        return stored, current is None
+        stored = await self._guarded_write(resource_type, resource_id, resource, current, if_match)
+        return stored, not _is_live(current)
 
     async def delete(
         self, resource_type: str, resource_id: str, *, if_match: int | None = None
     ) -> StoredResource | None:
         current = await self._collections.find_current(resource_type, resource_id)
-        _check_version(current, if_match, f"{resource_type}/{resource_id}")
-        if current is None or current.get("resource") is None:
+        if not _is_live(current):
             return None
-        return await self._guarded_write(resource_type, resource_id, None, current, "DELETE", if_match)
+        _check_version(current, if_match, f"{resource_type}/{resource_id}")
+        return await self._guarded_write(resource_type, resource_id, None, current, if_match)
 
     async def _guarded_write(
         self,
@@ -140,13 +181,12 @@ class MongoResourceOperations:
         resource_id: str,
         resource: dict[str, Any] | None,
         current: dict[str, Any] | None,
-        method: str,
         if_match: int | None,
     ) -> StoredResource:
         """A write after a version check: losing the race is a 412 for a client that named the version it saw;
         otherwise the race propagates so the store can retry on the newer version."""
         try:
-            return await self._write(resource_type, resource_id, resource, current, method)
+            return await self._write(resource_type, resource_id, resource, current)
         except VersionRace as exc:
             if if_match is None:
                 raise
@@ -160,9 +200,10 @@ class MongoResourceOperations:
         return Page([stored_resource(row) for row in rows[:count]], total, len(rows) > count)
 
     async def search(self, query: "SearchQuery") -> Page:
-        return await self._page(
-            False, search_filter(query), search_sort(query), query.offset, query.count, query.total != "none"
-        )
+        criteria = search_filter(query)
+        if query.count == 0:  # _count=0 / _summary=count: only the total
+            return Page([], await self._collections.count(False, criteria), has_more=False)
+        return await self._page(False, criteria, search_sort(query), query.offset, query.count, query.total != "none")
 
     async def history(
         self,
@@ -176,5 +217,5 @@ class MongoResourceOperations:
         scope = {"resource_type": resource_type, "resource_id": resource_id}
         query: Filter = {field: {"$eq": value} for field, value in scope.items() if value is not None}
         if since is not None:
-            query["last_updated"] = {"$gte": since}
+            query["last_updated"] = {"$gte": ceil_millis(since)}
         return await self._page(True, query, HISTORY_ORDER, offset, count, True)

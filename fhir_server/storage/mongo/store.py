@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 from fhir_server.errors import conflict
 from fhir_server.storage.base import Page, StoredResource
 from fhir_server.storage.mongo.adapter import MongoCollections, VersionRace
-from fhir_server.storage.mongo.operations import MongoResourceOperations
+from fhir_server.storage.mongo.operations import MillisecondClock, MongoResourceOperations
 
 if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
@@ -53,6 +53,7 @@ class MongoStore:
         self.database_name = database
         self._client: AsyncMongoClient | None = None
         self._database: AsyncDatabase | None = None
+        self._clock = MillisecondClock()
 
     @classmethod
     def from_url(cls, url: str) -> "MongoStore":
@@ -83,7 +84,7 @@ class MongoStore:
         return self._database
 
     def _operations(self, session: AsyncClientSession | None = None) -> MongoResourceOperations:
-        return MongoResourceOperations(MongoCollections(self._db, session))
+        return MongoResourceOperations(MongoCollections(self._db, session), self._clock)
 
     # -- transactions ------------------------------------------------------------------------------------------
 

@@ -278,13 +278,16 @@ class _Run:
 
     def cardinality(self, index: StructureIndex, element_id: str, counts: dict[int, int], expression: str) -> None:
         for element in index.children.get(element_id, ()):
-            minimum, maximum = element.get("min", 0), element.get("max")
-            if self.profile_mode:
-                base = element.get("base", {})
-                if minimum == base.get("min", 0) and maximum == base.get("max", maximum):
-                    continue
             count = counts.get(id(element), 0)
             name = element["path"].rsplit(".", 1)[-1].removesuffix("[x]")
+            if self.profile_mode:
+                if count == 0 and element.get("id") in index.slices:
+                    # an absent sliced element still owes its required slices
+                    self.slices([], element, name, index.slices[element["id"]], index, expression, EMPTY_SCOPE)
+                base = element.get("base", {})
+                if element.get("min", 0) == base.get("min", 0) and element.get("max") == base.get("max"):
+                    continue  # the base pass already checked this cardinality
+            minimum, maximum = element.get("min", 0), element.get("max")
             if count < minimum:
                 self.fail("required", f"Element '{name}' is required (min {minimum}, found {count})",
                           f"{expression}.{name}")
@@ -344,7 +347,7 @@ class _Run:
             if slice_elements:
                 collected.append((path, item))
         if slice_elements:
-            self.slices(collected, child, slice_elements, index, expression, scope)
+            self.slices(collected, child.element, child.name, slice_elements, index, expression, scope)
 
     @staticmethod
     def companion_at(companion: Any, position: int | None) -> Any:
@@ -509,13 +512,15 @@ class _Run:
     def slices(
         self,
         items: list[tuple[str, Any]],
-        child: Child,
+        sliced: dict[str, Any],
+        name: str,
         slice_elements: list[dict[str, Any]],
         index: StructureIndex,
         expression: str,
         scope: ReferenceScope,
     ) -> None:
-        slicing = child.element.get("slicing") or {}
+        """Assign items to slices by discriminator, validate each member against its slice, count the slices."""
+        slicing = sliced.get("slicing") or {}
         discriminators = slicing.get("discriminator", [])
         members: dict[str, int] = {element["id"]: 0 for element in slice_elements}
         for path, item in items:
@@ -526,20 +531,20 @@ class _Run:
             )
             if matched is None:
                 if slicing.get("rules") == "closed":
-                    self.fail("structure", f"The item matches none of the slices of '{child.name}' and the slicing "
+                    self.fail("structure", f"The item matches none of the slices of '{name}' and the slicing "
                               "is closed", path)
                 continue
             members[matched["id"]] += 1
             self.slice_member(item, matched, index, path, scope)
         for element in slice_elements:
             count, minimum, maximum = members[element["id"]], element.get("min", 0), element.get("max")
-            label = f"Slice '{element.get('sliceName')}' of '{child.name}'"
+            label = f"Slice '{element.get('sliceName')}' of '{name}'"
             if count < minimum:
                 self.fail("required", f"{label} is required (min {minimum}, found {count})",
-                          f"{expression}.{child.name}")
+                          f"{expression}.{name}")
             elif not max_allows(maximum, count):
                 self.fail("structure", f"{label} allows at most {maximum} (found {count})",
-                          f"{expression}.{child.name}")
+                          f"{expression}.{name}")
 
     def slice_member(self, item: Any, element: dict[str, Any], index: StructureIndex, path: str,
                      scope: ReferenceScope) -> None:

@@ -195,6 +195,8 @@ def _where_sql(query: SearchQuery) -> Sql:
     clauses = ["r.type = ?", "r.is_current = 1", "r.deleted = 0"]
     params: list[Any] = [query.resource_type]
     for criterion in query.criteria:
+        if not criterion.values and criterion.missing is None:
+            continue  # nothing to match against: the parser never builds one, a hand-made query may
         clause, bound = _criterion_sql(query.resource_type, criterion)
         clauses.append(clause)
         params.extend(bound)

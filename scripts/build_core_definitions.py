@@ -73,7 +73,7 @@ def strip_element(element: dict[str, Any]) -> dict[str, Any]:
         out["binding"] = {k: out["binding"][k] for k in ("strength", "valueSet", "description") if k in out["binding"]}
     if "constraint" in out:
         kept = [
-            {k: c[k] for k in ("key", "severity", "expression") if k in c}
+            {k: c[k] for k in ("key", "severity", "human", "expression") if k in c}
             for c in out["constraint"]
             if c.get("key") not in STRUCTURAL_CONSTRAINTS and "expression" in c
         ]

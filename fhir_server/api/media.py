@@ -6,6 +6,7 @@ FHIR server. Every failure here is a client error with an OperationOutcome, neve
 
 from __future__ import annotations
 
+from datetime import timezone
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -151,8 +152,10 @@ def search_parameters(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def http_date(stored: StoredResource) -> str:
-    """``Last-Modified`` value of a stored version."""
-    return format_datetime(stored.last_updated, usegmt=True)
+    """``Last-Modified`` value of a stored version (a naive time is taken as UTC, as stores write it)."""
+    moment = stored.last_updated
+    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return format_datetime(moment, usegmt=True)
 
 
 def version_headers(stored: StoredResource) -> dict[str, str]:

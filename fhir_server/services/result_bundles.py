@@ -24,6 +24,7 @@ ALWAYS_KEPT_ELEMENTS = ("resourceType", "id", "meta")
 
 def fhir_instant(moment: datetime) -> str:
     """A FHIR ``instant`` as the stores write ``meta.lastUpdated`` (milliseconds, explicit offset)."""
+    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
     return moment.isoformat(timespec="milliseconds")
 
 

@@ -335,3 +335,26 @@ def write_entry(ctx: RequestContext, result: WriteResult) -> dict[str, Any]:
 def failure_response(exc: FhirError) -> dict[str, Any]:
     """A batch entry that failed: its status and OperationOutcome."""
     return {"response": {"status": status_line(exc.status), "outcome": operation_outcome(exc.issues)}}
+
+
+def as_transaction(document: dict[str, Any]) -> dict[str, Any]:
+    """Any loadable document as a Bundle to process: batches and transactions as they are; a resource or
+    another Bundle (collection, searchset...) as a transaction that keeps ids (PUT) or lets the server assign
+    them (POST)."""
+    if document.get("resourceType") == "Bundle" and document.get("type") in BUNDLE_KINDS:
+        return document
+    if document.get("resourceType") == "Bundle":
+        resources = [entry["resource"] for entry in document.get("entry") or [] if isinstance(entry.get("resource"), dict)]
+        full_urls = [entry.get("fullUrl") for entry in document.get("entry") or [] if isinstance(entry.get("resource"), dict)]
+    else:
+        resources, full_urls = [document], [None]
+    entries = []
+    for resource, full_url in zip(resources, full_urls):
+        resource_type, resource_id = resource.get("resourceType", ""), resource.get("id")
+        request = {"method": "PUT", "url": f"{resource_type}/{resource_id}"} if resource_id else {
+            "method": "POST", "url": resource_type}
+        entry: dict[str, Any] = {"resource": resource, "request": request}
+        if full_url:
+            entry["fullUrl"] = full_url
+        entries.append(entry)
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

@@ -1,16 +1,75 @@
-"""HTTP routes of the second-opinion domain ($submit, later $decide and reports).
+"""HTTP routes of the second-opinion domain: ``POST [base]/ServiceRequest/$submit`` (later $decide and reports).
 
+HTTP only: read the body, hand it to :func:`fhir_server.second_opinion.intake.submit`, answer its Bundle.
 ``register(app)`` is called by ``create_app`` before the generic REST routes are added, so that
-``/ServiceRequest/$submit`` wins over ``/{type}/{id}``.
+``/ServiceRequest/$submit`` wins over ``/{type}/{id}``; it also hooks the creation of a second-opinion Task
+through REST to the same workflow.
+
+The clock is ``app.state.clock`` when set (tests fix it), else the system's UTC time.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from typing import Any
 
-router = APIRouter()
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from fhir_server.api.deps import get_context
+from fhir_server.api.media import fhir_response, read_resource
+from fhir_server.api.registry import OperationRegistration
+from fhir_server.second_opinion import intake
+from fhir_server.second_opinion.codes import SUBMIT_OPERATION
+from fhir_server.second_opinion.plans import PlanCatalog, load_catalog
+from fhir_server.services.context import RequestContext
+from fhir_server.storage.base import ResourceOperations, StoredResource
+
+
+def catalog_of(app: Any) -> PlanCatalog:
+    return load_catalog(app.state.settings.mappings_dir)
+
+
+def clock_of(app: Any) -> intake.Clock:
+    return getattr(app.state, "clock", None) or intake.utc_now
+
+
+async def submit(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    """``POST [base]/ServiceRequest/$submit``: a collection Bundle in, the decision Bundle out (200)."""
+    app = request.app
+    bundle = await read_resource(request, app.state.settings, "Bundle")
+    answer = await intake.submit(
+        bundle,
+        store=app.state.store,
+        validator=app.state.validator,
+        catalog=catalog_of(app),
+        base_url=ctx.base_url,
+        now=clock_of(app),
+    )
+    return fhir_response(answer)
+
+
+async def start_workflow_for_task(app: Any, tx: ResourceOperations, stored: StoredResource) -> None:
+    """After-create hook: a second-opinion Task created through REST runs the ``$submit`` workflow."""
+    if stored.resource is not None and intake.starts_workflow(stored.resource):
+        await intake.start_from_task(tx, stored.resource, catalog_of(app), clock_of(app))
 
 
 def register(app: FastAPI) -> None:
     """Mount this module's routes and record its operations in ``app.state.registry``."""
-    app.include_router(router)
+    base_path = app.state.settings.normalized_base_path()
+    app.add_api_route(
+        f"{base_path}/ServiceRequest/$submit",
+        submit,
+        methods=["POST"],
+        tags=["Second opinion"],
+        response_class=Response,
+    )
+    app.state.registry.add_operation(
+        OperationRegistration(
+            name="submit",
+            definition=SUBMIT_OPERATION,
+            resource_types=("ServiceRequest",),
+            documentation="Submit a second-opinion request Bundle; answers the authorization, the Task and the stored request",
+        )
+    )
+    app.state.registry.add_after_create("Task", start_workflow_for_task)

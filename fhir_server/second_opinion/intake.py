@@ -396,8 +396,10 @@ async def submit(
     request_entry = plan.entries[0]
     existing = await existing_case(store, request_entry.reference) if request_entry.exists else None
     if existing and existing.final and existing.claim_response:
-        stored_request = await Resolver(store).get(request_entry.reference)
-        return answer_bundle(base_url, [existing.claim_response, existing.task, stored_request or request_entry.resource])
+        stored = Resolver(store)
+        records = [existing.claim_response, existing.task, await stored.get(request_entry.reference),
+                   await stored.get(f"Claim/{existing.ids.claim}")]
+        return answer_bundle(base_url, [r for r in records if r])
 
     moment = now()
     received = existing.received if existing else moment

@@ -425,9 +425,13 @@ class _Run:
                    scope: ReferenceScope) -> None:
         base = self.registry.base_element(element) if self.profile_mode else None
         binding = element.get("binding")
-        if binding and binding.get("strength") == "required" and binding.get("valueSet"):
-            if not self.profile_mode or (base or {}).get("binding", {}).get("valueSet") != binding["valueSet"]:
+        if binding and binding.get("valueSet") and (
+            not self.profile_mode or (base or {}).get("binding", {}).get("valueSet") != binding["valueSet"]
+        ):
+            if binding.get("strength") == "required":
                 self.binding(item, type_name, binding["valueSet"], expression)
+            elif binding.get("strength") == "extensible" and type_name in ("Coding", "CodeableConcept"):
+                self.extensible_binding(item, type_name, binding["valueSet"], expression)
         if type_name == "Reference" and isinstance(item, dict):
             targets = [p for t in element.get("type", ()) if t.get("code") == "Reference"
                        for p in t.get("targetProfile", ())]
@@ -480,6 +484,24 @@ class _Run:
         for position, coding in enumerate(codings):
             self.fail("code-invalid", f"Coding {coding.get('system')}|{coding.get('code')} is not in the required "
                       f"value set {value_set}", f"{expression}.coding[{position}].code")
+
+    def extensible_binding(self, item: Any, type_name: str, value_set: str, expression: str) -> None:
+        """Extensible: other codes are fine, but a code from the value set's own system must be one of its codes."""
+        systems = self.terminology.systems_of(value_set)
+        if not systems or not isinstance(item, dict):
+            return
+        if type_name == "Coding":
+            located = [(expression, item)]
+        else:
+            codings = item.get("coding") if isinstance(item.get("coding"), list) else []
+            located = [(f"{expression}.coding[{n}]", c) for n, c in enumerate(codings) if isinstance(c, dict)]
+        for path, coding in located:
+            if coding.get("system") in systems and self.coding_verdict(coding, value_set) is False:
+                self.issues.append(warning(
+                    "code-invalid",
+                    f"Code '{coding.get('code')}' is from {coding.get('system')} but not in the value set {value_set}",
+                    path + ".code",
+                ))
 
     def reference_target(self, reference: dict[str, Any], target_profiles: list[str], expression: str,
                          scope: ReferenceScope) -> None:

@@ -60,6 +60,7 @@ def request_profile() -> dict[str, Any]:
     by_id(elements, "ServiceRequest.reasonCode").update(
         min=1, binding={"strength": "required", "valueSet": REASON_VALUE_SET})
     by_id(elements, "ServiceRequest.code")["min"] = 1
+    by_id(elements, "ServiceRequest.category")["binding"] = {"strength": "extensible", "valueSet": REASON_VALUE_SET}
     extension = by_id(elements, "ServiceRequest.extension")
     extension["slicing"] = {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}
     extension_slice = copy.deepcopy(extension) | {"id": "ServiceRequest.extension:opinionSequence",
@@ -167,6 +168,16 @@ def test_required_binding_to_a_project_value_set(validator: Validator) -> None:
     ])
     assert profile_problems(validator, resource) == [
         ("error", "code-invalid", ("ServiceRequest.reasonCode[1].coding[0].code",)),
+    ]
+
+
+def test_extensible_binding_warns_only_for_unknown_codes_of_its_own_system(validator: Validator) -> None:
+    resource = request(category=[{"coding": [
+        {"system": "http://snomed.info/sct", "code": "73211009"},
+        {"system": REASON_SYSTEM, "code": "made-up"},
+    ]}])
+    assert profile_problems(validator, resource) == [
+        ("warning", "code-invalid", ("ServiceRequest.category[0].coding[1].code",)),
     ]
 
 

@@ -1,0 +1,127 @@
+"""extract_index over FHIR JSON, and the parameter table."""
+
+from __future__ import annotations
+
+from fhir_server.search.index import IndexValue, date_range, extract_index, normalize_text
+from fhir_server.search.parameters import NETWORK_REFERENCE_EXTENSION, get_param, params_for
+
+
+def test_normalisation_strips_accents_and_case():
+    assert normalize_text("Zoë MÜLLER") == "zoe muller"
+    assert normalize_text("Straße") == "strasse"
+    assert normalize_text("ﬁle") == "file"  # NFKD compatibility form
+
+
+def test_date_range_precisions_and_zones():
+    assert date_range("2024") == ("2024-01-01T00:00:00.000000Z", "2025-01-01T00:00:00.000000Z")
+    assert date_range("2024-12") == ("2024-12-01T00:00:00.000000Z", "2025-01-01T00:00:00.000000Z")
+    assert date_range("2024-02-29") == ("2024-02-29T00:00:00.000000Z", "2024-03-01T00:00:00.000000Z")
+    assert date_range("2024-01-01T00:30:00-01:00") == ("2024-01-01T01:30:00.000000Z", "2024-01-01T01:30:01.000000Z")
+    assert date_range("2024-01-01T00:00:00.123+00:00") == (
+        "2024-01-01T00:00:00.123000Z",
+        "2024-01-01T00:00:00.124000Z",
+    )
+    assert date_range("9999")[1] == "9999-12-31T23:59:59.999999Z"
+    assert date_range("2023-02-29") is None and date_range("today") is None
+
+
+def test_patient_index():
+    index = extract_index(
+        "Patient",
+        {
+            "resourceType": "Patient",
+            "id": "p",
+            "meta": {"lastUpdated": "2024-01-01T00:00:00.000+00:00", "profile": ["http://p"], "tag": [{"code": "t"}]},
+            "identifier": [{"system": "http://s", "value": "1", "type": {"text": "MRN"}}],
+            "name": [{"family": "Müller", "given": ["Zoë", "Ann"], "prefix": ["Dr"]}],
+            "birthDate": "1980-05",
+            "gender": "female",
+            "telecom": [{"system": "phone", "value": "555"}],
+        },
+    )
+    assert index["_id"] == [IndexValue(code="p")]
+    assert index["identifier"] == [IndexValue(system="http://s", code="1", text="mrn")]
+    assert [v.value for v in index["name"]] == ["muller", "zoe", "ann", "dr"]
+    assert [v.exact for v in index["given"]] == ["Zoë", "Ann"]
+    assert index["birthdate"] == [IndexValue(low="1980-05-01T00:00:00.000000Z", high="1980-06-01T00:00:00.000000Z")]
+    assert index["gender"] == [IndexValue(code="female")]
+    assert index["_profile"] == [IndexValue(value="http://p")]
+    assert index["_tag"] == [IndexValue(code="t")]
+    assert index["_lastUpdated"][0].low == "2024-01-01T00:00:00.000000Z"
+    assert "family" in index and "_security" not in index
+
+
+def test_reference_forms_and_target_filter():
+    def refs(subject):
+        return extract_index("ServiceRequest", {"resourceType": "ServiceRequest", "subject": subject})
+
+    local = refs({"reference": "Patient/1"})
+    assert local["subject"] == local["patient"] == [IndexValue(value="Patient/1", ref_type="Patient", ref_id="1")]
+    absolute = refs({"reference": "https://x.org/fhir/Patient/2/_history/3"})
+    assert absolute["subject"] == [
+        IndexValue(value="https://x.org/fhir/Patient/2/_history/3", ref_type="Patient", ref_id="2")
+    ]
+    urn = refs({"reference": "urn:uuid:0f0e"})
+    assert urn["subject"] == [IndexValue(value="urn:uuid:0f0e")]
+    group = refs({"reference": "Group/g"})
+    assert "patient" not in group and group["subject"][0].ref_type == "Group"
+    by_identifier = refs({"identifier": {"system": "http://s", "value": "9"}})
+    assert by_identifier["subject"] == [IndexValue(system="http://s", code="9")]
+
+
+def test_tokens_from_concepts_codings_booleans():
+    role = extract_index(
+        "PractitionerRole",
+        {
+            "resourceType": "PractitionerRole",
+            "active": False,
+            "specialty": [{"coding": [{"system": "http://nucc", "code": "X", "display": "Cardiology"}], "text": "Heart"}],
+            "extension": [
+                {"url": NETWORK_REFERENCE_EXTENSION, "valueReference": {"reference": "Organization/n1"}},
+                {"url": "http://other", "valueReference": {"reference": "Organization/n2"}},
+            ],
+        },
+    )
+    assert role["active"] == [IndexValue(code="false")]
+    assert role["specialty"] == [IndexValue(system="http://nucc", code="X", text="cardiology")]
+    assert role["network"] == [IndexValue(value="Organization/n1", ref_type="Organization", ref_id="n1")]
+    text_only = extract_index("Task", {"resourceType": "Task", "businessStatus": {"text": "Waiting"}})
+    assert text_only["business-status"] == [IndexValue(text="waiting")]
+
+
+def test_period_dates_and_open_ends():
+    index = extract_index(
+        "Task",
+        {"resourceType": "Task", "authoredOn": "2024-03-10T10:00:00Z"},
+    )
+    assert index["authored-on"] == [IndexValue(low="2024-03-10T10:00:00.000000Z", high="2024-03-10T10:00:01.000000Z")]
+    from fhir_server.search.index import date_values
+
+    definition = get_param("Task", "authored-on")
+    (open_end,) = date_values({"start": "2024"}, definition)
+    assert open_end.low == "2024-01-01T00:00:00.000000Z" and open_end.high == "9999-12-31T23:59:59.999999Z"
+
+
+def test_duplicate_values_are_indexed_once():
+    index = extract_index(
+        "Patient", {"resourceType": "Patient", "name": [{"family": "Doe"}, {"family": "Doe", "use": "official"}]}
+    )
+    assert index["family"] == [IndexValue(value="doe", exact="Doe")]
+
+
+def test_parameter_table():
+    assert get_param("Patient", "birthdate").url == "http://hl7.org/fhir/SearchParameter/individual-birthdate"
+    assert get_param("ServiceRequest", "patient").url == "http://hl7.org/fhir/SearchParameter/clinical-patient"
+    assert get_param("PractitionerRole", "network").url.endswith("/SearchParameter/practitionerrole-network")
+    assert get_param("Patient", "nope") is None
+    for resource_type in ("Patient", "Task", "Endpoint", "Binary"):
+        assert {"_id", "_lastUpdated", "_profile", "_tag", "_security"} <= set(params_for(resource_type))
+    assert params_for("Patient")["_id"].paths == ("Patient.id",)
+    required = {
+        "Coverage": {"beneficiary", "payor", "identifier", "subscriber", "patient"},
+        "Task": {"identifier", "focus", "patient", "status", "owner", "business-status", "authored-on", "code", "based-on"},
+        "ClaimResponse": {"identifier", "patient", "outcome", "created", "requestor", "insurer", "request"},
+        "ValueSet": {"url", "name", "version", "status"},
+    }
+    for resource_type, names in required.items():
+        assert names <= set(params_for(resource_type))

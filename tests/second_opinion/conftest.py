@@ -42,11 +42,22 @@ def directory_resources() -> list[dict[str, Any]]:
     return [entry["resource"] for entry in load_json(DIRECTORY_FILE)["entry"]]
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(store=f"sqlite:///{tmp_path / 'fhir.db'}"))
+def running_app(store: str) -> Iterator[TestClient]:
+    app = create_app(Settings(store=store))
     app.state.clock = lambda: FIXED_NOW
     with TestClient(app) as test_client:
         loaded = test_client.post("/fhir", json=load_json(DIRECTORY_FILE), headers=FHIR_JSON)
         assert loaded.status_code == 200, loaded.text
         yield test_client
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    """The app on the embedded store (most tests: fast)."""
+    yield from running_app(f"sqlite:///{tmp_path / 'fhir.db'}")
+
+
+@pytest.fixture
+def client_on_each_store(store_url: str) -> Iterator[TestClient]:
+    """The app on each backend in turn (SQLite and MongoDB), for the transactional paths."""
+    yield from running_app(store_url)

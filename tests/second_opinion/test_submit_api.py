@@ -125,6 +125,15 @@ def test_incomplete_request_is_pended_then_completed_by_resubmission(client):
     assert decided.inputs("missing-information") == []
 
 
+def test_pended_then_decided_on_each_store(client_on_each_store):
+    """The one-transaction write and the resubmission as new versions work on SQLite and on MongoDB."""
+    pended = submit_ok(client_on_each_store, example("submit-incomplete"))
+    decided = submit_ok(client_on_each_store, example("submit-health-net-cardiology"))
+    assert (pended.review_action, decided.review_action) == ("A4", "A1")
+    assert decided.claim_response["id"] == pended.claim_response["id"]
+    assert decided.claim_response["meta"]["versionId"] == "2"
+
+
 def test_resubmitting_a_decided_request_returns_the_stored_answer(client):
     """Contract "Submitting": the same identifier while decided answers the stored decision, writing nothing."""
     first = submit_ok(client, submission())

@@ -31,7 +31,8 @@ Resolver = Callable[[str], "dict[str, Any] | None"]
 
 # Differential keys that are identity, not constraints: they are never copied onto the snapshot element.
 _IDENTITY_KEYS = frozenset({"id", "path", "base"})
-# Keys that replace the base value as a whole (a binding or type list is one decision, not a patch).
+# List keys a profile adds to (its invariants join the base's); every other key replaces the base value as a
+# whole, because a binding or a type list is one decision, not a patch.
 _LIST_KEYS_APPENDED = frozenset({"constraint", "condition", "mapping", "alias", "code", "example"})
 _UNBOUNDED = "*"
 
@@ -219,11 +220,22 @@ def _merge(element: dict[str, Any], differential_element: dict[str, Any]) -> Non
     _check_cardinality(element_id, element)
 
 
+_ANY_RESOURCE = "http://hl7.org/fhir/StructureDefinition/Resource"
+
+
 def _check_type_narrowing(element_id: str, base_types: list[dict[str, Any]], types: list[dict[str, Any]]) -> None:
-    allowed = {t.get("code") for t in base_types}
+    """A profile may only keep some of the base's types, and only some of a reference's allowed targets."""
+    base_by_code = {t.get("code"): t for t in base_types}
     for element_type in types:
-        if allowed and element_type.get("code") not in allowed:
-            raise SnapshotError(f"{element_id}: type {element_type.get('code')} is not one of {sorted(allowed)}")
+        code = element_type.get("code")
+        if base_by_code and code not in base_by_code:
+            raise SnapshotError(f"{element_id}: type {code} is not one of {sorted(base_by_code)}")
+        base_targets = set(base_by_code.get(code, {}).get("targetProfile", []))
+        if not base_targets or _ANY_RESOURCE in base_targets:
+            continue
+        widened = set(element_type.get("targetProfile", [])) - base_targets
+        if widened:
+            raise SnapshotError(f"{element_id}: reference targets {sorted(widened)} are not allowed by the base")
 
 
 def _max_as_number(maximum: str) -> float:

@@ -59,6 +59,25 @@ class Child:
     is_choice: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Cardinality:
+    """An element's min/max, precomputed; ``narrowed``: a profile changed it from the base (only then re-checked)."""
+
+    element: dict[str, Any]
+    name: str
+    min: int
+    max: int | None  # None: unbounded
+    narrowed: bool
+
+
+def cardinality_of(element: dict[str, Any]) -> Cardinality:
+    maximum = element.get("max", "*")
+    base = element.get("base", {})
+    narrowed = element.get("min", 0) != base.get("min", 0) or maximum != base.get("max", "*")
+    name = element["path"].rsplit(".", 1)[-1].removesuffix("[x]")
+    return Cardinality(element, name, element.get("min", 0), None if maximum == "*" else int(maximum), narrowed)
+
+
 @dataclass
 class StructureIndex:
     """Lookup tables of one StructureDefinition snapshot, built once."""
@@ -69,6 +88,9 @@ class StructureIndex:
     properties: dict[str, dict[str, Child]] = field(default_factory=dict)  # parent id -> JSON name -> Child
     choice_stems: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # parent id -> stem -> element
     slices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # sliced element id -> slice elements
+    cardinality: dict[int, Cardinality] = field(default_factory=dict)  # id(child element) -> its cardinality
+    required: dict[str, list[Cardinality]] = field(default_factory=dict)  # parent id -> children with min > 0
+    sliced: dict[str, list[Cardinality]] = field(default_factory=dict)  # parent id -> children that are sliced
 
     @classmethod
     def build(cls, definition: dict[str, Any]) -> "StructureIndex":
@@ -87,6 +109,13 @@ class StructureIndex:
             parent = parent_id(element_id)
             index.children.setdefault(parent, []).append(element)
             index._add_properties(parent, last_segment, element)
+        for parent, children in index.children.items():
+            for child in children:
+                rule = index.cardinality[id(child)] = cardinality_of(child)
+                if rule.min > 0:
+                    index.required.setdefault(parent, []).append(rule)
+                if child.get("id") in index.slices:
+                    index.sliced.setdefault(parent, []).append(rule)
         return index
 
     def _add_properties(self, parent: str, segment: str, element: dict[str, Any]) -> None:

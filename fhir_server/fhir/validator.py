@@ -109,12 +109,48 @@ def max_allows(maximum: str | None, count: int) -> bool:
     return maximum in (None, "*") or count <= int(maximum)
 
 
+def reference_targets(element: dict[str, Any] | None) -> tuple[str, ...]:
+    return tuple(sorted(
+        p for t in (element or {}).get("type", ()) if t.get("code") == "Reference" for p in t.get("targetProfile", ())
+    ))
+
+
+@dataclass(frozen=True, slots=True)
+class ElementRules:
+    """What an element demands of each value, worked out once; ``*_changed``: differs from the core element."""
+
+    element: dict[str, Any]  # kept so the cache key id(element) stays this element's
+    strength: str | None
+    value_set: str | None
+    binding_changed: bool
+    targets: tuple[str, ...]
+    targets_changed: bool
+    constraint: tuple[str, Any] | None
+
+    @classmethod
+    def of(cls, element: dict[str, Any], base: dict[str, Any] | None) -> "ElementRules":
+        binding = element.get("binding") or {}
+        value_set = binding.get("valueSet")
+        targets = reference_targets(element)
+        return cls(
+            element=element,
+            strength=binding.get("strength"),
+            value_set=value_set,
+            binding_changed=value_set != (base or {}).get("binding", {}).get("valueSet"),
+            targets=targets,
+            targets_changed=targets != reference_targets(base),
+            constraint=value_constraint(element),
+        )
+
+
 class Validator:
     """Validates resources against the core definitions and the profiles a ``DefinitionRegistry`` hosts."""
 
     def __init__(self, registry: DefinitionRegistry, terminology: Terminology) -> None:
         self.registry = registry
         self.terminology = terminology
+        # id(element) -> its binding/target/value rules; each entry holds its element, so ids are never reused
+        self.element_rules_cache: dict[int, ElementRules] = {}
 
     def validate_structure(self, resource: dict[str, Any]) -> list[Issue]:
         """Base R4 rules of the resource's own type (and of every resource it contains)."""
@@ -182,7 +218,15 @@ class _Run:
         self.terminology = validator.terminology
         self.rules = self.registry.primitive_rules()
         self.profile_mode = profile_mode
+        self.rules_cache = validator.element_rules_cache
         self.issues: list[Issue] = []
+
+    def element_rules(self, element: dict[str, Any]) -> "ElementRules":
+        cache = self.rules_cache
+        rules = cache.get(id(element))
+        if rules is None:
+            rules = cache[id(element)] = ElementRules.of(element, self.registry.base_element(element))
+        return rules
 
     def fail(self, code: str, diagnostics: str, expression: str) -> None:
         self.issues.append(error(code, diagnostics, expression))
@@ -277,23 +321,23 @@ class _Run:
             self.fail("structure", f"Unknown element '{key}'", f"{expression}.{key}")
 
     def cardinality(self, index: StructureIndex, element_id: str, counts: dict[int, int], expression: str) -> None:
-        for element in index.children.get(element_id, ()):
-            count = counts.get(id(element), 0)
-            name = element["path"].rsplit(".", 1)[-1].removesuffix("[x]")
-            if self.profile_mode:
-                if count == 0 and element.get("id") in index.slices:
-                    # an absent sliced element still owes its required slices
-                    self.slices([], element, name, index.slices[element["id"]], index, expression, EMPTY_SCOPE)
-                base = element.get("base", {})
-                if element.get("min", 0) == base.get("min", 0) and element.get("max") == base.get("max"):
-                    continue  # the base pass already checked this cardinality
-            minimum, maximum = element.get("min", 0), element.get("max")
-            if count < minimum:
-                self.fail("required", f"Element '{name}' is required (min {minimum}, found {count})",
-                          f"{expression}.{name}")
-            elif not max_allows(maximum, count):
-                self.fail("structure", f"Element '{name}' allows at most {maximum} (found {count})",
-                          f"{expression}.{name}")
+        """min/max of the children (the profile pass re-checks only what a profile narrowed), slices of absent ones."""
+        profile_mode = self.profile_mode
+        for key, count in counts.items():
+            rule = index.cardinality[key]
+            if rule.max is not None and count > rule.max and (rule.narrowed or not profile_mode):
+                self.fail("structure", f"Element '{rule.name}' allows at most {rule.max} (found {count})",
+                          f"{expression}.{rule.name}")
+        for rule in index.required.get(element_id, ()):
+            count = counts.get(id(rule.element), 0)
+            if count < rule.min and (rule.narrowed or not profile_mode):
+                self.fail("required", f"Element '{rule.name}' is required (min {rule.min}, found {count})",
+                          f"{expression}.{rule.name}")
+        if profile_mode:
+            for rule in index.sliced.get(element_id, ()):
+                if id(rule.element) not in counts:  # an absent sliced element still owes its required slices
+                    self.slices([], rule.element, rule.name, index.slices[rule.element["id"]], index, expression,
+                                EMPTY_SCOPE)
 
     def extension_shape(self, extension: dict[str, Any], expression: str) -> None:
         has_value = any(is_value_key(key) for key in extension)
@@ -423,30 +467,21 @@ class _Run:
 
     def item_rules(self, item: Any, element: dict[str, Any], type_name: str, expression: str,
                    scope: ReferenceScope) -> None:
-        base = self.registry.base_element(element) if self.profile_mode else None
-        binding = element.get("binding")
-        if binding and binding.get("valueSet") and (
-            not self.profile_mode or (base or {}).get("binding", {}).get("valueSet") != binding["valueSet"]
-        ):
-            if binding.get("strength") == "required":
-                self.binding(item, type_name, binding["valueSet"], expression)
-            elif binding.get("strength") == "extensible" and type_name in ("Coding", "CodeableConcept"):
-                self.extensible_binding(item, type_name, binding["valueSet"], expression)
-        if type_name == "Reference" and isinstance(item, dict):
-            targets = [p for t in element.get("type", ()) if t.get("code") == "Reference"
-                       for p in t.get("targetProfile", ())]
-            if not self.profile_mode or sorted(targets) != sorted(
-                p for t in (base or {}).get("type", ()) if t.get("code") == "Reference"
-                for p in t.get("targetProfile", ())
-            ):
-                self.reference_target(item, targets, expression, scope)
-        if self.profile_mode:
-            constraint = value_constraint(element)
-            if constraint is not None:
-                kind, expected = constraint
-                matches = item == expected if kind == "fixed" else contains_pattern(item, expected)
-                if not matches:
-                    self.fail("value", f"Value does not match the profile's {kind} value {expected!r}", expression)
+        """Bindings, reference targets and (profile pass) fixed/pattern values of one item."""
+        rules = self.element_rules(element)
+        profile_mode = self.profile_mode
+        if rules.value_set is not None and (rules.binding_changed or not profile_mode):
+            if rules.strength == "required":
+                self.binding(item, type_name, rules.value_set, expression)
+            elif rules.strength == "extensible" and type_name in ("Coding", "CodeableConcept"):
+                self.extensible_binding(item, type_name, rules.value_set, expression)
+        if type_name == "Reference" and isinstance(item, dict) and (rules.targets_changed or not profile_mode):
+            self.reference_target(item, rules.targets, expression, scope)
+        if profile_mode and rules.constraint is not None:
+            kind, expected = rules.constraint
+            matches = item == expected if kind == "fixed" else contains_pattern(item, expected)
+            if not matches:
+                self.fail("value", f"Value does not match the profile's {kind} value {expected!r}", expression)
 
     def binding(self, item: Any, type_name: str, value_set: str, expression: str) -> None:
         checker = BINDING_CHECKS.get(type_name)
@@ -503,7 +538,7 @@ class _Run:
                     path + ".code",
                 ))
 
-    def reference_target(self, reference: dict[str, Any], target_profiles: list[str], expression: str,
+    def reference_target(self, reference: dict[str, Any], target_profiles: Sequence[str], expression: str,
                          scope: ReferenceScope) -> None:
         allowed = {self.registry.type_of(url) for url in target_profiles}
         if not allowed or None in allowed or RESOURCE_TYPE in allowed:

@@ -30,16 +30,21 @@ and a thread hop per statement would cost more than the statement itself. One wr
 ``asyncio.Lock``: every write is a ``BEGIN IMMEDIATE ... COMMIT`` under the lock, so ``update(if_match=n)``
 checks and writes atomically, and an open :meth:`SqliteStore.transaction` keeps other writers waiting until it
 ends. Reads outside a transaction use a second connection that, thanks to WAL, sees only committed data (an
-open transaction's writes stay invisible to it). An in-memory database cannot be shared between two
-connections, so there reads take the lock too. Do not call the store itself from inside its own transaction
-block (use the ``tx`` object): the lock is not re-entrant.
+open transaction's writes stay invisible to it). Do not write through the store itself from inside its own
+transaction block (use the ``tx`` object): the lock is not re-entrant.
+
+``sqlite:///:memory:`` is a throw-away database file in a temporary directory removed on close: a true
+in-memory database cannot be shared by two connections, and a throw-away file keeps exactly the same
+isolation and locking behaviour as a durable one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -475,6 +480,7 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self._scratch_dir: str | None = None  # the temporary directory of a ``:memory:`` store
         self._lock = asyncio.Lock()
         self._clock = _Clock()
         self._writer: sqlite3.Connection | None = None
@@ -492,8 +498,8 @@ class SqliteStore:
     def in_memory(self) -> bool:
         return self.path == ":memory:"
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    def _connect(self, file: str) -> sqlite3.Connection:
+        connection = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("PRAGMA busy_timeout = 5000")
@@ -502,19 +508,27 @@ class SqliteStore:
     async def open(self) -> None:
         if self._writer is not None:
             return
-        if not self.in_memory:
+        if self.in_memory:
+            self._scratch_dir = tempfile.mkdtemp(prefix="fhir-sqlite-")
+            file = str(Path(self._scratch_dir) / "fhir.db")
+        else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = self._connect()
+            file = self.path
+        self._writer = self._connect(file)
         for statement in SCHEMA:
             self._writer.execute(statement)
-        self._reader = self._writer if self.in_memory else self._connect()
+        self._reader = self._connect(file)
         latest = self._writer.execute("SELECT MAX(last_updated) FROM resources").fetchone()[0]
         self._clock.last = datetime.fromisoformat(latest) if latest else None
 
     async def close(self) -> None:
-        for connection in {id(c): c for c in (self._reader, self._writer) if c is not None}.values():
-            connection.close()
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
         self._writer = self._reader = None
+        if self._scratch_dir is not None:
+            shutil.rmtree(self._scratch_dir, ignore_errors=True)
+            self._scratch_dir = None
 
     def _connection(self, connection: sqlite3.Connection | None) -> sqlite3.Connection:
         if connection is None:
@@ -533,15 +547,9 @@ class SqliteStore:
                 raise
             writer.execute("COMMIT")
 
-    @asynccontextmanager
-    async def _reading(self) -> AsyncIterator[SqliteOperations]:
-        """Committed data only: the reader connection, or the locked shared one for ``:memory:``."""
-        reader = self._connection(self._reader)
-        if reader is self._writer:
-            async with self._lock:
-                yield SqliteOperations(reader, self._clock)
-        else:
-            yield SqliteOperations(reader, self._clock)
+    def _reading(self) -> SqliteOperations:
+        """Operations on the reader connection: committed data only, never waiting for the writer."""
+        return SqliteOperations(self._connection(self._reader), self._clock)
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
         async with self.transaction() as tx:
@@ -560,16 +568,13 @@ class SqliteStore:
             return await tx.delete(resource_type, resource_id, if_match=if_match)
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:
-        async with self._reading() as ops:
-            return await ops.read(resource_type, resource_id)
+        return await self._reading().read(resource_type, resource_id)
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
-        async with self._reading() as ops:
-            return await ops.vread(resource_type, resource_id, version_id)
+        return await self._reading().vread(resource_type, resource_id, version_id)
 
     async def search(self, query: SearchQuery) -> Page:
-        async with self._reading() as ops:
-            return await ops.search(query)
+        return await self._reading().search(query)
 
     async def history(
         self,
@@ -580,8 +585,7 @@ class SqliteStore:
         count: int = 20,
         offset: int = 0,
     ) -> Page:
-        async with self._reading() as ops:
-            return await ops.history(resource_type, resource_id, since=since, count=count, offset=offset)
+        return await self._reading().history(resource_type, resource_id, since=since, count=count, offset=offset)
 
     async def clear(self) -> None:
         async with self.transaction() as tx:

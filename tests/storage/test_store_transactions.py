@@ -72,3 +72,23 @@ async def test_other_writers_wait_for_an_open_transaction(store):
     await asyncio.gather(in_transaction(), outside_writer())
     assert order == ["writer-waiting", "tx-commit", "writer-done"]
     assert await found(store, "Patient", ("_id", "first,second")) == {"first", "second"}
+
+
+async def test_uncommitted_writes_are_invisible_outside_the_transaction(store):
+    seen_outside: list[int] = []
+
+    async with store.transaction() as tx:
+        await tx.create(patient("Pending"), resource_id="pending")
+        try:
+            await store.read("Patient", "pending")
+        except FhirError as exc:
+            seen_outside.append(exc.status)
+        seen_outside.append((await store.search(_family_query("pending"))).total)
+    assert seen_outside == [404, 0]
+    assert (await store.read("Patient", "pending")).version_id == 1
+
+
+def _family_query(family: str):
+    from fhir_server.search.query import parse_search
+
+    return parse_search("Patient", [("family", family)], default_count=10, max_count=10, strict=True)

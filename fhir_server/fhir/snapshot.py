@@ -115,6 +115,7 @@ class _SnapshotBuilder:
     # --- placing ------------------------------------------------------------------------------------------
 
     def apply(self, differential_element: dict[str, Any]) -> None:
+        """Merge one differential element onto its snapshot element, creating that element first if needed."""
         element_id = _element_id(differential_element)
         index = self._ensure(element_id)
         _merge(self.elements[index], differential_element)
@@ -159,19 +160,17 @@ class _SnapshotBuilder:
     def _unroll(self, index: int) -> None:
         """Insert the children of the element at ``index``, taken from its datatype or content reference."""
         parent = self.elements[index]
-        parent_id, parent_path = _element_id(parent), parent["path"]
-        children = self._children_source(parent)
+        (root_id, root_path), children = self._children_source(parent)
         rebased = []
         for child in children:
-            source_root, child_copy = child
-            child_copy = copy.deepcopy(child_copy)
-            child_copy["id"] = parent_id + _element_id(child_copy)[len(source_root[0]) :]
-            child_copy["path"] = parent_path + child_copy["path"][len(source_root[1]) :]
-            rebased.append(child_copy)
+            copied = copy.deepcopy(child)
+            copied["id"] = _element_id(parent) + _element_id(child)[len(root_id) :]
+            copied["path"] = parent["path"] + child["path"][len(root_path) :]
+            rebased.append(copied)
         self.elements[index + 1 : index + 1] = rebased
 
-    def _children_source(self, parent: dict[str, Any]) -> list[tuple[tuple[str, str], dict[str, Any]]]:
-        """The elements to copy under ``parent``, each with the (id, path) root they must be rebased from."""
+    def _children_source(self, parent: dict[str, Any]) -> tuple[tuple[str, str], list[dict[str, Any]]]:
+        """The (id, path) root to rebase from, and the elements to copy under ``parent``."""
         reference = parent.get("contentReference")
         if reference:
             target_id = reference.partition("#")[2]
@@ -179,18 +178,15 @@ class _SnapshotBuilder:
             if target_index is None:
                 raise SnapshotError(f"{_element_id(parent)}: content reference {reference} not found")
             target = self.elements[target_index]
-            root = (target_id, target["path"])
-            return [(root, e) for e in self.elements[target_index + 1 : self._children_end(target_index)]]
+            return (target_id, target["path"]), self.elements[target_index + 1 : self._children_end(target_index)]
         types = parent.get("type", [])
         if len(types) != 1:
             raise SnapshotError(
                 f"{_element_id(parent)}: cannot constrain children of an element with {len(types)} types;"
                 " narrow its type to one first"
             )
-        datatype = self._datatype_definition(types[0])
-        root_element = datatype["snapshot"]["element"][0]
-        root = (_element_id(root_element), root_element["path"])
-        return [(root, e) for e in datatype["snapshot"]["element"][1:]]
+        root, *children = self._datatype_definition(types[0])["snapshot"]["element"]
+        return (_element_id(root), root["path"]), children
 
     def _datatype_definition(self, element_type: dict[str, Any]) -> dict[str, Any]:
         """The definition to unroll: the type's profile when it is resolvable, else the type itself."""
@@ -279,6 +275,7 @@ def directory_resolver(definitions: Iterable[dict[str, Any]]) -> Resolver:
 
 
 def profile_files(directory: Path) -> list[Path]:
+    """The StructureDefinitions of a profiles folder, in a stable order."""
     return sorted(directory.glob("StructureDefinition-*.json"))
 
 
@@ -304,6 +301,7 @@ def regenerate_directory(directory: Path, core: Resolver | None = None) -> list[
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m fhir_server.fhir.snapshot PROFILES_DIRECTORY``: regenerate, and name the files it changed."""
     arguments = sys.argv[1:] if argv is None else argv
     if len(arguments) != 1:
         print("usage: python -m fhir_server.fhir.snapshot PROFILES_DIRECTORY", file=sys.stderr)

@@ -12,9 +12,10 @@ from datetime import timedelta
 import pytest
 
 from fhir_server.errors import FhirError
-from fhir_server.search.query import Criterion, SearchQuery, SortKey, StringValue, TokenValue
+from fhir_server.search.query import Criterion, SearchQuery, SortKey, StringValue, TokenValue, parse_search
 from fhir_server.storage.mongo import MongoStore
-from fhir_server.storage.mongo.documents import STORED_DOCUMENTS
+from fhir_server.storage.mongo.documents import INDEX_ENTRY_ATTRIBUTES, STORED_DOCUMENTS
+from fhir_server.storage.mongo.filters import search_filter
 from fhir_server.storage.mongo.store import database_name
 
 pytestmark = pytest.mark.mongo
@@ -46,6 +47,7 @@ async def test_open_creates_every_declared_index(mongo_store: MongoStore) -> Non
         for spec in document_class._meta["index_specs"]:
             assert info[spec["name"]]["key"] == spec["fields"]
             assert info[spec["name"]].get("unique", False) == spec.get("unique", False)
+            assert info[spec["name"]].get("partialFilterExpression") == spec.get("partialFilterExpression")
 
 
 async def test_current_versions_and_history_are_kept_apart(mongo_store: MongoStore) -> None:
@@ -84,6 +86,37 @@ async def test_client_values_never_become_operators(mongo_store: MongoStore, hos
     assert [item.id for item in by_name.items] == [target.id]
 
 
+FILTER_FIELDS = {"resource_type", "deleted", "_idx", "param", *INDEX_ENTRY_ATTRIBUTES}
+FILTER_OPERATORS = {"$eq", "$regex", "$elemMatch", "$and", "$or", "$nor", "$lt", "$lte", "$gt", "$gte"}
+HOSTILE_SEARCHES = [
+    ("Patient", [("gender", '{"$ne": null}'), ("family", "$where"), ("name:exact", '{"$gt": ""}')]),
+    ("Patient", [("identifier", "$where|{$ne:1}"), ("family:contains", ".*"), ("gender:not", "$regex")]),
+    ("Coverage", [("beneficiary", "$ne"), ("subscriber:identifier", "$where|{$gt:0}"), ("payor", "http://x/$where")]),
+    ("Coverage", [("identifier:missing", "true"), ("patient", "Patient/p1")]),
+    ("Subscription", [("url", '{"$exists": true}'), ("_lastUpdated", "ge2024-01-01")]),
+]
+
+
+def _keys_and_leaves(node: object, under: str = "") -> tuple[set[str], list[tuple[str, object]]]:
+    """Every dict key of a filter, and every non-container value with the key it sits under."""
+    if isinstance(node, dict):
+        found = [_keys_and_leaves(value, key) for key, value in node.items()]
+        return set(node) | {k for keys, _ in found for k in keys}, [leaf for _, leaves in found for leaf in leaves]
+    if isinstance(node, list):
+        found = [_keys_and_leaves(item, under) for item in node]
+        return {k for keys, _ in found for k in keys}, [leaf for _, leaves in found for leaf in leaves]
+    return set(), [(under, node)]
+
+
+@pytest.mark.parametrize(("resource_type", "params"), HOSTILE_SEARCHES)
+def test_filters_use_only_known_fields_and_explicit_operators(resource_type: str, params: list) -> None:
+    query = parse_search(resource_type, params, default_count=20, max_count=100, strict=True)
+    keys, leaves = _keys_and_leaves(search_filter(query))
+    assert keys <= FILTER_FIELDS | FILTER_OPERATORS
+    # every client value is the operand of an explicit operator, never a bare field value
+    assert all(under in FILTER_OPERATORS for under, _ in leaves)
+
+
 async def test_racing_updates_with_the_same_version_one_wins(mongo_store: MongoStore) -> None:
     created = await mongo_store.create(patient())
     racers = [{**created.resource, "gender": gender} for gender in ("male", "female", "other")]
@@ -115,6 +148,17 @@ async def test_transaction_reads_its_own_writes_and_commits_together(mongo_store
         assert (await mongo_store.search(SearchQuery("Patient"))).total == 0  # not visible outside yet
     page = await mongo_store.search(SearchQuery("Patient"))
     assert {item.id for item in page.items} == {first.id, second.id}
+
+
+async def test_conflicting_transactions_end_in_409(mongo_store: MongoStore) -> None:
+    created = await mongo_store.create(patient())
+    with pytest.raises(FhirError) as raised:
+        async with mongo_store.transaction() as first:
+            await first.update({**created.resource, "gender": "male"})
+            async with mongo_store.transaction() as second:
+                await second.update({**created.resource, "gender": "female"})
+    assert raised.value.status == 409
+    assert (await mongo_store.read("Patient", created.id)).version_id == 1  # neither committed
 
 
 async def test_transaction_is_all_or_nothing(mongo_store: MongoStore) -> None:

@@ -37,7 +37,13 @@ class CurrentResource(Document):
         "strict": False,
         "indexes": [
             {"fields": ["resource_type", "resource_id"], "unique": True, "name": "type_id"},
-            {"fields": ["resource_type", "-last_updated"], "name": "type_lastUpdated"},
+            # live resources of a type in the default order (and _sort=_lastUpdated), filter and sort from one
+            # index; partial like the SQLite store's, so deletion markers cost it nothing
+            {
+                "fields": ["resource_type", "last_updated", "resource_id"],
+                "partialFilterExpression": {"deleted": False},
+                "name": "live_type_lastUpdated",
+            },
             # token: system|code, code alone (any system) and system| all use this one
             {"fields": ["resource_type", "idx.param", "idx.code", "idx.system"], "name": "idx_token"},
             # string (prefix regex on the normalised value), uri, absolute-URL references

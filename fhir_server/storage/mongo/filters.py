@@ -131,7 +131,8 @@ def _criterion_filter(criterion: Criterion) -> Filter:
 
 def search_filter(query: SearchQuery) -> Filter:
     """The filter selecting the current, non-deleted resources of ``query``'s type that match it."""
-    clauses = [_criterion_filter(criterion) for criterion in query.criteria]
+    # A criterion without values constrains nothing (as the parser treats ``name=``).
+    clauses = [_criterion_filter(c) for c in query.criteria if c.values or c.missing is not None]
     base: Filter = {"resource_type": _eq(query.resource_type), "deleted": _eq(False)}
     return {**base, "$and": clauses} if clauses else base
 

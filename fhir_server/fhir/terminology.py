@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from fhir_server.fhir.definitions import DATA_DIR, canonical

@@ -445,7 +445,7 @@ class _Run:
             return
         if rule.json_kind != "string":
             return
-        if not value.strip():
+        if not value:
             self.fail("value", f"A {type_name} must not be empty", expression)
         elif rule.pattern is not None and not rule.pattern.fullmatch(value):
             self.fail("value", f"{value!r} is not a valid {type_name}", expression)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
-from fhir_server.errors import FhirError, Issue, bad_request, error, unprocessable
+from fhir_server.errors import FhirError, Issue, bad_request, error, operation_outcome, unprocessable
 from fhir_server.search.query import Criterion, ReferenceValue, SearchQuery
 from fhir_server.second_opinion import directory as provider_directory
 from fhir_server.second_opinion.authorization import (
@@ -119,10 +119,12 @@ async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> list[I
     return list(await result) if inspect.isawaitable(result) else list(result)
 
 
-async def validate_entries(validator: Validator | None, entries: list[dict[str, Any]]) -> None:
-    """Base R4 problems of every entry (400), then hosted-profile problems of every entry (422): all at once."""
+async def validate_entries(validator: Validator | None, entries: list[dict[str, Any]]) -> list[Issue]:
+    """Base R4 problems of every entry (400), then hosted-profile problems of every entry (422), all at once;
+    returns the warnings (e.g. a claimed profile this server does not host) for the answer."""
     if validator is None:
-        return
+        return []
+    warnings: list[Issue] = []
     for stage, status in (("structure", 400), ("profiles", 422)):
         issues: list[Issue] = []
         for index, entry in enumerate(entries):
@@ -132,9 +134,12 @@ async def validate_entries(validator: Validator | None, entries: list[dict[str, 
             else:
                 profiles = (REQUEST_PROFILE,) if index == 0 else ()
                 found = await _call(validator.validate_profiles, resource, profiles=profiles, check_meta_profiles=True)
-            issues += [_in_entry(i, index, resource["resourceType"]) for i in found if i.is_error]
+            anchored = [_in_entry(i, index, resource["resourceType"]) for i in found]
+            issues += [i for i in anchored if i.is_error]
+            warnings += [i for i in anchored if i.severity == "warning"]
         if issues:
             raise FhirError(issues, status)
+    return warnings
 
 
 # ---------------------------------------------------------------- reading the request
@@ -349,8 +354,9 @@ async def existing_case(ops: ResourceOperations, service_request_ref: str) -> Ex
         if not output or not output.startswith("ClaimResponse/"):
             continue
         claim_response = await Resolver(ops).get(output)
-        claim_ref = (claim_response or {}).get("request", {}).get("reference", "Claim/" + str(uuid.uuid4()))
-        return ExistingCase(task, claim_response, RecordIds(claim_ref.partition("/")[2], output.partition("/")[2], task["id"]))
+        claim_ref = (claim_response or {}).get("request", {}).get("reference", "")
+        claim_id = claim_ref.partition("/")[2] or str(uuid.uuid4())
+        return ExistingCase(task, claim_response, RecordIds(claim_id, output.partition("/")[2], task["id"]))
     return None
 
 
@@ -362,6 +368,7 @@ def new_ids() -> RecordIds:
 
 
 def answer_bundle(base_url: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """Entry 1 the ClaimResponse, 2 the Task, 3 the ServiceRequest, then the Claim (and any warnings)."""
     return {
         "resourceType": "Bundle",
         "type": "collection",
@@ -391,7 +398,7 @@ async def submit(
 ) -> dict[str, Any]:
     """``POST [base]/ServiceRequest/$submit``: the answer Bundle (ClaimResponse, Task, ServiceRequest, Claim)."""
     entries = check_envelope(bundle)
-    await validate_entries(validator, entries)
+    warnings = await validate_entries(validator, entries)
     plan: WritePlan = await plan_writes(store, entries)
     request_entry = plan.entries[0]
     existing = await existing_case(store, request_entry.reference) if request_entry.exists else None
@@ -414,7 +421,8 @@ async def submit(
         stored_claim = await _write(tx, claim, existing is not None)
         stored_response = await _write(tx, claim_response, existing is not None and existing.claim_response is not None)
         stored_task = await _write(tx, task, existing is not None)
-    return answer_bundle(base_url, [stored_response, stored_task, written[0], stored_claim])
+    extra = [{"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), **operation_outcome(warnings)}] if warnings else []
+    return answer_bundle(base_url, [stored_response, stored_task, written[0], stored_claim, *extra])
 
 
 # ---------------------------------------------------------------- a Task created through REST

@@ -303,3 +303,15 @@ def test_submit_is_listed_in_the_capability_statement(client):
     operations = [op for rest in metadata["rest"] for r in rest.get("resource", []) if r["type"] == "ServiceRequest"
                   for op in r.get("operation", [])]
     assert any(op["name"] == "submit" for op in operations)
+
+
+def test_unhosted_profile_is_a_warning_in_the_answer_not_a_rejection(client):
+    """Contract "Profiles": a profile the server does not host (US Core) earns a warning, not a rejection."""
+    bundle = submission()
+    bundle["entry"][1]["resource"]["meta"] = {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]}
+    answer = submit_ok(client, bundle)
+    assert answer.review_action == "A1"
+    outcome = answer.bundle["entry"][-1]["resource"]
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["severity"] == "warning"
+    assert outcome["issue"][0]["expression"][0].startswith("Bundle.entry[1].resource")

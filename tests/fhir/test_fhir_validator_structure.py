@@ -182,3 +182,17 @@ def test_integer_ranges(core_validator: Validator) -> None:
         "outcome": "complete", "item": [claim_response_item | {"adjudication": [{"category": {"text": "x"}}]}],
     }
     assert problems(core_validator, resource) == [("value", ("ClaimResponse.item[0].itemSequence",))]
+
+
+def test_parameters_resources_are_validated_as_resources(core_validator: Validator) -> None:
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "resource", "resource": {"resourceType": "Patient", "gender": "femal"}},
+            {"name": "flag", "valueBoolean": "yes"},
+        ],
+    }
+    assert problems(core_validator, parameters) == [
+        ("code-invalid", ("Parameters.parameter[0].resource.gender",)),
+        ("structure", ("Parameters.parameter[1].value",)),
+    ]

@@ -48,7 +48,9 @@ def _referenced(include: Include, resources: list[StoredResource]) -> dict[str, 
     return targets
 
 
-async def _include(store: ResourceOperations, include: Include, resources: list[StoredResource]) -> list[StoredResource]:
+async def _include(
+    store: ResourceOperations, include: Include, resources: list[StoredResource]
+) -> list[StoredResource]:
     found: list[StoredResource] = []
     for resource_type, ids in _referenced(include, resources).items():
         for batch in _batches(ids):
@@ -67,9 +69,8 @@ async def _revinclude(
     found: list[StoredResource] = []
     for batch in _batches(refs):
         values = tuple(ReferenceValue(*ref.split("/", 1)) for ref in batch)
-        query = SearchQuery(
-            include.source_type, criteria=[Criterion(include.param, "reference", values)], count=BATCH_SIZE, total="none"
-        )
+        criterion = Criterion(include.param, "reference", values)
+        query = SearchQuery(include.source_type, criteria=[criterion], count=BATCH_SIZE, total="none")
         found.extend(await _search_all(store, query))
     return found
 

@@ -10,7 +10,6 @@ stores can compare them as strings.
 
 from __future__ import annotations
 
-import calendar
 import re
 import unicodedata
 from dataclasses import dataclass

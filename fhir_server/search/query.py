@@ -200,7 +200,8 @@ def _date(raw: str, definition: SearchParamDef, modifier: str | None) -> DateVal
     if raw[:2].isalpha():
         prefix, text = raw[:2], raw[2:]
         if prefix not in DATE_PREFIXES:
-            raise _invalid(definition.name, f"unknown date prefix '{prefix}' (use one of {', '.join(sorted(DATE_PREFIXES))})")
+            known = ", ".join(sorted(DATE_PREFIXES))
+            raise _invalid(definition.name, f"unknown date prefix '{prefix}' (use one of {known})")
     bounds = date_range(text)
     if bounds is None:
         raise _invalid(definition.name, f"'{raw}' is not a date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime)")

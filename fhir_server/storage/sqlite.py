@@ -317,7 +317,8 @@ class SqliteOperations(ResourceOperations):
 
     def _current(self, resource_type: str, resource_id: str) -> tuple[Any, ...] | None:
         return self._db.execute(
-            "SELECT id, version, last_updated, deleted, json FROM resources WHERE type = ? AND id = ? AND is_current = 1",
+            "SELECT id, version, last_updated, deleted, json FROM resources"
+            " WHERE type = ? AND id = ? AND is_current = 1",
             (resource_type, resource_id),
         ).fetchone()
 
@@ -414,7 +415,9 @@ class SqliteOperations(ResourceOperations):
         live = current is not None and not current[3]
         if if_match is not None and (not live or current[1] != if_match):
             found = f"version {current[1]}" if live else "no current version"
-            raise precondition_failed(f"{resource_type}/{resource_id}: If-Match expected version {if_match}, found {found}")
+            raise precondition_failed(
+                f"{resource_type}/{resource_id}: If-Match expected version {if_match}, found {found}"
+            )
         version = current[1] + 1 if current is not None else 1
         return self._write_version(resource_type, resource_id, version, resource), not live
 

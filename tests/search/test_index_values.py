@@ -75,7 +75,9 @@ def test_tokens_from_concepts_codings_booleans():
         {
             "resourceType": "PractitionerRole",
             "active": False,
-            "specialty": [{"coding": [{"system": "http://nucc", "code": "X", "display": "Cardiology"}], "text": "Heart"}],
+            "specialty": [
+                {"coding": [{"system": "http://nucc", "code": "X", "display": "Cardiology"}], "text": "Heart"}
+            ],
             "extension": [
                 {"url": NETWORK_REFERENCE_EXTENSION, "valueReference": {"reference": "Organization/n1"}},
                 {"url": "http://other", "valueReference": {"reference": "Organization/n2"}},
@@ -119,7 +121,9 @@ def test_parameter_table():
     assert params_for("Patient")["_id"].paths == ("Patient.id",)
     required = {
         "Coverage": {"beneficiary", "payor", "identifier", "subscriber", "patient"},
-        "Task": {"identifier", "focus", "patient", "status", "owner", "business-status", "authored-on", "code", "based-on"},
+        "Task": {
+            "identifier", "focus", "patient", "status", "owner", "business-status", "authored-on", "code", "based-on"
+        },
         "ClaimResponse": {"identifier", "patient", "outcome", "created", "requestor", "insurer", "request"},
         "ValueSet": {"url", "name", "version", "status"},
     }

@@ -78,7 +78,12 @@ def test_sort_keys():
 
 def test_token_forms():
     values = only_values(parse("Patient", ("identifier", "http://s|1,|2,http://s|,3")))
-    assert values == (TokenValue("http://s", "1"), TokenValue("", "2"), TokenValue("http://s", None), TokenValue(None, "3"))
+    assert values == (
+        TokenValue("http://s", "1"),
+        TokenValue("", "2"),
+        TokenValue("http://s", None),
+        TokenValue(None, "3"),
+    )
 
 
 def test_escaped_separators():
@@ -118,7 +123,7 @@ def test_unsupported_modifier_is_400():
         ("ServiceRequest", "subject", "1", ReferenceValue(None, "1")),  # several target types
         ("ServiceRequest", "patient", "1", ReferenceValue("Patient", "1")),  # one target type
         ("ServiceRequest", "subject:Patient", "1", ReferenceValue("Patient", "1")),
-        ("ServiceRequest", "subject", "http://x.org/fhir/Patient/1", ReferenceValue(None, None, "http://x.org/fhir/Patient/1")),
+        ("ServiceRequest", "subject", "http://x.org/Patient/1", ReferenceValue(None, None, "http://x.org/Patient/1")),
         ("ServiceRequest", "requester", "urn:uuid:abc", ReferenceValue(None, None, "urn:uuid:abc")),
         ("ServiceRequest", "subject:identifier", "http://s|9", TokenValue("http://s", "9")),
         ("StructureDefinition", "url", "http://x/SD|1.0", UriValue("http://x/SD|1.0")),

@@ -12,7 +12,8 @@ from tests.storage.helpers import patient
 
 
 async def test_create_assigns_uuid_id_version_and_meta(store):
-    stored = await store.create(patient("Chalmers", "Peter", id="client-id", meta={"versionId": "7", "tag": [{"code": "x"}]}))
+    meta = {"versionId": "7", "tag": [{"code": "x"}]}
+    stored = await store.create(patient("Chalmers", "Peter", id="client-id", meta=meta))
     uuid.UUID(stored.id)  # server-assigned, the client's id ignored
     assert stored.version_id == 1 and stored.method == "POST"
     meta = stored.resource["meta"]

@@ -33,7 +33,8 @@ async def test_include_with_target_type_and_several_includes(store):
         ("_include", "ServiceRequest:requester:Practitioner"),
     )
     assert sorted(extra) == ["Patient/p1", "Practitioner/d1"]
-    _, extra = await _included(store, "ServiceRequest", ("_id", "sr1"), ("_include", "ServiceRequest:requester:Organization"))
+    only_organizations = ("_include", "ServiceRequest:requester:Organization")
+    _, extra = await _included(store, "ServiceRequest", ("_id", "sr1"), only_organizations)
     assert extra == []
 
 
@@ -45,7 +46,10 @@ async def test_include_skips_deleted_targets(store):
 
 async def test_included_resources_are_not_repeated(store):
     matches, extra = await _included(
-        store, "PractitionerRole", ("_include", "PractitionerRole:practitioner"), ("_include", "PractitionerRole:network")
+        store,
+        "PractitionerRole",
+        ("_include", "PractitionerRole:practitioner"),
+        ("_include", "PractitionerRole:network"),
     )
     assert sorted(matches) == ["PractitionerRole/r1", "PractitionerRole/r2"]
     assert sorted(extra) == ["Organization/o2", "Practitioner/d1"]

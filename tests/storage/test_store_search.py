@@ -246,3 +246,19 @@ async def test_injection_like_content_is_found_exactly(store):
     assert await found(store, "Patient", ("family:contains", "drop table")) == {created.id}
     assert await found(store, "Patient", ("family:contains", "%_")) == {created.id}
 
+
+
+async def test_reference_by_identifier_modifier(store):
+    created = await store.create(
+        {
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "performer": [{"identifier": {"system": "http://npi", "value": "1234567890"}}],
+        }
+    )
+    assert await found(store, "ServiceRequest", ("performer:identifier", "http://npi|1234567890")) == {created.id}
+    assert await found(store, "ServiceRequest", ("performer:identifier", "1234567890")) == {created.id}
+    assert await found(store, "ServiceRequest", ("performer:identifier", "http://other|1234567890")) == set()
+    assert await found(store, "ServiceRequest", ("performer:missing", "false")) == {created.id}

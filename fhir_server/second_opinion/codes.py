@@ -6,6 +6,8 @@ place. ``CANON`` is the contract's ``{canon}``.
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 CANON = "http://example.org/fhir/second-opinion"
 
 REQUEST_PROFILE = f"{CANON}/StructureDefinition/second-opinion-request"
@@ -44,3 +46,13 @@ AUTHORIZED_PROVIDER_EXT = f"{PAS}/extension-itemAuthorizedProvider"
 
 # Priorities that make a request expedited (an imminent and serious threat to health).
 EXPEDITED_PRIORITIES = frozenset({"urgent", "asap", "stat"})
+
+
+def codes_in(concepts: Iterable[dict[str, Any] | None], system: str) -> list[str]:
+    """The codes of ``system`` in some CodeableConcepts, in order (the one way the domain reads codes)."""
+    return [
+        coding["code"]
+        for concept in concepts
+        for coding in (concept or {}).get("coding", ())
+        if coding.get("system") == system and coding.get("code")
+    ]

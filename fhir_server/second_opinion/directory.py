@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from fhir_server.second_opinion.codes import (
+    NETWORK_REFERENCE_EXT,
+    NUCC_SYSTEM,
+    ORG_TYPE_SYSTEM,
+    PLAN_KEY_SYSTEM,
+    codes_in,
+)
 from fhir_server.second_opinion.references import read_or_none
-from fhir_server.second_opinion.codes import NETWORK_REFERENCE_EXT, NUCC_SYSTEM, ORG_TYPE_SYSTEM, PLAN_KEY_SYSTEM
 from fhir_server.search.query import Criterion, ReferenceValue, SearchQuery, TokenValue
 from fhir_server.storage.base import ResourceOperations
 
@@ -41,12 +47,12 @@ class Directory:
 
 
 def _nucc_codes(concepts: Iterable[dict[str, Any]]) -> frozenset[str]:
-    return frozenset(
-        coding["code"]
-        for concept in concepts
-        for coding in concept.get("coding", ())
-        if coding.get("system") == NUCC_SYSTEM and coding.get("code")
-    )
+    return frozenset(codes_in(concepts, NUCC_SYSTEM))
+
+
+def networks_of(plans: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The network Organizations of InsurancePlans (contract: the plan's networks)."""
+    return frozenset(n["reference"] for p in plans for n in p.get("network", ()) if n.get("reference"))
 
 
 def board_certifications(practitioner: Mapping[str, Any] | None) -> frozenset[str]:
@@ -85,7 +91,7 @@ def directory_from_resources(resources: Iterable[Mapping[str, Any]], plan_key: s
             candidate_from(role, practitioners.get(role.get("practitioner", {}).get("reference", "")))
             for role in by_type.get("PractitionerRole", ())
         ),
-        plan_networks=frozenset(n["reference"] for p in plans for n in p.get("network", ()) if n.get("reference")),
+        plan_networks=networks_of(plans),
     )
 
 
@@ -105,8 +111,7 @@ async def _search(ops: ResourceOperations, resource_type: str, *criteria: Criter
 
 
 async def plan_networks(ops: ResourceOperations, plan_key: str) -> frozenset[str]:
-    plans = await _search(ops, "InsurancePlan", _token("identifier", (PLAN_KEY_SYSTEM, plan_key)))
-    return frozenset(n["reference"] for p in plans for n in p.get("network", ()) if n.get("reference"))
+    return networks_of(await _search(ops, "InsurancePlan", _token("identifier", (PLAN_KEY_SYSTEM, plan_key))))
 
 
 async def load_directory(ops: ResourceOperations, plan_key: str, specialties: Iterable[str]) -> Directory:
@@ -128,11 +133,7 @@ async def load_directory(ops: ResourceOperations, plan_key: str, specialties: It
 
 
 def is_physician_group(organization: Mapping[str, Any] | None) -> bool:
-    return bool(organization) and any(
-        coding.get("system") == ORG_TYPE_SYSTEM and coding.get("code") == "prvgrp"
-        for concept in organization.get("type", ())
-        for coding in concept.get("coding", ())
-    )
+    return bool(organization) and "prvgrp" in codes_in(organization.get("type", ()), ORG_TYPE_SYSTEM)
 
 
 async def active_group_of(ops: ResourceOperations, practitioner: str) -> str | None:

@@ -315,3 +315,12 @@ def test_unhosted_profile_is_a_warning_in_the_answer_not_a_rejection(client):
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["severity"] == "warning"
     assert outcome["issue"][0]["expression"][0].startswith("Bundle.entry[1].resource")
+
+
+def test_prior_opinions_authors_are_excluded_even_when_not_listed_as_treating(client):
+    """90.2.17 purpose: a professional "not previously involved": the DiagnosticReport performer (pract-15) and
+    the DocumentReference author (pract-19) of the prior opinions are never proposed."""
+    bundle = submission("submit-bsp-cmc-third-opinion", treating=[])
+    answer = submit_ok(client, bundle)
+    assert answer.proposed_provider not in ("Practitioner/pract-15", "Practitioner/pract-19")
+    assert tag_value(answer.tags, "tier") == "out-of-network"

@@ -102,6 +102,13 @@ TYPE_PARAMS: tuple[SearchParamDef, ...] = (
     _p("Practitioner", "identifier", "token", "identifier"),
     _p("Practitioner", "name", "string", "name"),
     _p("Practitioner", "family", "string", "name.family", url=CORE + "individual-family"),
+    _p(
+        "Practitioner",
+        "qualification-code",
+        "token",
+        "qualification.code",
+        url=PLAN_NET + "SearchParameter/practitioner-qualification-code",
+    ),
     _p("PractitionerRole", "practitioner", "reference", "practitioner", targets=("Practitioner",)),
     _p("PractitionerRole", "organization", "reference", "organization", targets=("Organization",)),
     _p("PractitionerRole", "specialty", "token", "specialty"),

@@ -16,6 +16,7 @@ from typing import Any
 
 from mongoengine.errors import ValidationError
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -66,11 +67,11 @@ class MongoCollections:
     session: AsyncClientSession | None = None
 
     @property
-    def current(self):  # noqa: ANN201 - pymongo's AsyncCollection
+    def current(self) -> AsyncCollection:
         return self.database[CurrentResource._get_collection_name()]
 
     @property
-    def history(self):  # noqa: ANN201
+    def history(self) -> AsyncCollection:
         return self.database[ResourceVersion._get_collection_name()]
 
     async def ensure_indexes(self) -> None:
@@ -103,7 +104,9 @@ class MongoCollections:
             session=self.session,
         )
 
-    async def store_version(self, version: ResourceVersion, current: CurrentResource, previous_version: int | None) -> None:
+    async def store_version(
+        self, version: ResourceVersion, current: CurrentResource, previous_version: int | None
+    ) -> None:
         """Write one new version: history first, its unique (type, id, version) index being the atomic claim on
         the version number, then the current document, replaced only if it still holds ``previous_version``
         (inserted when there was none, the unique (type, id) index refusing a second creator).

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from fhir_server.errors import bad_request, conflict, gone, not_found, precondition_failed
-from fhir_server.storage.base import Page, StoredResource
+from fhir_server.storage.base import Page, ResourceOperations, StoredResource
 from fhir_server.storage.mongo.adapter import Filter, MongoCollections, Sort, VersionRace, stored_resource
 from fhir_server.storage.mongo.documents import CurrentResource, ResourceVersion
 from fhir_server.storage.mongo.filters import search_filter, search_sort
@@ -28,9 +28,8 @@ from fhir_server.storage.mongo.indexing import search_fields
 if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
 
+# Newest first, as the SQLite store; then insertion order (ObjectIds grow) for versions of the same millisecond.
 HISTORY_ORDER: Sort = [("last_updated", -1), ("version_id", -1), ("_id", -1)]
-
-
 ONE_MS = timedelta(milliseconds=1)
 _ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -99,7 +98,7 @@ def _resource_type_of(resource: dict[str, Any]) -> str:
     return resource_type
 
 
-class MongoResourceOperations:
+class MongoResourceOperations(ResourceOperations):
     """``ResourceOperations`` on one database, inside the session of ``collections`` (if any)."""
 
     def __init__(self, collections: MongoCollections, clock: MillisecondClock) -> None:
@@ -130,15 +129,16 @@ class MongoResourceOperations:
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
         resource_type = _resource_type_of(resource)
-        new_id = resource_id or str(uuid.uuid4())
-        if resource_id is not None:
+        if resource_id is None:
+            resource_id = str(uuid.uuid4())
+        else:
             _check_id(resource_id)
-        if resource_id is not None and await self._collections.find_current(resource_type, new_id) is not None:
-            raise conflict(f"{resource_type}/{new_id} already exists")
+            if await self._collections.find_current(resource_type, resource_id) is not None:
+                raise conflict(f"{resource_type}/{resource_id} already exists")
         try:
-            return await self._write(resource_type, new_id, resource, None)
-        except VersionRace as exc:
-            raise conflict(f"{resource_type}/{new_id} already exists") from exc
+            return await self._write(resource_type, resource_id, resource, None)
+        except VersionRace as exc:  # another request created the same id meanwhile
+            raise conflict(f"{resource_type}/{resource_id} already exists") from exc
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:
         raw = await self._collections.find_current(resource_type, resource_id)

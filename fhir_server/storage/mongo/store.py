@@ -66,7 +66,18 @@ class MongoStore:
             # tz_aware: dates come back as UTC-aware datetimes, as StoredResource.last_updated promises.
             self._client = AsyncMongoClient(self.url, tz_aware=True, uuidRepresentation="standard")
             self._database = self._client[self.database_name]
+        await self._require_transactions()
         await MongoCollections(self._db).ensure_indexes()
+
+    async def _require_transactions(self) -> None:
+        """Fail at start-up, not at the first write, when the server cannot run transactions (a standalone
+        mongod: start it with ``--replSet`` and initiate the set, as docker/compose.yaml does)."""
+        hello = await self._mongo.admin.command("hello")
+        if "setName" not in hello and hello.get("msg") != "isdbgrid":
+            raise RuntimeError(
+                "the MongoDB server is a standalone one; the store needs transactions, which need a "
+                "replica set (a single-node one will do) or a sharded cluster"
+            )
 
     async def close(self) -> None:
         if self._client is not None:
@@ -83,6 +94,12 @@ class MongoStore:
             raise RuntimeError("MongoStore is not open: await store.open() first")
         return self._database
 
+    @property
+    def _mongo(self) -> AsyncMongoClient:
+        if self._client is None:
+            raise RuntimeError("MongoStore is not open: await store.open() first")
+        return self._client
+
     def _operations(self, session: AsyncClientSession | None = None) -> MongoResourceOperations:
         return MongoResourceOperations(MongoCollections(self._db, session), self._clock)
 
@@ -90,8 +107,7 @@ class MongoStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MongoResourceOperations]:
-        assert self._client is not None, "MongoStore is not open"
-        async with self._client.start_session() as session:
+        async with self._mongo.start_session() as session:
             try:
                 async with await session.start_transaction():
                     yield self._operations(session)
@@ -104,8 +120,7 @@ class MongoStore:
 
     async def _write(self, operation: Callable[[MongoResourceOperations], Awaitable[T]]) -> T:
         """Run one write in a transaction of its own (see the module docstring for the retries)."""
-        assert self._client is not None, "MongoStore is not open"
-        async with self._client.start_session() as session:
+        async with self._mongo.start_session() as session:
             for _ in range(RACE_ATTEMPTS):
                 try:
                     return await session.with_transaction(lambda s: operation(self._operations(s)))

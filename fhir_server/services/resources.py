@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -18,7 +17,7 @@ from fhir_server.errors import FhirError, Issue, bad_request, precondition_faile
 from fhir_server.search.query import parse_search
 from fhir_server.services.validation import ResourceValidator, check_writable
 from fhir_server.settings import Settings
-from fhir_server.storage.base import Page, ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
 
 ETAG_PATTERN = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
@@ -80,21 +79,8 @@ class ResourceService:
         """A version; a deletion marker answers 410 as a read of a deleted resource does."""
         stored = await (ops or self.store).vread(resource_type, resource_id, version_id)
         if stored.deleted:
-            raise FhirError.single(
-                410, "deleted", f"{resource_type}/{resource_id} version {version_id} is a deletion", 
-            )
+            raise FhirError.single(410, "deleted", f"{resource_type}/{resource_id} version {version_id} is a deletion")
         return stored
-
-    async def history(
-        self,
-        resource_type: str | None,
-        resource_id: str | None,
-        *,
-        since: datetime | None,
-        count: int,
-        offset: int,
-    ) -> Page:
-        return await self.store.history(resource_type, resource_id, since=since, count=count, offset=offset)
 
     async def find(
         self, ops: ResourceOperations, resource_type: str, query_string: str, *, limit: int = 2

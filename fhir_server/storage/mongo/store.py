@@ -41,8 +41,11 @@ def database_name(url: str) -> str:
     return unquote(urlsplit(url).path.strip("/")) or DEFAULT_DATABASE
 
 
-def _is_retryable(error: PyMongoError) -> bool:
-    return any(error.has_error_label(label) for label in RETRYABLE_LABELS)
+def _lost_race(error: Exception) -> bool:
+    """A version race or a transient transaction error: retrying (the caller's whole block) would succeed."""
+    if isinstance(error, PyMongoError):
+        return any(error.has_error_label(label) for label in RETRYABLE_LABELS)
+    return isinstance(error, VersionRace)
 
 
 class MongoStore:
@@ -111,12 +114,10 @@ class MongoStore:
             try:
                 async with await session.start_transaction():
                     yield self._operations(session)
-            except VersionRace as exc:
-                raise conflict(f"a concurrent request changed the same resource; retry ({exc})") from exc
-            except PyMongoError as exc:
-                if not _is_retryable(exc):
+            except (VersionRace, PyMongoError) as exc:
+                if not _lost_race(exc):
                     raise
-                raise conflict(f"a concurrent request changed the same resources; retry ({exc})") from exc
+                raise conflict("a concurrent request changed the same resources; retry") from exc
 
     async def _write(self, operation: Callable[[MongoResourceOperations], Awaitable[T]]) -> T:
         """Run one write in a transaction of its own (see the module docstring for the retries)."""

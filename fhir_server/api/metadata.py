@@ -57,8 +57,8 @@ def _resource_entry(resource_type: str, profiles: list[str], operations: list[Op
             "updateCreate": True,
             "conditionalCreate": True,
             "conditionalRead": "not-supported",
-            "conditionalUpdate": False,
-            "conditionalDelete": "not-supported",
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
             "referencePolicy": ["literal", "logical"],
         }
     )

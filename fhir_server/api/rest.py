@@ -79,15 +79,36 @@ async def update(
     return write_response(ctx, result)
 
 
+async def conditional_update(resource_type: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    """``PUT [base]/Type?query``."""
+    require_type(request, resource_type)
+    service = service_of(request)
+    resource = await read_resource(request, service.settings, resource_type)
+    result = await service.conditional_update(resource_type, request.url.query, resource)
+    return write_response(ctx, result)
+
+
 async def delete(
     resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
 ) -> Response:
     require_type(request, resource_type)
     if_match = parse_version_tag(request.headers.get("if-match"))
     marker = await service_of(request).delete(resource_type, resource_id, if_match=if_match)
+    return delete_response(ctx, f"{resource_type}/{resource_id}", marker)
+
+
+async def conditional_delete(resource_type: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    """``DELETE [base]/Type?query`` (single match)."""
+    require_type(request, resource_type)
+    marker = await service_of(request).conditional_delete(resource_type, request.url.query)
+    return delete_response(ctx, f"{resource_type}?{request.url.query}", marker)
+
+
+def delete_response(ctx: RequestContext, what: str, marker: StoredResource | None) -> Response:
+    """204, or 200 with an OperationOutcome under ``Prefer: return=OperationOutcome``."""
     headers = {"ETag": marker.etag} if marker is not None else {}
     if ctx.prefer_return == "OperationOutcome":
-        outcome = operation_outcome([information("informational", f"{resource_type}/{resource_id} deleted")])
+        outcome = operation_outcome([information("informational", f"{what}: deleted")])
         return fhir_response(outcome, 200, headers)
     return Response(status_code=204, headers=headers)
 
@@ -139,6 +160,8 @@ ROUTES: tuple[tuple[str, str, Any], ...] = (
     ("/_history", "GET", history_system),
     ("/{resource_type}", "GET", search_get),
     ("/{resource_type}", "POST", create),
+    ("/{resource_type}", "PUT", conditional_update),
+    ("/{resource_type}", "DELETE", conditional_delete),
     ("/{resource_type}/_search", "POST", search_post),
     ("/{resource_type}/_history", "GET", history_type),
     ("/{resource_type}/{resource_id}", "GET", read),

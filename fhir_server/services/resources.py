@@ -184,3 +184,37 @@ class ResourceService:
         ops: ResourceOperations | None = None,
     ) -> StoredResource | None:
         return await (ops or self.store).delete(resource_type, resource_id, if_match=if_match)
+
+    async def conditional_update(
+        self,
+        resource_type: str,
+        query_string: str,
+        resource: dict[str, Any],
+        *,
+        ops: ResourceOperations | None = None,
+    ) -> WriteResult:
+        """``PUT [base]/Type?query``: update the one match, create when none matches, 412 when several do."""
+        if ops is None:
+            async with self.store.transaction() as tx:
+                return await self.conditional_update(resource_type, query_string, resource, ops=tx)
+        matches = await self.find(ops, resource_type, query_string)
+        if len(matches) > 1:
+            raise precondition_failed(f"conditional update {query_string!r} matches more than one {resource_type}")
+        if matches:
+            return await self.update(resource_type, matches[0].id, {**resource, "id": resource.get("id", matches[0].id)},
+                                     ops=ops)
+        if resource.get("id"):
+            return await self.update(resource_type, resource["id"], resource, ops=ops)
+        return await self.create(resource, ops=ops)
+
+    async def conditional_delete(
+        self, resource_type: str, query_string: str, *, ops: ResourceOperations | None = None
+    ) -> StoredResource | None:
+        """``DELETE [base]/Type?query``: delete the one match (nothing to do when none), 412 when several."""
+        if ops is None:
+            async with self.store.transaction() as tx:
+                return await self.conditional_delete(resource_type, query_string, ops=tx)
+        matches = await self.find(ops, resource_type, query_string)
+        if len(matches) > 1:
+            raise precondition_failed(f"conditional delete {query_string!r} matches more than one {resource_type}")
+        return await ops.delete(resource_type, matches[0].id) if matches else None

@@ -239,15 +239,20 @@ class BundleProcessor:
         """Run one entry (``tx`` None: on its own, as in a batch) and build its response entry."""
         if entry.method == "PATCH":
             raise not_supported("PATCH is not supported", status=405)
+        if any(segment.startswith("$") for segment in entry.path):
+            raise not_supported(f"operations ({'/'.join(entry.path)}) are not supported inside a Bundle")
         if entry.method in ("GET", "HEAD"):
             return await self._read_entry(ctx, entry, tx or self.service.store)
         service = self.service
         if not entry.path or not service_knows(service, entry.resource_type):
             raise not_supported(f"resource type {entry.resource_type!r} is not supported", status=404)
         if entry.method == "DELETE":
-            if len(entry.path) != 2:
-                raise not_supported("conditional delete is not supported")
-            marker = await service.delete(entry.path[0], entry.path[1], if_match=entry.if_match, ops=tx)
+            if len(entry.path) == 1 and entry.query:
+                marker = await service.conditional_delete(entry.resource_type, entry.query, ops=tx)
+            elif len(entry.path) == 2:
+                marker = await service.delete(entry.path[0], entry.path[1], if_match=entry.if_match, ops=tx)
+            else:
+                raise bad_request(f"DELETE url must be Type/id or Type?query, not {'/'.join(entry.path)!r}")
             response: dict[str, Any] = {"status": status_line(204)}
             if marker is not None:
                 response["etag"] = marker.etag
@@ -263,10 +268,12 @@ class BundleProcessor:
                 result = await service.create_with_id(body, entry.assigned_id, tx)
             else:
                 result = await service.create(resource, if_none_exist=entry.if_none_exist, ops=tx)
-        else:
-            if len(entry.path) != 2:
-                raise not_supported("conditional update is not supported: PUT needs Type/id")
+        elif len(entry.path) == 1 and entry.query:
+            result = await service.conditional_update(entry.resource_type, entry.query, resource, ops=tx)
+        elif len(entry.path) == 2:
             result = await service.update(entry.path[0], entry.path[1], resource, if_match=entry.if_match, ops=tx)
+        else:
+            raise bad_request(f"PUT url must be Type/id or Type?query, not {'/'.join(entry.path)!r}")
         return write_entry(ctx, result)
 
     @staticmethod

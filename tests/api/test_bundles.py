@@ -124,3 +124,21 @@ async def test_bundle_of_other_type_or_without_request_is_400(client: httpx.Asyn
     not_a_bundle = await client.post("", json=patient(), headers=FHIR_JSON)
     assert not_a_bundle.status_code == 400
     assert await count_of(client, "Patient") == 0
+
+
+async def test_transaction_conditional_update_and_delete(client: httpx.AsyncClient) -> None:
+    await client.put("/Patient/old", json=patient(id="old", identifier=[{"system": "urn:mrn", "value": "old"}]),
+                     headers=FHIR_JSON)
+    request = bundle(
+        "transaction",
+        entry("DELETE", "Patient?identifier=urn:mrn|old"),
+        entry("PUT", "Patient?identifier=urn:mrn|new", patient("New", identifier=[{"system": "urn:mrn", "value": "new"}])),
+        entry("POST", "ValueSet/$expand", {"resourceType": "Parameters"}),
+    )
+    failed = await client.post("", json=request, headers=FHIR_JSON)
+    assert failed.status_code == 400 and failed.json()["issue"][0]["expression"] == ["Bundle.entry[2]"]
+    assert (await client.get("/Patient/old")).status_code == 200
+    answer = (await client.post("", json=bundle("transaction", *request["entry"][:2]), headers=FHIR_JSON)).json()
+    assert [e["response"]["status"] for e in answer["entry"]] == ["204 No Content", "201 Created"]
+    assert (await client.get("/Patient/old")).status_code == 410
+    assert await count_of(client, "Patient") == 1

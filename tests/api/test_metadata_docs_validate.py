@@ -28,7 +28,7 @@ async def test_capability_statement(client: httpx.AsyncClient) -> None:
     assert {"read", "vread", "update", "delete", "create", "search-type", "history-instance"} <= {
         i["code"] for i in service_request["interaction"]}
     assert service_request["versioning"] == "versioned-update" and service_request["updateCreate"] is True
-    assert service_request["conditionalCreate"] is True and service_request["conditionalUpdate"] is False
+    assert service_request["conditionalCreate"] is True and service_request["conditionalUpdate"] is True
     assert REQUEST_PROFILE in service_request["supportedProfile"]
     assert any(p["name"] == "_id" for p in service_request["searchParam"])
     assert any(op["name"] == "validate" for op in service_request["operation"])

@@ -132,3 +132,21 @@ async def test_type_and_system_history_paging(client: httpx.AsyncClient) -> None
     assert len(system["entry"]) == 2 and any(link["relation"] == "next" for link in system["link"])
     future = (await client.get("/Patient/_history", params={"_since": "2999-01-01T00:00:00Z"})).json()
     assert "entry" not in future
+
+
+async def test_conditional_update_and_delete(client: httpx.AsyncClient) -> None:
+    identified = patient(identifier=[{"system": "urn:mrn", "value": "c1"}])
+    created = await client.put("/Patient", params={"identifier": "urn:mrn|c1"}, json=identified, headers=FHIR_JSON)
+    assert created.status_code == 201
+    pid = created.json()["id"]
+    updated = await client.put("/Patient", params={"identifier": "urn:mrn|c1"}, json={**identified, "gender": "male"},
+                               headers=FHIR_JSON)
+    assert updated.status_code == 200 and updated.json()["id"] == pid and updated.json()["meta"]["versionId"] == "2"
+    await client.put("/Patient/c2", json={**identified, "id": "c2"}, headers=FHIR_JSON)
+    ambiguous = await client.delete("/Patient", params={"identifier": "urn:mrn|c1"})
+    assert ambiguous.status_code == 412 and outcome_issue(ambiguous)["code"] == "conflict"
+    await client.delete("/Patient/c2")
+    deleted = await client.delete("/Patient", params={"identifier": "urn:mrn|c1"})
+    assert deleted.status_code == 204
+    assert (await client.get(f"/Patient/{pid}")).status_code == 410
+    assert await count_of(client, "Patient") == 0

@@ -11,11 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server.search.index import IndexValue, extract_index
+from fhir_server.search.parameters import get_param
 from fhir_server.storage.mongo.documents import INDEX_ENTRY_ATTRIBUTES
+from fhir_server.storage.mongo.filters import NATIVE_SORT_FIELDS
 
-# The attribute a value sorts by, (ascending, descending): a date by its start / end, a string, uri or reference
-# by its value, a token by its code. The first pair the parameter's values fill is the one.
-SORT_ATTRIBUTES: tuple[tuple[str, str], ...] = (("low", "high"), ("value", "value"), ("code", "code"))
+# The attributes each parameter type sorts by (ascending, descending), as the SQLite store's MIN / MAX columns.
+SORT_ATTRIBUTES: dict[str, tuple[str, str]] = {
+    "date": ("low", "high"),
+    "string": ("value", "value"),
+    "token": ("code", "code"),
+    "reference": ("value", "value"),
+    "uri": ("value", "value"),
+}
 
 
 def _entry(param: str, value: IndexValue) -> dict[str, Any]:
@@ -27,13 +34,14 @@ def _entry(param: str, value: IndexValue) -> dict[str, Any]:
     return entry
 
 
-def _sort_key(values: list[IndexValue]) -> dict[str, Any] | None:
-    for ascending, descending in SORT_ATTRIBUTES:
-        lows = [getattr(v, ascending) for v in values if getattr(v, ascending) is not None]
-        highs = [getattr(v, descending) for v in values if getattr(v, descending) is not None]
-        if lows and highs:
-            return {"has": True, "asc": min(lows), "desc": max(highs)}
-    return None
+def _sort_key(resource_type: str, param: str, values: list[IndexValue]) -> dict[str, Any] | None:
+    definition = get_param(resource_type, param)
+    if definition is None or definition.type not in SORT_ATTRIBUTES:
+        return None
+    ascending, descending = SORT_ATTRIBUTES[definition.type]
+    lows = [found for found in (getattr(v, ascending) for v in values) if found is not None]
+    highs = [found for found in (getattr(v, descending) for v in values) if found is not None]
+    return {"has": True, "asc": min(lows), "desc": max(highs)} if lows and highs else None
 
 
 def search_fields(
@@ -44,5 +52,10 @@ def search_fields(
         return [], {}
     index = extract_index(resource_type, resource)
     entries = [_entry(param, value) for param, values in index.items() for value in values]
-    sort_keys = {param: key for param, key in ((p, _sort_key(values)) for p, values in index.items()) if key}
+    # _id and _lastUpdated sort on the document's own indexed fields, so they need no sort key
+    sortable = (
+        (param, _sort_key(resource_type, param, values)) for param, values in index.items()
+        if param not in NATIVE_SORT_FIELDS
+    )
+    sort_keys = {param: key for param, key in sortable if key}
     return entries, sort_keys

@@ -13,6 +13,7 @@ import pytest
 
 from fhir_server.errors import FhirError
 from fhir_server.search.query import Criterion, SearchQuery, SortKey, StringValue, TokenValue, parse_search
+from fhir_server.storage.base import ResourceOperations
 from fhir_server.storage.mongo import MongoStore
 from fhir_server.storage.mongo.documents import INDEX_ENTRY_ATTRIBUTES, STORED_DOCUMENTS
 from fhir_server.storage.mongo.filters import search_filter
@@ -117,6 +118,14 @@ def test_filters_use_only_known_fields_and_explicit_operators(resource_type: str
     assert all(under in FILTER_OPERATORS for under, _ in leaves)
 
 
+@pytest.mark.parametrize("extra", [{"$where": "x"}, {"maritalStatus": {"$set": {"text": "x"}}}])
+async def test_operator_keys_are_refused_before_storing(mongo_store: MongoStore, extra: dict) -> None:
+    with pytest.raises(FhirError) as raised:
+        await mongo_store.create(patient(**extra))
+    assert raised.value.status == 400
+    assert (await raw_collections(mongo_store)) == {"resources": [], "history": []}
+
+
 async def test_racing_updates_with_the_same_version_one_wins(mongo_store: MongoStore) -> None:
     created = await mongo_store.create(patient())
     racers = [{**created.resource, "gender": gender} for gender in ("male", "female", "other")]
@@ -141,6 +150,7 @@ async def test_racing_updates_without_if_match_all_land(mongo_store: MongoStore)
 
 async def test_transaction_reads_its_own_writes_and_commits_together(mongo_store: MongoStore) -> None:
     async with mongo_store.transaction() as tx:
+        assert isinstance(tx, ResourceOperations)
         first = await tx.create(patient("One"))
         second = await tx.create(patient("Two"), resource_id="two")
         assert (await tx.read("Patient", first.id)).id == first.id

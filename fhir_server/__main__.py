@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -54,7 +55,15 @@ def serve(args: argparse.Namespace) -> int:
     from fhir_server.app import create_app
 
     settings = settings_from(args)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level}
+    if settings.workers > 1:
+        # Worker processes build their own app from the environment: hand the command-line overrides down.
+        for flag, setting in SETTING_FLAGS.items():
+            if getattr(args, flag, None):
+                os.environ[f"FHIR_{setting.upper()}"] = str(getattr(args, flag))
+        uvicorn.run("fhir_server.app:create_app", factory=True, workers=settings.workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)
     return 0
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,27 @@ def test_load_transaction_and_collection(store_url: str, tmp_path: Path, capsys:
     assert asyncio.run(_stored(store_url, "Organization", "cli-org"))["name"] == "Loaded"
     invalid = write(tmp_path, "bad.json", {**GOOD_PATIENT, "id": "cli-2", "gender": "sometimes"})
     assert main(["load", "--store", store_url, invalid]) == 1
+
+
+def test_serve_answers_metadata_under_the_given_base_path(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    command = [sys.executable, "-m", "fhir_server", "serve", "--port", str(port), "--base-path", "/r4",
+               "--store", f"sqlite:///{tmp_path / 'served.db'}"]
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(retries=50)) as http:
+            for _ in range(300):  # wait for start-up: connection refused until uvicorn listens
+                try:
+                    response = http.get(f"http://127.0.0.1:{port}/r4/metadata")
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None, server.stderr.read().decode()
+                    time.sleep(0.05)
+            assert response.status_code == 200 and response.json()["fhirVersion"] == "4.0.1"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -73,6 +73,12 @@ def parse_entry(index: int, entry: Any, base_url: str) -> EntryRequest:
     method = str(request["method"]).upper()
     if method not in METHOD_ORDER:
         raise bad_request(f"{where}.request.method {method!r} is not an HTTP method of FHIR", f"{where}.request.method")
+    for key in ("ifNoneExist", "ifMatch"):
+        if request.get(key) is not None and not isinstance(request[key], str):
+            raise bad_request(f"{where}.request.{key} must be a string", f"{where}.request.{key}")
+    full_url = entry.get("fullUrl")
+    if full_url is not None and not isinstance(full_url, str):
+        raise bad_request(f"{where}.fullUrl must be a string", f"{where}.fullUrl")
     url_path, _, query = _relative_url(request["url"], base_url).partition("?")
     resource = entry.get("resource")
     if resource is not None and not isinstance(resource, dict):
@@ -82,7 +88,7 @@ def parse_entry(index: int, entry: Any, base_url: str) -> EntryRequest:
         method=method,
         path=[segment for segment in url_path.split("/") if segment],
         query=query,
-        full_url=entry.get("fullUrl"),
+        full_url=full_url,
         resource=resource,
         if_none_exist=request.get("ifNoneExist"),
         if_match=parse_version_tag(request.get("ifMatch"), f"{where}.request.ifMatch"),

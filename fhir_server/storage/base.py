@@ -12,7 +12,7 @@ computed by :mod:`fhir_server.search.index`, shared by all backends.
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -51,6 +51,28 @@ class Page:
     items: list[StoredResource]
     total: int | None
     has_more: bool
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message to deliver over HTTP after the transaction that wrote it commits (transactional outbox).
+
+    Written with :meth:`ResourceOperations.enqueue` in the same transaction as the change it reports, so a
+    decision and the copy/notification announcing it are stored together or not at all; delivered by the
+    outbox worker with retries and back-off, surviving restarts. ``id`` is the idempotency key: enqueueing an
+    id that already exists is a no-op, so one decision is never queued (or sent) twice.
+    """
+
+    id: str  # e.g. "plan-copy:ClaimResponse/123/_history/2"
+    channel: str  # what produced it: "plan-copy", "subscription-notification", ...
+    destination: str  # absolute URL the payload is POSTed to
+    payload: dict[str, Any]  # JSON body
+    headers: dict[str, str] = field(default_factory=dict)  # extra HTTP headers (Content-Type is fhir+json)
+    created_at: datetime | None = None  # set by the store when None
+    next_attempt_at: datetime | None = None  # None: due now
+    attempts: int = 0
+    last_error: str | None = None
+    delivered_at: datetime | None = None
 
 
 @runtime_checkable
@@ -95,6 +117,10 @@ class ResourceOperations(Protocol):
     ) -> Page:
         """Versions newest first: one resource, one type, or the whole system (both None)."""
 
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        """Queue ``message`` for delivery (atomically with the surrounding transaction's writes).
+        Returns False (and changes nothing) when a message with the same id already exists."""
+
 
 class ResourceStore(ResourceOperations, Protocol):
     """A backend: the operations above plus lifecycle and all-or-nothing transactions."""
@@ -110,3 +136,16 @@ class ResourceStore(ResourceOperations, Protocol):
 
     async def clear(self) -> None:
         """Remove everything (tests and ``load --replace`` only)."""
+
+    async def claim_outbox(self, now: datetime, lease_until: datetime, limit: int = 20) -> list[OutboxMessage]:
+        """Undelivered messages due at ``now`` (oldest first), leased until ``lease_until`` atomically so that
+        another worker process does not take the same message while this one tries it."""
+
+    async def outbox_delivered(self, message_id: str, at: datetime) -> None:
+        """Record a successful delivery: the message is never sent again."""
+
+    async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
+        """Record a failed attempt (attempts + 1, last_error) and when to try again."""
+
+    async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
+        """All messages (delivered or not), oldest first: for status pages, tests and ``$status``."""

@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs.register(app, base_path)
     metadata.register(app, base_path)
     second_opinion.register(app)
+    # issue-5 registrations (case management, subscriptions, reports): each module's register(app) goes here,
+    # before the generic routes.
     operations.register(app, base_path)
     bundles.register(app, base_path)
     rest.register(app, base_path)

@@ -41,14 +41,13 @@ isolation and locking behaviour as a durable one.
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 import sqlite3
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,17 @@ from fhir_server.search.query import (
     UriValue,
 )
 from fhir_server.storage.base import Page, ResourceOperations, StoredResource
+from fhir_server.storage.delegation import ReadsDelegated
+from fhir_server.storage.versioning import (
+    SORT_ATTRIBUTES,
+    MillisecondClock,
+    ceil_to_millisecond,
+    check_id,
+    format_timestamp,
+    history_method,
+    resource_type_of,
+    stamp,
+)
 
 SCHEMA: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS resources (
@@ -105,9 +115,7 @@ SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS search_owner ON search_index (type, id)",
 )
 
-_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _PREFIX_END = "\U0010ffff"  # sorts after every character: [p, p + this) is "starts with p"
-_ONE_MS = timedelta(milliseconds=1)
 
 Sql = tuple[str, list[Any]]
 
@@ -210,14 +218,6 @@ def _where_sql(query: SearchQuery) -> Sql:
 
 # Columns of the resource row itself, faster than index rows for these two.
 _SORT_COLUMNS = {"_id": "r.id", "_lastUpdated": "r.last_updated"}
-# Index column each parameter type sorts by: (ascending via MIN, descending via MAX).
-_SORT_INDEX_COLUMNS = {
-    "date": ("low", "high"),
-    "string": ("value", "value"),
-    "token": ("code", "code"),
-    "reference": ("value", "value"),
-    "uri": ("value", "value"),
-}
 
 
 def _order_sql(sort: list[SortKey]) -> Sql:
@@ -228,7 +228,7 @@ def _order_sql(sort: list[SortKey]) -> Sql:
         if key.name in _SORT_COLUMNS:
             terms.append(f"{_SORT_COLUMNS[key.name]} {direction}")
             continue
-        ascending_column, descending_column = _SORT_INDEX_COLUMNS[key.type]
+        ascending_column, descending_column = SORT_ATTRIBUTES[key.type]
         aggregate = f"MAX({descending_column})" if key.descending else f"MIN({ascending_column})"
         terms.append(
             f"(SELECT {aggregate} FROM search_index i WHERE i.type = r.type AND i.id = r.id AND i.param = ?)"
@@ -243,16 +243,6 @@ def _order_sql(sort: list[SortKey]) -> Sql:
 # Rows <-> StoredResource
 
 
-def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _ceil_to_millisecond(moment: datetime) -> datetime:
-    """Stored times are whole milliseconds, so ``>= ceil(moment)`` is exactly ``>= moment`` as text."""
-    spare = moment.microsecond % 1000
-    return moment + timedelta(microseconds=1000 - spare) if spare else moment
-
-
 def _stored(resource_type: str, row: tuple[Any, ...]) -> StoredResource:
     """Row ``(id, version, last_updated, deleted, json)`` -> StoredResource."""
     resource_id, version, last_updated, deleted, body = row
@@ -262,43 +252,8 @@ def _stored(resource_type: str, row: tuple[Any, ...]) -> StoredResource:
         version_id=version,
         last_updated=datetime.fromisoformat(last_updated),
         resource=None if deleted else orjson.loads(body),
-        method="DELETE" if deleted else ("POST" if version == 1 else "PUT"),
+        method=history_method(version, bool(deleted)),
     )
-
-
-def _stamped(resource: dict[str, Any], resource_id: str, version: int, moment: datetime) -> dict[str, Any]:
-    """The JSON as stored: id and meta.versionId / meta.lastUpdated set by the store, other meta kept."""
-    client_meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
-    body = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
-    meta = {"versionId": str(version), "lastUpdated": format_timestamp(moment), **client_meta}
-    return {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta, **body}
-
-
-class _Clock:
-    """Millisecond timestamps that strictly increase across the store (hence per resource too)."""
-
-    def __init__(self) -> None:
-        self.last: datetime | None = None
-
-    def next(self) -> datetime:
-        now = datetime.now(timezone.utc)
-        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        if self.last is not None and now <= self.last:
-            now = self.last + _ONE_MS
-        self.last = now
-        return now
-
-
-def _resource_type_of(resource: dict[str, Any]) -> str:
-    resource_type = resource.get("resourceType")
-    if not isinstance(resource_type, str) or not resource_type:
-        raise bad_request("The resource has no resourceType", "resourceType")
-    return resource_type
-
-
-def _check_id(resource_id: str) -> None:
-    if not isinstance(resource_id, str) or not _ID_RE.match(resource_id):
-        raise bad_request(f"'{resource_id}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)", "id")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -309,7 +264,7 @@ class SqliteOperations(ResourceOperations):
     """Reads and writes on one connection. The store wraps writes in BEGIN IMMEDIATE/COMMIT under its lock;
     inside :meth:`SqliteStore.transaction` this object is the ``tx`` and sees its own uncommitted writes."""
 
-    def __init__(self, connection: sqlite3.Connection, clock: _Clock) -> None:
+    def __init__(self, connection: sqlite3.Connection, clock: MillisecondClock) -> None:
         self._db = connection
         self._clock = clock
 
@@ -323,11 +278,18 @@ class SqliteOperations(ResourceOperations):
         ).fetchone()
 
     def _write_version(
-        self, resource_type: str, resource_id: str, version: int, resource: dict[str, Any] | None
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: dict[str, Any] | None,
+        current: tuple[Any, ...] | None,
     ) -> StoredResource:
-        """Append a version (a deletion marker when ``resource`` is None) and refresh the index rows."""
-        moment = self._clock.next()
-        stored = _stamped(resource, resource_id, version, moment) if resource is not None else None
+        """Append the version after ``current`` (the current row, None for a new resource; a deletion marker
+        when ``resource`` is None) and refresh the index rows. Its time is after ``current``'s, which another
+        process sharing the file may have written."""
+        version = current[1] + 1 if current is not None else 1
+        moment = self._clock.next(datetime.fromisoformat(current[2]) if current is not None else None)
+        stored = stamp(resource, resource_id, version, moment) if resource is not None else None
         db = self._db
         db.execute(
             "UPDATE resources SET is_current = 0 WHERE type = ? AND id = ? AND is_current = 1",
@@ -363,7 +325,7 @@ class SqliteOperations(ResourceOperations):
             version_id=version,
             last_updated=moment,
             resource=stored,
-            method="DELETE" if stored is None else ("POST" if version == 1 else "PUT"),
+            method=history_method(version, stored is None),
         )
 
     def delete_everything(self) -> None:
@@ -374,17 +336,17 @@ class SqliteOperations(ResourceOperations):
     # -- ResourceOperations -----------------------------------------------------------------------------------
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
-        resource_type = _resource_type_of(resource)
+        resource_type = resource_type_of(resource)
         if resource_id is None:
             resource_id = str(uuid.uuid4())
         else:
-            _check_id(resource_id)
+            check_id(resource_id)
             exists = self._db.execute(
                 "SELECT 1 FROM resources WHERE type = ? AND id = ? LIMIT 1", (resource_type, resource_id)
             ).fetchone()
             if exists:
                 raise conflict(f"{resource_type}/{resource_id} already exists")
-        return self._write_version(resource_type, resource_id, 1, resource)
+        return self._write_version(resource_type, resource_id, resource, None)
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:
         row = self._current(resource_type, resource_id)
@@ -406,11 +368,11 @@ class SqliteOperations(ResourceOperations):
     async def update(
         self, resource: dict[str, Any], *, if_match: int | None = None
     ) -> tuple[StoredResource, bool]:
-        resource_type = _resource_type_of(resource)
+        resource_type = resource_type_of(resource)
         resource_id = resource.get("id")
         if not resource_id:
             raise bad_request("An update needs the resource id", "id")
-        _check_id(resource_id)
+        check_id(resource_id)
         current = self._current(resource_type, resource_id)
         live = current is not None and not current[3]
         if if_match is not None and (not live or current[1] != if_match):
@@ -418,8 +380,7 @@ class SqliteOperations(ResourceOperations):
             raise precondition_failed(
                 f"{resource_type}/{resource_id}: If-Match expected version {if_match}, found {found}"
             )
-        version = current[1] + 1 if current is not None else 1
-        return self._write_version(resource_type, resource_id, version, resource), not live
+        return self._write_version(resource_type, resource_id, resource, current), not live
 
     async def delete(
         self, resource_type: str, resource_id: str, *, if_match: int | None = None
@@ -431,7 +392,7 @@ class SqliteOperations(ResourceOperations):
             raise precondition_failed(
                 f"{resource_type}/{resource_id}: If-Match expected version {if_match}, found version {current[1]}"
             )
-        return self._write_version(resource_type, resource_id, current[1] + 1, None)
+        return self._write_version(resource_type, resource_id, None, current)
 
     async def search(self, query: SearchQuery) -> Page:
         where, params = _where_sql(query)
@@ -460,7 +421,7 @@ class SqliteOperations(ResourceOperations):
     ) -> Page:
         filters = [("type = ?", resource_type), ("id = ?", resource_id)]
         if since is not None:
-            filters.append(("last_updated >= ?", format_timestamp(_ceil_to_millisecond(since))))
+            filters.append(("last_updated >= ?", format_timestamp(ceil_to_millisecond(since))))
         active = [(clause, value) for clause, value in filters if value is not None]
         where = " AND ".join(clause for clause, _ in active) or "1 = 1"
         params = [value for _, value in active]
@@ -478,14 +439,14 @@ class SqliteOperations(ResourceOperations):
 # The store
 
 
-class SqliteStore:
+class SqliteStore(ReadsDelegated):
     """:class:`~fhir_server.storage.base.ResourceStore` on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._scratch_dir: str | None = None  # the temporary directory of a ``:memory:`` store
         self._lock = asyncio.Lock()
-        self._clock = _Clock()
+        self._clock = MillisecondClock()
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
 
@@ -550,7 +511,7 @@ class SqliteStore:
                 raise
             writer.execute("COMMIT")
 
-    def _reading(self) -> SqliteOperations:
+    def _reads(self) -> SqliteOperations:
         """Operations on the reader connection: committed data only, never waiting for the writer."""
         return SqliteOperations(self._connection(self._reader), self._clock)
 
@@ -569,26 +530,6 @@ class SqliteStore:
     ) -> StoredResource | None:
         async with self.transaction() as tx:
             return await tx.delete(resource_type, resource_id, if_match=if_match)
-
-    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
-        return await self._reading().read(resource_type, resource_id)
-
-    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
-        return await self._reading().vread(resource_type, resource_id, version_id)
-
-    async def search(self, query: SearchQuery) -> Page:
-        return await self._reading().search(query)
-
-    async def history(
-        self,
-        resource_type: str | None = None,
-        resource_id: str | None = None,
-        *,
-        since: datetime | None = None,
-        count: int = 20,
-        offset: int = 0,
-    ) -> Page:
-        return await self._reading().history(resource_type, resource_id, since=since, count=count, offset=offset)
 
     async def clear(self) -> None:
         async with self.transaction() as tx:

@@ -14,16 +14,7 @@ from fhir_server.search.index import IndexValue, extract_index
 from fhir_server.search.parameters import get_param
 from fhir_server.storage.mongo.documents import INDEX_ENTRY_ATTRIBUTES
 from fhir_server.storage.mongo.filters import NATIVE_SORT_FIELDS
-
-# The attributes each parameter type sorts by (ascending, descending), as the SQLite store's MIN / MAX columns.
-SORT_ATTRIBUTES: dict[str, tuple[str, str]] = {
-    "date": ("low", "high"),
-    "string": ("value", "value"),
-    "token": ("code", "code"),
-    "reference": ("value", "value"),
-    "uri": ("value", "value"),
-}
-
+from fhir_server.storage.versioning import SORT_ATTRIBUTES
 
 def _entry(param: str, value: IndexValue) -> dict[str, Any]:
     entry: dict[str, Any] = {"param": param}

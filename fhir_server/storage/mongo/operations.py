@@ -4,18 +4,15 @@ One class serves both: bound to collections without a session it reads for the s
 inside a transaction it reads that transaction's own writes and writes into it. The store runs each single
 write in a transaction of its own, so a version always lands in ``history`` and ``resources`` together.
 
-Stamping mirrors the SQLite store exactly: versions 1..n per resource; ids uuid4 unless the caller names one
-(1-64 of ``A-Z a-z 0-9 - .``); ``meta`` starts with ``versionId`` and ``lastUpdated``, the write time in UTC with
-millisecond precision (``2024-05-01T12:00:00.123+00:00``), which is exactly what a MongoDB date holds, so the
-stored ``last_updated`` and the resource's meta never disagree. Times strictly increase within the process and
-per resource; the history method is POST for version 1, DELETE for a deletion marker, PUT otherwise.
+Stamping, ids, write times and history methods come from :mod:`fhir_server.storage.versioning`, shared with
+the SQLite store. A write time is a MongoDB date at millisecond precision, exactly what the resource's
+``meta.lastUpdated`` says, so the two never disagree.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fhir_server.errors import bad_request, conflict, gone, not_found, precondition_failed
@@ -24,51 +21,20 @@ from fhir_server.storage.mongo.adapter import Filter, MongoCollections, Sort, Ve
 from fhir_server.storage.mongo.documents import CurrentResource, ResourceVersion
 from fhir_server.storage.mongo.filters import search_filter, search_sort
 from fhir_server.storage.mongo.indexing import search_fields
+from fhir_server.storage.versioning import (
+    MillisecondClock,
+    ceil_to_millisecond,
+    check_id,
+    history_method,
+    resource_type_of,
+    stamp,
+)
 
 if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
 
 # Newest first, as the SQLite store; then insertion order (ObjectIds grow) for versions of the same millisecond.
 HISTORY_ORDER: Sort = [("last_updated", -1), ("version_id", -1), ("_id", -1)]
-ONE_MS = timedelta(milliseconds=1)
-_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-
-
-class MillisecondClock:
-    """Write times at millisecond precision that strictly increase across the store, and after ``previous``
-    (the resource's last version, which another process may have written)."""
-
-    def __init__(self) -> None:
-        self.last: datetime | None = None
-
-    def next(self, previous: datetime | None = None) -> datetime:
-        moment = datetime.now(timezone.utc)
-        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-        floor = max((t for t in (self.last, previous) if t is not None), default=None)
-        if floor is not None and moment <= floor:
-            moment = floor + ONE_MS
-        self.last = moment
-        return moment
-
-
-def stamp(resource: dict[str, Any], resource_id: str, version_id: int, last_updated: datetime) -> dict[str, Any]:
-    """A copy of ``resource`` carrying the store-owned ``id``, ``meta.versionId`` and ``meta.lastUpdated``
-    (the caller's other meta kept after them)."""
-    client_meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
-    body = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
-    meta = {"versionId": str(version_id), "lastUpdated": last_updated.isoformat(timespec="milliseconds"), **client_meta}
-    return {"resourceType": resource["resourceType"], "id": resource_id, "meta": meta, **body}
-
-
-def ceil_millis(moment: datetime) -> datetime:
-    """The first whole millisecond at or after ``moment``. A MongoDB date drops sub-millisecond digits, so a
-    ``since`` of 12:00:00.123456 must become .124 (not .123) for ``last_updated >= since`` to keep its meaning."""
-    spare = moment.microsecond % 1000
-    return moment + timedelta(microseconds=1000 - spare) if spare else moment
-
-
-def history_method(version_id: int, deleted: bool) -> str:
-    return "DELETE" if deleted else ("POST" if version_id == 1 else "PUT")
 
 
 def _is_live(current: dict[str, Any] | None) -> bool:
@@ -84,18 +50,6 @@ def _check_version(current: dict[str, Any] | None, if_match: int | None, referen
         raise precondition_failed(
             f"{reference}: If-Match expected version {if_match}, found version {current['version_id']}"
         )
-
-
-def _check_id(resource_id: Any) -> None:
-    if not isinstance(resource_id, str) or not _ID_RE.match(resource_id):
-        raise bad_request(f"'{resource_id}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)", "id")
-
-
-def _resource_type_of(resource: dict[str, Any]) -> str:
-    resource_type = resource.get("resourceType")
-    if not isinstance(resource_type, str) or not resource_type:
-        raise bad_request("The resource has no resourceType", "resourceType")
-    return resource_type
 
 
 class MongoResourceOperations(ResourceOperations):
@@ -128,11 +82,11 @@ class MongoResourceOperations(ResourceOperations):
         return StoredResource(resource_type, resource_id, version_id, last_updated, stamped, method)
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
-        resource_type = _resource_type_of(resource)
+        resource_type = resource_type_of(resource)
         if resource_id is None:
             resource_id = str(uuid.uuid4())
         else:
-            _check_id(resource_id)
+            check_id(resource_id)
             if await self._collections.find_current(resource_type, resource_id) is not None:
                 raise conflict(f"{resource_type}/{resource_id} already exists")
         try:
@@ -156,11 +110,11 @@ class MongoResourceOperations(ResourceOperations):
         return stored_resource(raw)
 
     async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
-        resource_type = _resource_type_of(resource)
+        resource_type = resource_type_of(resource)
         resource_id = resource.get("id")
         if not resource_id:
             raise bad_request("An update needs the resource id", "id")
-        _check_id(resource_id)
+        check_id(resource_id)
         current = await self._collections.find_current(resource_type, resource_id)
         _check_version(current, if_match, f"{resource_type}/{resource_id}")
         stored = await self._guarded_write(resource_type, resource_id, resource, current, if_match)
@@ -217,5 +171,5 @@ class MongoResourceOperations(ResourceOperations):
         scope = {"resource_type": resource_type, "resource_id": resource_id}
         query: Filter = {field: {"$eq": value} for field, value in scope.items() if value is not None}
         if since is not None:
-            query["last_updated"] = {"$gte": ceil_millis(since)}
+            query["last_updated"] = {"$gte": ceil_to_millisecond(since)}
         return await self._page(True, query, HISTORY_ORDER, offset, count, True)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pymongo import AsyncMongoClient
@@ -22,12 +21,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from fhir_server.errors import conflict
-from fhir_server.storage.base import Page, StoredResource
+from fhir_server.storage.base import StoredResource
+from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.mongo.adapter import MongoCollections, VersionRace
-from fhir_server.storage.mongo.operations import MillisecondClock, MongoResourceOperations
-
-if TYPE_CHECKING:
-    from fhir_server.search.query import SearchQuery
+from fhir_server.storage.mongo.operations import MongoResourceOperations
+from fhir_server.storage.versioning import MillisecondClock
 
 T = TypeVar("T")
 DEFAULT_DATABASE = "fhir"
@@ -48,7 +46,7 @@ def _lost_race(error: Exception) -> bool:
     return isinstance(error, VersionRace)
 
 
-class MongoStore:
+class MongoStore(ReadsDelegated):
     """``ResourceStore`` on MongoDB (see :mod:`fhir_server.storage.mongo` for the data model)."""
 
     def __init__(self, url: str, database: str = DEFAULT_DATABASE) -> None:
@@ -106,6 +104,9 @@ class MongoStore:
     def _operations(self, session: AsyncClientSession | None = None) -> MongoResourceOperations:
         return MongoResourceOperations(MongoCollections(self._db, session), self._clock)
 
+    def _reads(self) -> MongoResourceOperations:
+        return self._operations()
+
     # -- transactions ------------------------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -141,23 +142,3 @@ class MongoStore:
         self, resource_type: str, resource_id: str, *, if_match: int | None = None
     ) -> StoredResource | None:
         return await self._write(lambda ops: ops.delete(resource_type, resource_id, if_match=if_match))
-
-    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
-        return await self._operations().read(resource_type, resource_id)
-
-    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
-        return await self._operations().vread(resource_type, resource_id, version_id)
-
-    async def search(self, query: "SearchQuery") -> Page:
-        return await self._operations().search(query)
-
-    async def history(
-        self,
-        resource_type: str | None = None,
-        resource_id: str | None = None,
-        *,
-        since: datetime | None = None,
-        count: int = 20,
-        offset: int = 0,
-    ) -> Page:
-        return await self._operations().history(resource_type, resource_id, since=since, count=count, offset=offset)

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from fhir_server.api.deps import get_context
 from fhir_server.api.media import fhir_response, read_resource
-from fhir_server.api.rest import service_of
+from fhir_server.api.rest import add_route, service_of
 from fhir_server.services.context import RequestContext
 from fhir_server.services.transactions import BundleProcessor
 
@@ -19,7 +19,4 @@ async def process_bundle(request: Request, ctx: RequestContext = Depends(get_con
 
 
 def register(app: FastAPI, base_path: str) -> None:
-    app.add_api_route(base_path or "/", process_bundle, methods=["POST"], tags=["FHIR REST"], response_class=Response)
-    if base_path:
-        app.add_api_route(base_path + "/", process_bundle, methods=["POST"], include_in_schema=False,
-                          response_class=Response)
+    add_route(app, base_path, "", "POST", process_bundle)

@@ -18,12 +18,13 @@ from fastapi.responses import Response
 from fhir_server import FHIR_VERSION, __version__
 from fhir_server.api.deps import get_context
 from fhir_server.api.media import FHIR_JSON_UTF8
+from fhir_server.api.rest import add_route
 from fhir_server.api.registry import CapabilityRegistry, OperationRegistration
 from fhir_server.search.parameters import params_for
 from fhir_server.settings import Settings
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
-SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system", "search-system")
 
 
 def _operation_entry(operation: OperationRegistration) -> dict[str, Any]:
@@ -120,5 +121,4 @@ def publish(app: FastAPI) -> None:
 
 
 def register(app: FastAPI, base_path: str) -> None:
-    app.add_api_route(f"{base_path}/metadata", capability_statement, methods=["GET"], tags=["FHIR REST"],
-                      response_class=Response)
+    add_route(app, base_path, "/metadata", "GET", capability_statement)

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from fhir_server.api.deps import get_context
 from fhir_server.api.media import fhir_response, read_body, check_content_type, parse_json, require_resource
 from fhir_server.api.registry import OperationRegistration
-from fhir_server.api.rest import require_type, service_of
+from fhir_server.api.rest import add_route, require_type, service_of
 from fhir_server.errors import bad_request, operation_outcome
 from fhir_server.services.validation import collect_issues
 
@@ -73,10 +73,8 @@ async def _validate(request: Request, resource_type: str, resource_id: str | Non
 
 def register(app: FastAPI, base_path: str) -> None:
     """Add the routes (before the generic ``{id}`` routes) and declare ``$validate`` for every type."""
-    app.add_api_route(f"{base_path}/{{resource_type}}/$validate", validate_type, methods=["POST"],
-                      tags=["FHIR operations"], response_class=Response)
-    app.add_api_route(f"{base_path}/{{resource_type}}/{{resource_id}}/$validate", validate_instance, methods=["POST"],
-                      tags=["FHIR operations"], response_class=Response)
+    add_route(app, base_path, "/{resource_type}/$validate", "POST", validate_type, ("FHIR operations",))
+    add_route(app, base_path, "/{resource_type}/{resource_id}/$validate", "POST", validate_instance, ("FHIR operations",))
     app.state.registry.add_operation(
         OperationRegistration(
             name="validate",

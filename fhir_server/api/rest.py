@@ -14,9 +14,9 @@ from fastapi.responses import Response
 
 from fhir_server.api.deps import get_context
 from fhir_server.api.media import fhir_response, read_resource, read_search_form, search_parameters, version_headers
-from fhir_server.errors import not_supported, operation_outcome, information
+from fhir_server.errors import bad_request, information, not_supported, operation_outcome
 from fhir_server.services.context import RequestContext
-from fhir_server.services.queries import history_bundle_for, search_bundle
+from fhir_server.services.queries import history_bundle_for, search_bundle, system_search_bundle
 from fhir_server.services.resources import ResourceService, WriteResult, parse_version_tag
 from fhir_server.storage.base import StoredResource
 
@@ -130,6 +130,19 @@ async def _search(request: Request, ctx: RequestContext, resource_type: str, par
     return fhir_response(bundle)
 
 
+async def search_system(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    """``GET [base]?_type=A,B&...``: search across the named types."""
+    params = search_parameters(request.query_params.multi_items())
+    resource_types = [name for value in request.query_params.getlist("_type") for name in value.split(",") if name]
+    if not resource_types:
+        raise bad_request("a search at the base needs _type naming the resource types to search", "_type")
+    for resource_type in resource_types:
+        require_type(request, resource_type)
+    service = service_of(request)
+    bundle = await system_search_bundle(service.store, service.settings, ctx, resource_types, params)
+    return fhir_response(bundle)
+
+
 async def history_instance(
     resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
 ) -> Response:
@@ -157,6 +170,7 @@ async def _history(
 
 # (path under the base, HTTP method, handler). Order matters: literal segments before ``{resource_id}``.
 ROUTES: tuple[tuple[str, str, Any], ...] = (
+    ("", "GET", search_system),
     ("/_history", "GET", history_system),
     ("/{resource_type}", "GET", search_get),
     ("/{resource_type}", "POST", create),
@@ -172,10 +186,16 @@ ROUTES: tuple[tuple[str, str, Any], ...] = (
 )
 
 
+def add_route(app: FastAPI, base_path: str, path: str, method: str, handler: Any, tags: tuple[str, ...] = ("FHIR REST",)) -> None:
+    """Add ``handler`` at ``base_path + path``; the base itself also answers with a trailing slash (a redirect
+    would lose a POST body)."""
+    app.add_api_route(base_path + path or "/", handler, methods=[method], name=handler.__name__, tags=list(tags),
+                      response_class=Response)
+    if not path and base_path:
+        app.add_api_route(base_path + "/", handler, methods=[method], include_in_schema=False, response_class=Response)
+
+
 def register(app: FastAPI, base_path: str) -> None:
     """Add the REST routes under ``base_path`` (after any operation routes, which must match first)."""
     for path, method, handler in ROUTES:
-        app.add_api_route(
-            base_path + path, handler, methods=[method], name=f"{handler.__name__}", tags=["FHIR REST"],
-            response_class=Response,
-        )
+        add_route(app, base_path, path, method, handler)

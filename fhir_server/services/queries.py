@@ -1,11 +1,12 @@
-"""Read-many interactions: search (type level) and history (instance, type, system), as Bundles."""
+"""Read-many interactions: search (type and system level) and history (instance, type, system), as Bundles."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fhir_server.search.includes import resolve_includes
-from fhir_server.search.query import parse_search
+from fhir_server.search.query import SearchQuery, parse_search
 from fhir_server.services.context import RequestContext
 from fhir_server.services.result_bundles import (
     PageRequest,
@@ -16,7 +17,7 @@ from fhir_server.services.result_bundles import (
     searchset_bundle,
 )
 from fhir_server.settings import Settings
-from fhir_server.storage.base import ResourceOperations
+from fhir_server.storage.base import Page, ResourceOperations, StoredResource
 
 
 async def search_bundle(
@@ -30,28 +31,79 @@ async def search_bundle(
 
     Unknown parameters are ignored and named in an outcome entry, or a 400 under ``Prefer: handling=strict``
     (``parse_search`` decides, from ``ctx.strict_handling``)."""
-    query = parse_search(
-        resource_type,
-        params,
-        default_count=settings.default_page_size,
-        max_count=settings.max_page_size,
-        strict=ctx.strict_handling,
-    )
-    summary_count = query.summary == "count"
-    page = await ops.search(query)
-    included = []
-    if page.items and (query.includes or query.revincludes):
-        included = await resolve_includes(ops, query, page.items)
-    page_request = PageRequest(resource_type, page_params(params, set(query.ignored)), query.count, query.offset)
+    return await _searchset(ops, settings, ctx, [resource_type], params, resource_type)
+
+
+async def system_search_bundle(
+    ops: ResourceOperations,
+    settings: Settings,
+    ctx: RequestContext,
+    resource_types: list[str],
+    params: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """``GET [base]?_type=A,B&params``: the types' matches one type after the other (in ``_type`` order),
+    paged as one list; ``_sort`` orders within each type."""
+    return await _searchset(ops, settings, ctx, resource_types, params, "")
+
+
+async def _searchset(
+    ops: ResourceOperations,
+    settings: Settings,
+    ctx: RequestContext,
+    resource_types: list[str],
+    params: list[tuple[str, str]],
+    path: str,
+) -> dict[str, Any]:
+    search_params = [(name, value) for name, value in params if name != "_type"]
+    queries = [
+        parse_search(
+            resource_type,
+            search_params,
+            default_count=settings.default_page_size,
+            max_count=settings.max_page_size,
+            strict=ctx.strict_handling,
+        )
+        for resource_type in resource_types
+    ]
+    first = queries[0]
+    page, page_parts = await _run_queries(ops, queries)
+    included: list[StoredResource] = []
+    for query, items in page_parts:
+        if items and (query.includes or query.revincludes):
+            included += await resolve_includes(ops, query, items)
+    ignored = list(dict.fromkeys(name for query in queries for name in query.ignored))
+    page_request = PageRequest(path, page_params(params, set(ignored)), first.count, first.offset)
     return searchset_bundle(
         ctx,
         page,
         included,
         page_request,
-        ignored=query.ignored,
-        elements=query.elements,
-        summary_count=summary_count,
+        ignored=ignored,
+        elements=first.elements,
+        summary_count=first.summary == "count",
     )
+
+
+async def _run_queries(
+    ops: ResourceOperations, queries: list[SearchQuery]
+) -> tuple[Page, list[tuple[SearchQuery, list[StoredResource]]]]:
+    """One page over the concatenated results of ``queries`` (one query: a plain search, no counting)."""
+    if len(queries) == 1:
+        page = await ops.search(queries[0])
+        return page, [(queries[0], page.items)]
+    count, offset = queries[0].count, queries[0].offset
+    totals = [(await ops.search(replace(query, count=0, offset=0, total="accurate"))).total or 0 for query in queries]
+    items: list[StoredResource] = []
+    parts: list[tuple[SearchQuery, list[StoredResource]]] = []
+    start = 0
+    for query, total in zip(queries, totals):
+        low, high = max(offset, start), min(offset + count, start + total)
+        if low < high:
+            found = (await ops.search(replace(query, offset=low - start, count=high - low, total="none"))).items
+            items += found
+            parts.append((query, found))
+        start += total
+    return Page(items, total=sum(totals), has_more=offset + count < sum(totals)), parts
 
 
 async def history_bundle_for(

@@ -32,7 +32,7 @@ def fhir_instant(moment: datetime) -> str:
 class PageRequest:
     """Where a page starts and how long it is, plus the query parameters that produced it."""
 
-    path: str  # relative to the base: ``Patient``, ``Patient/1/_history``, ``_history``
+    path: str  # relative to the base: ``Patient``, ``Patient/1/_history``, ``_history``; '' for the base
     params: list[tuple[str, str]]  # without ``_offset``
     count: int
     offset: int
@@ -40,7 +40,8 @@ class PageRequest:
     def url(self, ctx: RequestContext, offset: int) -> str:
         params = list(self.params) + ([("_offset", str(offset))] if offset else [])
         query = urlencode(params)
-        return ctx.url_of(self.path) + (f"?{query}" if query else "")
+        location = ctx.url_of(self.path) if self.path else ctx.base_url
+        return location + (f"?{query}" if query else "")
 
     def links(self, ctx: RequestContext, has_more: bool) -> list[dict[str, str]]:
         """self, and next/previous where there are such pages."""

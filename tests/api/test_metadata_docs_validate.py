@@ -21,7 +21,7 @@ async def test_capability_statement(client: httpx.AsyncClient) -> None:
     assert "json" in statement["format"]
     rest = statement["rest"][0]
     assert rest["mode"] == "server"
-    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "history-system"}
+    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "history-system", "search-system"}
     by_type = {r["type"]: r for r in rest["resource"]}
     assert len(by_type) > 140
     service_request = by_type["ServiceRequest"]

@@ -107,3 +107,20 @@ async def test_conformance_resources_are_served_and_searchable(client: httpx.Asy
     assert read.status_code == 200 and read.json()["url"] == url
     found = (await client.get("/StructureDefinition", params={"url": url})).json()
     assert ids(found) == ["second-opinion-request"]
+
+
+async def test_system_search_pages_across_types(client: httpx.AsyncClient) -> None:
+    await seed(client)  # 5 patients, 2 organizations, 3 roles
+    seen: list[str] = []
+    url: str | None = f"{BASE}?_type=Organization,Patient,PractitionerRole&_sort=_id"
+    while url:
+        bundle = (await client.get(url)).json()
+        assert bundle["total"] == 10 and len(bundle["entry"]) <= PAGE_SIZE
+        seen += [entry["resource"]["id"] for entry in bundle["entry"]]
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+    assert seen == ["org1", "org2", "p0", "p1", "p2", "p3", "p4", "r0", "r1", "r2"]
+    filtered = (await client.get("", params={"_type": "Patient,Organization", "_id": "p1,org2"})).json()
+    assert ids(filtered) == ["org2", "p1"]
+    no_type = await client.get("", params={"_id": "p1"})
+    assert no_type.status_code == 400 and no_type.json()["issue"][0]["expression"] == ["_type"]
+    assert (await client.get("", params={"_type": "Nope"})).status_code == 404

@@ -32,8 +32,17 @@ class CapabilityRegistry:
     # with the second-opinion profile) is written atomically with it; a hook raising FhirError undoes the create.
     after_create: dict[str, list[AfterCreateHook]] = field(default_factory=dict)
 
+    # resource type -> extensions of its CapabilityStatement ``rest.resource`` entry (e.g. the Subscriptions
+    # Backport's ``capabilitystatement-subscriptiontopic-canonical`` on Subscription, advertising a topic)
+    resource_extensions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
     def add_after_create(self, resource_type: str, hook: AfterCreateHook) -> None:
         self.after_create.setdefault(resource_type, []).append(hook)
+
+    def add_resource_extension(self, resource_type: str, extension: dict[str, Any]) -> None:
+        extensions = self.resource_extensions.setdefault(resource_type, [])
+        if extension not in extensions:
+            extensions.append(extension)
 
     def add_operation(self, op: OperationRegistration) -> None:
         if op not in self.operations:

@@ -13,7 +13,8 @@ would, while a write stores the JSON once instead of twice (a write only flips t
 
 ``search_index`` holds the :func:`~fhir_server.search.index.extract_index` values of current, non-deleted
 versions only (a write replaces the resource's rows), one row per value: ``type, id, param, system, code, text,
-value, exact, ref_type, ref_id, low, high``. Every index lives in :data:`SCHEMA`.
+value, exact, ref_type, ref_id, low, high``. ``outbox`` holds the messages to deliver after a commit (see
+:mod:`fhir_server.storage.sqlite_outbox`). Every table and index lives in :data:`SCHEMA`.
 
 Search
 ------
@@ -65,7 +66,8 @@ from fhir_server.search.query import (
     TokenValue,
     UriValue,
 )
-from fhir_server.storage.base import Page, ResourceOperations, StoredResource
+from fhir_server.storage import sqlite_outbox
+from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, StoredResource
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.versioning import (
     SORT_ATTRIBUTES,
@@ -113,6 +115,7 @@ SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS search_reference ON search_index (type, param, ref_id, ref_type)",
     "CREATE INDEX IF NOT EXISTS search_date ON search_index (type, param, low, high)",
     "CREATE INDEX IF NOT EXISTS search_owner ON search_index (type, id)",
+    *sqlite_outbox.OUTBOX_SCHEMA,
 )
 
 _PREFIX_END = "\U0010ffff"  # sorts after every character: [p, p + this) is "starts with p"
@@ -332,6 +335,7 @@ class SqliteOperations(ResourceOperations):
         """Every version and index row (``clear``)."""
         self._db.execute("DELETE FROM search_index")
         self._db.execute("DELETE FROM resources")
+        sqlite_outbox.delete_all(self._db)
 
     # -- ResourceOperations -----------------------------------------------------------------------------------
 
@@ -393,6 +397,9 @@ class SqliteOperations(ResourceOperations):
                 f"{resource_type}/{resource_id}: If-Match expected version {if_match}, found version {current[1]}"
             )
         return self._write_version(resource_type, resource_id, None, current)
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        return sqlite_outbox.enqueue(self._db, message, self._clock.next())
 
     async def search(self, query: SearchQuery) -> Page:
         where, params = _where_sql(query)
@@ -500,16 +507,23 @@ class SqliteStore(ReadsDelegated):
         return connection
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteOperations]:
+    async def _writing(self) -> AsyncIterator[sqlite3.Connection]:
+        """The writer connection inside ``BEGIN IMMEDIATE ... COMMIT`` (ROLLBACK on any exception), under the
+        lock: the one way anything is written."""
         async with self._lock:
             writer = self._connection(self._writer)
             writer.execute("BEGIN IMMEDIATE")
             try:
-                yield SqliteOperations(writer, self._clock)
+                yield writer
             except BaseException:
                 writer.execute("ROLLBACK")
                 raise
             writer.execute("COMMIT")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteOperations]:
+        async with self._writing() as writer:
+            yield SqliteOperations(writer, self._clock)
 
     def _reads(self) -> SqliteOperations:
         """Operations on the reader connection: committed data only, never waiting for the writer."""
@@ -534,3 +548,24 @@ class SqliteStore(ReadsDelegated):
     async def clear(self) -> None:
         async with self.transaction() as tx:
             tx.delete_everything()
+
+    # -- outbox (see :mod:`fhir_server.storage.sqlite_outbox`) ----------------------------------------------------
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        async with self.transaction() as tx:
+            return await tx.enqueue(message)
+
+    async def claim_outbox(self, now: datetime, lease_until: datetime, limit: int = 20) -> list[OutboxMessage]:
+        async with self._writing() as db:
+            return sqlite_outbox.claim(db, now, lease_until, limit)
+
+    async def outbox_delivered(self, message_id: str, at: datetime) -> None:
+        async with self._writing() as db:
+            sqlite_outbox.mark_delivered(db, message_id, at)
+
+    async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
+        async with self._writing() as db:
+            sqlite_outbox.mark_failed(db, message_id, error, next_attempt_at)
+
+    async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
+        return sqlite_outbox.messages(self._connection(self._reader), channel)

@@ -12,17 +12,19 @@ BSON, always passing the session it was given (None outside a transaction).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mongoengine.errors import ValidationError
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from fhir_server.errors import bad_request
-from fhir_server.storage.base import StoredResource
-from fhir_server.storage.mongo.documents import STORED_DOCUMENTS, CurrentResource, ResourceVersion
+from fhir_server.storage.base import OutboxMessage, StoredResource
+from fhir_server.storage.mongo.documents import STORED_DOCUMENTS, CurrentResource, OutboxRecord, ResourceVersion
 
 Filter = dict[str, Any]
 Sort = list[tuple[str, int]]
@@ -32,7 +34,7 @@ class VersionRace(Exception):
     """Another writer stored the version this one was about to store (the atomic version check failed)."""
 
 
-def to_bson(document: CurrentResource | ResourceVersion) -> dict[str, Any]:
+def to_bson(document: CurrentResource | ResourceVersion | OutboxRecord) -> dict[str, Any]:
     """Validate through the ODM (which also refuses keys that MongoDB would read as operators) and map."""
     try:
         document.validate()
@@ -53,7 +55,42 @@ def stored_resource(raw: dict[str, Any]) -> StoredResource:
     )
 
 
+def outbox_message(raw: dict[str, Any]) -> OutboxMessage:
+    """An ``outbox`` document -> OutboxMessage."""
+    return OutboxMessage(
+        id=raw["_id"],
+        channel=raw["channel"],
+        destination=raw["destination"],
+        payload=raw["payload"],
+        headers=raw.get("headers") or {},
+        created_at=raw["created_at"],
+        next_attempt_at=raw["next_attempt_at"],
+        attempts=raw["attempts"],
+        last_error=raw.get("last_error"),
+        delivered_at=raw.get("delivered_at"),
+    )
+
+
+def outbox_record(message: OutboxMessage, now: datetime) -> OutboxRecord:
+    """The document a new message is stored as (created now and due now unless it says otherwise)."""
+    created = message.created_at or now
+    return OutboxRecord(
+        message_id=message.id,
+        channel=message.channel,
+        destination=message.destination,
+        payload=message.payload,
+        headers=message.headers,
+        created_at=created,
+        next_attempt_at=message.next_attempt_at or created,
+        attempts=message.attempts,
+        last_error=message.last_error,
+        delivered=message.delivered_at is not None,
+        delivered_at=message.delivered_at,
+    )
+
+
 KEY_FIELDS = ("resource_type", "resource_id")
+OUTBOX_ORDER = [("created_at", 1), ("_id", 1)]
 # Only what a StoredResource needs travels back from the server (never _idx / _sort).
 RESULT_PROJECTION = {"_id": 0, "resource_type": 1, "resource_id": 1, "version_id": 1, "last_updated": 1,
                      "method": 1, "resource": 1}
@@ -134,3 +171,41 @@ class MongoCollections:
     async def count(self, history: bool, query: Filter) -> int:
         collection = self.history if history else self.current
         return await collection.count_documents(query, session=self.session)
+
+    # -- outbox ------------------------------------------------------------------------------------------------
+
+    @property
+    def outbox(self) -> AsyncCollection:
+        return self.database[OutboxRecord._get_collection_name()]
+
+    async def insert_message(self, record: OutboxRecord) -> bool:
+        """Insert unless the id exists (an upsert that only sets on insert: no duplicate-key error, which would
+        abort the surrounding transaction); True when inserted."""
+        document = to_bson(record)
+        result = await self.outbox.update_one(
+            {"_id": {"$eq": document["_id"]}}, {"$setOnInsert": document}, upsert=True, session=self.session
+        )
+        return result.upserted_id is not None
+
+    async def lease_due_message(
+        self, now: datetime, lease_until: datetime, skip_ids: list[str]
+    ) -> dict[str, Any] | None:
+        """The oldest due undelivered message not in ``skip_ids`` (those this claim already holds), its
+        ``next_attempt_at`` moved to ``lease_until`` in the same atomic step (so no other worker can take it)."""
+        return await self.outbox.find_one_and_update(
+            {"delivered": {"$eq": False}, "next_attempt_at": {"$lte": now}, "_id": {"$nin": skip_ids}},
+            {"$set": {"next_attempt_at": lease_until}},
+            sort=OUTBOX_ORDER,
+            return_document=ReturnDocument.AFTER,
+            session=self.session,
+        )
+
+    async def update_message(self, message_id: str, update: dict[str, Any], undelivered_only: bool = False) -> None:
+        condition: Filter = {"_id": {"$eq": message_id}}
+        if undelivered_only:
+            condition["delivered"] = {"$eq": False}
+        await self.outbox.update_one(condition, update, session=self.session)
+
+    async def find_messages(self, channel: str | None) -> list[dict[str, Any]]:
+        condition: Filter = {"channel": {"$eq": channel}} if channel is not None else {}
+        return await self.outbox.find(condition, sort=OUTBOX_ORDER, session=self.session).to_list(length=None)

@@ -14,6 +14,8 @@ Two collections keep current versions and history apart:
 Search reads ``resources`` only, so it never has to pick "the latest version" out of the history; the price is
 that the current version's JSON is stored twice, which is cheap next to a group-by on every search.
 
+``outbox`` holds the transactional outbox (:class:`OutboxRecord`).
+
 Every index lives in the ``indexes`` of these classes' ``meta`` (mongoengine's index syntax, so the names are
 the Python field names and the ODM maps them to the stored ones); ``MongoStore.open()`` creates exactly those.
 """
@@ -89,4 +91,39 @@ class ResourceVersion(Document):
     resource = fields.DictField(null=True)
 
 
-STORED_DOCUMENTS: tuple[type[Document], ...] = (CurrentResource, ResourceVersion)
+class OutboxRecord(Document):
+    """One message of the transactional outbox (:class:`fhir_server.storage.base.OutboxMessage`).
+
+    Its ``_id`` is the message id, so enqueueing the same id twice is one upsert that inserts nothing the second
+    time. ``delivered`` (a boolean, unlike ``delivered_at``) lets the due-messages index be partial: delivered
+    messages, most of the collection over time, cost it nothing. A lease is ``next_attempt_at`` moved forward."""
+
+    meta = {
+        "collection": "outbox",
+        "allow_inheritance": False,
+        "auto_create_index": False,
+        "strict": False,
+        "indexes": [
+            {
+                "fields": ["next_attempt_at", "created_at"],
+                "partialFilterExpression": {"delivered": False},
+                "name": "outbox_due",
+            },
+            {"fields": ["channel", "created_at"], "name": "outbox_by_channel"},
+        ],
+    }
+
+    message_id = fields.StringField(primary_key=True)
+    channel = fields.StringField(required=True)
+    destination = fields.StringField(required=True)
+    payload = fields.DictField(required=True)
+    headers = fields.DictField()
+    created_at = fields.DateTimeField(required=True)
+    next_attempt_at = fields.DateTimeField(required=True)
+    attempts = fields.IntField(required=True, min_value=0, default=0)
+    last_error = fields.StringField(null=True)
+    delivered = fields.BooleanField(required=True, default=False)
+    delivered_at = fields.DateTimeField(null=True)
+
+
+STORED_DOCUMENTS: tuple[type[Document], ...] = (CurrentResource, ResourceVersion, OutboxRecord)

@@ -16,8 +16,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fhir_server.errors import bad_request, conflict, gone, not_found, precondition_failed
-from fhir_server.storage.base import Page, ResourceOperations, StoredResource
-from fhir_server.storage.mongo.adapter import Filter, MongoCollections, Sort, VersionRace, stored_resource
+from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, StoredResource
+from fhir_server.storage.mongo.adapter import (
+    Filter,
+    MongoCollections,
+    Sort,
+    VersionRace,
+    outbox_record,
+    stored_resource,
+)
 from fhir_server.storage.mongo.documents import CurrentResource, ResourceVersion
 from fhir_server.storage.mongo.filters import search_filter, search_sort
 from fhir_server.storage.mongo.indexing import search_fields
@@ -147,6 +154,9 @@ class MongoResourceOperations(ResourceOperations):
             raise precondition_failed(
                 f"{resource_type}/{resource_id} was changed by another request (If-Match {if_match})"
             ) from exc
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        return await self._collections.insert_message(outbox_record(message, self._clock.next()))
 
     async def _page(self, history: bool, query: Filter, sort: Sort, offset: int, count: int, with_total: bool) -> Page:
         rows = await self._collections.find_page(history, query, sort, offset, count + 1)

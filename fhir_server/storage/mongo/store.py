@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -21,9 +22,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from fhir_server.errors import conflict
-from fhir_server.storage.base import StoredResource
+from fhir_server.storage.base import OutboxMessage, StoredResource
 from fhir_server.storage.delegation import ReadsDelegated
-from fhir_server.storage.mongo.adapter import MongoCollections, VersionRace
+from fhir_server.storage.mongo.adapter import MongoCollections, VersionRace, outbox_message
 from fhir_server.storage.mongo.operations import MongoResourceOperations
 from fhir_server.storage.versioning import MillisecondClock
 
@@ -142,3 +143,29 @@ class MongoStore(ReadsDelegated):
         self, resource_type: str, resource_id: str, *, if_match: int | None = None
     ) -> StoredResource | None:
         return await self._write(lambda ops: ops.delete(resource_type, resource_id, if_match=if_match))
+
+    # -- outbox ------------------------------------------------------------------------------------------------
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        return await self._operations().enqueue(message)
+
+    async def claim_outbox(self, now: datetime, lease_until: datetime, limit: int = 20) -> list[OutboxMessage]:
+        """Lease due messages one atomic find-and-update at a time: each is taken by exactly one worker."""
+        collections = MongoCollections(self._db)
+        claimed: list[OutboxMessage] = []
+        while len(claimed) < limit:
+            raw = await collections.lease_due_message(now, lease_until, [message.id for message in claimed])
+            if raw is None:
+                break
+            claimed.append(outbox_message(raw))
+        return claimed
+
+    async def outbox_delivered(self, message_id: str, at: datetime) -> None:
+        await MongoCollections(self._db).update_message(message_id, {"$set": {"delivered": True, "delivered_at": at}})
+
+    async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
+        update = {"$inc": {"attempts": 1}, "$set": {"last_error": error, "next_attempt_at": next_attempt_at}}
+        await MongoCollections(self._db).update_message(message_id, update, undelivered_only=True)
+
+    async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
+        return [outbox_message(raw) for raw in await MongoCollections(self._db).find_messages(channel)]

@@ -1,0 +1,155 @@
+"""HTTP routes of topic-based subscriptions (R4 Subscriptions Backport) and their wiring into the app.
+
+- ``POST [base]/Subscription`` and ``PUT [base]/Subscription/{id}``: the generic create/update, checked first
+  (422 for an unknown topic, an unsupported channel, a missing organization...), then the handshake of a
+  ``requested`` Subscription after the write commits; the answer is the version the handshake left (``active``
+  or ``error``). An update keeps the server's event counter whatever the client sends.
+- ``GET [base]/Subscription/{id}/$status``: a searchset Bundle with the subscription-status Parameters.
+
+``register(app)`` mounts the routes (before the generic REST ones, so they win), registers the change observers
+(every Task change notifies the subscribers it concerns; every Subscription write, by any path, is checked),
+and advertises the topic, the Backport profile and ``$status`` in the CapabilityStatement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from fhir_server.api.deps import get_context
+from fhir_server.api.media import fhir_response, read_resource
+from fhir_server.api.registry import OperationRegistration
+from fhir_server.api.rest import write_response
+from fhir_server.errors import FhirError
+from fhir_server.services.context import RequestContext
+from fhir_server.services.resources import ResourceService, WriteResult, parse_version_tag
+from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
+from fhir_server.subscriptions.criteria import event_count, read_subscription, with_event_count
+from fhir_server.subscriptions.handshake import activate
+from fhir_server.subscriptions.notifications import notify_subscribers
+from fhir_server.subscriptions.status import server_base_url, status_parameters
+from fhir_server.subscriptions.topic import (
+    BACKPORT_SUBSCRIPTION_PROFILE,
+    NOTIFICATION_CHANNEL,
+    STATUS_OPERATION,
+    TOPIC_CANONICAL_CAPABILITY_EXT,
+    TOPIC_URL,
+)
+
+
+def now_of(app: Any) -> datetime:
+    clock = getattr(app.state, "clock", None)
+    return clock() if clock else datetime.now(timezone.utc)
+
+
+async def _activated(app: Any, result: WriteResult) -> WriteResult:
+    """The write's result after the handshake (a conditional create that found one is left alone)."""
+    if result.existing:
+        return result
+    stored = await activate(app.state.store, result.stored, server_base_url(app.state.settings), now_of(app))
+    return replace(result, stored=stored)
+
+
+async def create_subscription(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    service: ResourceService = request.app.state.services
+    resource = await read_resource(request, service.settings, "Subscription")
+    read_subscription(resource, creating=True, authorized_organization=ctx.organization)
+    result = await service.create(resource, if_none_exist=request.headers.get("if-none-exist"))
+    return write_response(ctx, await _activated(request.app, result))
+
+
+async def _current(store: ResourceStore, resource_id: str) -> dict[str, Any] | None:
+    try:
+        return (await store.read("Subscription", resource_id)).resource
+    except FhirError:  # never existed, or deleted: the update creates it
+        return None
+
+
+async def update_subscription(resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    service: ResourceService = request.app.state.services
+    resource = await read_resource(request, service.settings, "Subscription")
+    current = await _current(service.store, resource_id)
+    if current is not None:
+        resource = with_event_count(resource, event_count(current))
+    read_subscription(resource, creating=current is None, authorized_organization=ctx.organization)
+    if_match = parse_version_tag(request.headers.get("if-match"))
+    result = await service.update("Subscription", resource_id, resource, if_match=if_match)
+    return write_response(ctx, await _activated(request.app, result))
+
+
+async def delivery_errors(store: ResourceStore, subscription_reference: str) -> tuple[str, ...]:
+    """The last error of each notification to this Subscription still waiting to be delivered."""
+    prefix = f"{NOTIFICATION_CHANNEL}:{subscription_reference}:"
+    messages = await store.outbox_messages(NOTIFICATION_CHANNEL)
+    return tuple(
+        m.last_error for m in messages if m.id.startswith(prefix) and m.delivered_at is None and m.last_error
+    )
+
+
+async def subscription_status(resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    """``GET [base]/Subscription/{id}/$status``: the Backport's status, as a searchset of one Parameters."""
+    store: ResourceStore = request.app.state.store
+    stored = await store.read("Subscription", resource_id)
+    assert stored.resource is not None
+    parameters = status_parameters(
+        f"{server_base_url(request.app.state.settings)}/{stored.reference}",
+        status=stored.resource.get("status", ""),
+        notification_type="query-status",
+        events_since_start=event_count(stored.resource),
+        errors=await delivery_errors(store, stored.reference),
+    )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": 1,
+        "link": [{"relation": "self", "url": ctx.url_of(f"{stored.reference}/$status")}],
+        "entry": [{"fullUrl": f"urn:uuid:{parameters['id']}", "resource": parameters, "search": {"mode": "match"}}],
+    }
+    return fhir_response(bundle)
+
+
+# ------------------------------------------------------------------------------------------------ observers
+
+
+def task_change_notifier(app: Any):
+    """The Task observer: queue notifications of this change for the subscribers it concerns."""
+
+    async def notify(tx: ResourceOperations, stored: StoredResource, previous: StoredResource | None) -> None:
+        await notify_subscribers(tx, stored, server_base_url(app.state.settings))
+
+    return notify
+
+
+async def check_subscription_write(tx: ResourceOperations, stored: StoredResource, previous: StoredResource | None) -> None:
+    """The Subscription observer: whatever path wrote it (a Bundle, say), a Subscription must read (else 422)."""
+    if stored.resource is not None:
+        read_subscription(stored.resource, creating=previous is None or previous.deleted)
+
+
+def register(app: FastAPI) -> None:
+    """Mount the routes, register the change observers, advertise the topic and ``$status``."""
+    base_path = app.state.settings.normalized_base_path()
+    for path, method, handler in (
+        ("/Subscription", "POST", create_subscription),
+        ("/Subscription/{resource_id}", "PUT", update_subscription),
+        ("/Subscription/{resource_id}/$status", "GET", subscription_status),
+    ):
+        app.add_api_route(base_path + path, handler, methods=[method], tags=["Subscriptions"], response_class=Response)
+    app.state.change_observers.add("Task", task_change_notifier(app))
+    app.state.change_observers.add("Subscription", check_subscription_write)
+    registry = app.state.registry
+    registry.add_operation(
+        OperationRegistration(
+            name="status",
+            definition=STATUS_OPERATION,
+            resource_types=("Subscription",),
+            instance=True,
+            documentation="Status of a topic-based Subscription (R4 Subscriptions Backport): status and events since start",
+        )
+    )
+    registry.add_supported_profile("Subscription", BACKPORT_SUBSCRIPTION_PROFILE)
+    registry.add_resource_extension("Subscription", {"url": TOPIC_CANONICAL_CAPABILITY_EXT, "valueCanonical": TOPIC_URL})

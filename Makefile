@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test bench clean
+.PHONY: serve test demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Load the sample provider directory (payers, networks, groups, 25 professionals) into the configured store.
+demo: $(STAMP)
+	$(BIN)/python -m fhir_server load tests/data/directory/directory.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

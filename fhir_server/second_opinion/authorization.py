@@ -2,14 +2,14 @@
 that answers it (contract "The answer"; Da Vinci PAS 2.x ``ClaimResponse.fsh`` shapes).
 
 One item (sequence 1, one consultation: Health Net "approved for a one-time-only consultation"); its
-adjudication carries the reviewAction (X12 306 A1 certified / A4 pended, the authorization number and the
-reason), its extension the authorized provider. ``preAuthRef`` and ``preAuthPeriod`` only when certified.
+adjudication carries the reviewAction (X12 306 A1 certified / A3 not certified, only by a physician reviewer /
+A4 pended, the authorization number and the reasons), its extension the authorized provider. ``preAuthRef`` and ``preAuthPeriod`` only when certified.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fhir_server.second_opinion.codes import (
@@ -73,15 +73,20 @@ def build_claim(
     }
 
 
-def process_notes(rules: PlanRules, decision: RoutingDecision) -> list[str]:
-    """The plan's own words for this outcome, plus its out-of-network text when the provider is out of network."""
-    texts = list(rules.notes_for(OUTCOME_STATES[decision.outcome].notes_key))
-    if decision.tier == "out-of-network" and decision.outcome != "information-missing":
+def process_notes(rules: PlanRules, outcome: str, tier: str, reason: str | None = None) -> list[str]:
+    """The plan's own words for this outcome (after the reviewer's reason, when one was given), plus its
+    out-of-network text when the authorized provider is out of network."""
+    texts = [f"Reason: {reason}"] if reason else []
+    texts += rules.notes_for(OUTCOME_STATES[outcome].notes_key)
+    if tier == "out-of-network" and outcome not in ("information-missing", "deny"):
         texts += rules.notes_for("out_of_network")
     return texts
 
 
-def _review_action(code: str, display: str, number: str, business_status: str) -> dict[str, Any]:
+def _review_action(
+    code: str, display: str, number: str, business_status: str, reason: dict[str, Any] | None
+) -> dict[str, Any]:
+    reasons = [{"coding": [{"system": STATUS_SYSTEM, "code": business_status}]}] + ([reason] if reason else [])
     return {
         "url": REVIEW_ACTION_EXT,
         "extension": [
@@ -90,9 +95,61 @@ def _review_action(code: str, display: str, number: str, business_status: str) -
                 "valueCodeableConcept": {"coding": [{"system": X12_REVIEW_ACTION_SYSTEM, "code": code, "display": display}]},
             },
             {"url": "number", "valueString": number},
-            {"url": "reasonCode", "valueCodeableConcept": {"coding": [{"system": STATUS_SYSTEM, "code": business_status}]}},
+            *({"url": "reasonCode", "valueCodeableConcept": concept} for concept in reasons),
         ],
     }
+
+
+@dataclass(frozen=True)
+class Adjudication:
+    """The outcome parts of an authorization, the same whether routing or a physician reviewer decided."""
+
+    outcome: str  # a workflow.OUTCOME_STATES key
+    number: str  # the authorization number
+    tier: str  # routing tier of the authorized provider (out of network adds the plan's note)
+    provider: str | None = None  # the authorized "Practitioner/id" (certified only)
+    reason: dict[str, Any] | None = None  # a reviewer's reason (CodeableConcept), added to the reason codes
+    reason_text: str | None = None  # the same reason in words, for the processNote
+
+
+def adjudicate(
+    response: dict[str, Any], adjudication: Adjudication, rules: PlanRules, authorized_from: date
+) -> dict[str, Any]:
+    """Set the outcome of a ClaimResponse (reviewAction, authorized provider, preAuthRef/preAuthPeriod,
+    disposition, processNote) on a copy of ``response``; shared by $submit and by a physician's decision, so a
+    reviewed authorization has exactly the shape of an automatic one."""
+    state = OUTCOME_STATES[adjudication.outcome]
+    certified = adjudication.outcome == "certify"
+    item: dict[str, Any] = {
+        "itemSequence": 1,
+        "adjudication": [
+            {
+                "extension": [
+                    _review_action(
+                        state.review_action, state.display, adjudication.number, state.business_status, adjudication.reason
+                    )
+                ],
+                "category": {"coding": [{"system": ADJUDICATION_SYSTEM, "code": "submitted"}]},
+            }
+        ],
+    }
+    if adjudication.provider is not None and certified:
+        item["extension"] = [
+            {"url": AUTHORIZED_PROVIDER_EXT, "extension": [{"url": "provider", "valueReference": {"reference": adjudication.provider}}]}
+        ]
+    outcome_keys = ("outcome", "disposition", "item", "preAuthRef", "preAuthPeriod", "processNote")
+    result = {key: value for key, value in response.items() if key not in outcome_keys}
+    result.update({"outcome": "complete", "disposition": state.display, "item": [item]})
+    if certified:
+        result["preAuthRef"] = adjudication.number
+        result["preAuthPeriod"] = {
+            "start": authorized_from.isoformat(),
+            "end": (authorized_from + timedelta(days=rules.authorization_validity_days)).isoformat(),
+        }
+    notes = process_notes(rules, adjudication.outcome, adjudication.tier, adjudication.reason_text)
+    if notes:
+        result["processNote"] = [{"number": i, "type": "display", "text": t} for i, t in enumerate(notes, start=1)]
+    return result
 
 
 def build_claim_response(
@@ -107,23 +164,6 @@ def build_claim_response(
     now: datetime,
     tags: list[dict[str, str]],
 ) -> dict[str, Any]:
-    state = OUTCOME_STATES[decision.outcome]
-    item: dict[str, Any] = {
-        "itemSequence": 1,
-        "adjudication": [
-            {
-                "extension": [_review_action(state.review_action, state.display, number, state.business_status)],
-                "category": {"coding": [{"system": ADJUDICATION_SYSTEM, "code": "submitted"}]},
-            }
-        ],
-    }
-    if decision.provider is not None and decision.outcome == "certify":
-        item["extension"] = [
-            {
-                "url": AUTHORIZED_PROVIDER_EXT,
-                "extension": [{"url": "provider", "valueReference": {"reference": decision.provider.practitioner}}],
-            }
-        ]
     response: dict[str, Any] = {
         "resourceType": "ClaimResponse",
         "id": claim_response_id,
@@ -134,21 +174,37 @@ def build_claim_response(
         "patient": {"reference": parties.patient},
         "created": instant(now),
         "insurer": {"reference": parties.insurer},
-        "request": {"reference": claim_ref},
-        "outcome": "complete",
-        "disposition": state.display,
-        "item": [item],
     }
     if parties.requestor:
         response["requestor"] = {"reference": parties.requestor}
-    if decision.outcome == "certify":
-        start = received.date()
-        response["preAuthRef"] = number
-        response["preAuthPeriod"] = {
-            "start": start.isoformat(),
-            "end": (start + timedelta(days=rules.authorization_validity_days)).isoformat(),
-        }
-    notes = process_notes(rules, decision)
-    if notes:
-        response["processNote"] = [{"number": i, "type": "display", "text": t} for i, t in enumerate(notes, start=1)]
-    return response
+    response["request"] = {"reference": claim_ref}
+    adjudication = Adjudication(
+        outcome=decision.outcome,
+        number=number,
+        tier=decision.tier,
+        provider=decision.provider.practitioner if decision.provider is not None else None,
+    )
+    return adjudicate(response, adjudication, rules, received.date())
+
+
+def _review_action_of(claim_response: dict[str, Any]) -> dict[str, Any]:
+    for item in claim_response.get("item", ()):
+        for adjudication in item.get("adjudication", ()):
+            for extension in adjudication.get("extension", ()):
+                if extension.get("url") == REVIEW_ACTION_EXT:
+                    return extension
+    return {}
+
+
+def authorization_number_of(claim_response: dict[str, Any]) -> str | None:
+    """The authorization number a ClaimResponse carries (kept across its versions)."""
+    return next((e.get("valueString") for e in _review_action_of(claim_response).get("extension", ()) if e.get("url") == "number"), None)
+
+
+def authorized_provider_of(claim_response: dict[str, Any]) -> str | None:
+    """The ``Practitioner/id`` a certified ClaimResponse authorizes, if any."""
+    for item in claim_response.get("item", ()):
+        for extension in item.get("extension", ()):
+            if extension.get("url") == AUTHORIZED_PROVIDER_EXT:
+                return next((e["valueReference"].get("reference") for e in extension.get("extension", ()) if "valueReference" in e), None)
+    return None

@@ -46,16 +46,27 @@ async def existing_case(ops: ResourceOperations, service_request_ref: str) -> Ex
             total="none",
         )
     )
-    tasks = [i.resource for i in page.items if i.resource and TASK_PROFILE in i.resource.get("meta", {}).get("profile", ())]
+    tasks = [i.resource for i in page.items if i.resource and is_second_opinion_task(i.resource)]
     for task in tasks:
-        output = next((o["valueReference"]["reference"] for o in task.get("output", ()) if "valueReference" in o), None)
-        if not output or not output.startswith("ClaimResponse/"):
-            continue
-        claim_response = await Resolver(ops).get(output)
-        claim_ref = (claim_response or {}).get("request", {}).get("reference", "")
-        claim_id = claim_ref.partition("/")[2] or str(uuid.uuid4())
-        return ExistingCase(task, claim_response, RecordIds(claim_id, output.partition("/")[2], task["id"]))
+        case = await case_of_task(ops, task)
+        if case is not None:
+            return case
     return None
+
+
+def is_second_opinion_task(task: dict[str, Any]) -> bool:
+    return TASK_PROFILE in task.get("meta", {}).get("profile", ())
+
+
+async def case_of_task(ops: ResourceOperations, task: dict[str, Any]) -> ExistingCase | None:
+    """The case a second-opinion Task tracks: its ClaimResponse (first ``output``) and that one's Claim."""
+    output = next((o["valueReference"]["reference"] for o in task.get("output", ()) if "valueReference" in o), None)
+    if not output or not output.startswith("ClaimResponse/"):
+        return None
+    claim_response = await Resolver(ops).get(output)
+    claim_ref = (claim_response or {}).get("request", {}).get("reference", "")
+    claim_id = claim_ref.partition("/")[2] or str(uuid.uuid4())
+    return ExistingCase(task, claim_response, RecordIds(claim_id, output.partition("/")[2], task["id"]))
 
 
 def new_ids() -> RecordIds:

@@ -49,3 +49,12 @@ def tag_value(tags: list[dict[str, str]], dimension: str) -> str | None:
     """Read one dimension back from a resource's ``meta.tag`` (for reports and tests)."""
     system = DIMENSION_SYSTEMS[dimension]
     return next((t.get("code") for t in tags if t.get("system") == system), None)
+
+
+def with_dimension(tags: list[dict[str, str]], dimension: str, code: str) -> list[dict[str, str]]:
+    """``tags`` with one dimension re-coded (a physician's decision changes ``decision`` from A4 to A1/A3),
+    every other tag kept as it was."""
+    system = DIMENSION_SYSTEMS[dimension]
+    if not any(t.get("system") == system for t in tags):
+        return [*tags, {"system": system, "code": code}]
+    return [{"system": system, "code": code} if t.get("system") == system else t for t in tags]

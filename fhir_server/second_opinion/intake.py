@@ -8,25 +8,47 @@ happens before the transaction, so nothing is stored from a rejected one.
 
 Resubmission of a ServiceRequest identifier (system + value) already stored: while its Task is final, the
 stored answer comes back unchanged; while pended, the request is re-evaluated with the new Bundle and the
-decision is a new version of the same Task, Claim and ClaimResponse.
+decision is a new version of the same Task, Claim and ClaimResponse. An update of a pended ServiceRequest
+through REST resumes its case the same way (:func:`resume_on_update`). Every decision (a certification, a
+redirection to Member Services) is announced to the member and the provider (:mod:`notices`) in the same
+transaction.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from fhir_server.errors import error, operation_outcome, unprocessable
 from fhir_server.second_opinion.cases import existing_case, new_ids
 from fhir_server.second_opinion.codes import TASK_CODE_SYSTEM, TASK_PROFILE, codes_in
-from fhir_server.second_opinion.evaluation import RecordIds, build_records, evaluate
+from fhir_server.second_opinion.evaluation import Evaluation, RecordIds, build_records, evaluate
+from fhir_server.second_opinion.notices import notify_decision
 from fhir_server.second_opinion.plans import PlanCatalog
 from fhir_server.second_opinion.references import Resolver, WritePlan, plan_writes
-from fhir_server.second_opinion.validation import Validator, check_envelope, validate_entries
-from fhir_server.storage.base import ResourceOperations, ResourceStore
+from fhir_server.second_opinion.validation import check_envelope, validate_entries
+from fhir_server.services.validation import ResourceValidator
+from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
 
 Clock = Callable[[], datetime]
+
+# ServiceRequests whose case the running request is deciding itself (a $submit resubmission), so that the
+# update observer that resumes a pended case (:func:`resume_on_update`) does not decide it a second time.
+_DECIDING: ContextVar[frozenset[str]] = ContextVar("second_opinion_deciding", default=frozenset())
+
+
+@contextmanager
+def deciding(service_request_ref: str) -> Iterator[None]:
+    token = _DECIDING.set(_DECIDING.get() | {service_request_ref})
+    try:
+        yield
+    finally:
+        _DECIDING.reset(token)
 
 
 def utc_now() -> datetime:
@@ -34,7 +56,8 @@ def utc_now() -> datetime:
 
 
 def answer_bundle(base_url: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
-    """Entry 1 the ClaimResponse, 2 the Task, 3 the ServiceRequest, then the Claim (and any warnings)."""
+    """Entry 1 the ClaimResponse, 2 the Task, 3 the ServiceRequest, then the Claim, the decision notices
+    (Communications) and any warnings."""
     return {
         "resourceType": "Bundle",
         "type": "collection",
@@ -53,18 +76,49 @@ async def _write(tx: ResourceOperations, resource: dict[str, Any], exists: bool)
     return stored.resource
 
 
+@dataclass(frozen=True)
+class Written:
+    """The records of one decision as stored, and the notices it sent."""
+
+    claim: dict[str, Any]
+    claim_response: dict[str, Any]
+    task: dict[str, Any]
+    notices: list[dict[str, Any]]
+
+
+async def write_decision(
+    tx: ResourceOperations,
+    evaluation: Evaluation,
+    records: tuple[dict[str, Any], dict[str, Any], dict[str, Any]],
+    *,
+    claim_exists: bool,
+    response_exists: bool,
+    previous_task: dict[str, Any] | None,
+    now: datetime,
+) -> Written:
+    """Store the Claim, ClaimResponse and Task of an evaluation and notify the parties of a new decision."""
+    claim, claim_response, task = records
+    stored_claim = await _write(tx, claim, claim_exists)
+    stored_response = await _write(tx, claim_response, response_exists)
+    stored_task = await _write(tx, task, previous_task is not None)
+    notices = await notify_decision(
+        tx, rules=evaluation.rules, task=stored_task, claim_response=stored_response, now=now, previous_task=previous_task
+    )
+    return Written(stored_claim, stored_response, stored_task, notices)
+
+
 async def submit(
     bundle: Any,
     *,
     store: ResourceStore,
-    validator: Validator | None,
+    validator: ResourceValidator | None,
     catalog: PlanCatalog,
     base_url: str,
     now: Clock = utc_now,
 ) -> dict[str, Any]:
     """``POST [base]/ServiceRequest/$submit``: the answer Bundle (ClaimResponse, Task, ServiceRequest, Claim)."""
     entries = check_envelope(bundle)
-    warnings = await validate_entries(validator, entries)
+    warnings = validate_entries(validator, entries)
     plan: WritePlan = await plan_writes(store, entries)
     request_entry = plan.entries[0]
     existing = await existing_case(store, request_entry.reference) if request_entry.exists else None
@@ -78,17 +132,25 @@ async def submit(
     received = existing.received if existing else moment
     evaluation = await evaluate(store, Resolver(store, plan), request_entry.resource, catalog)
     ids = existing.ids if existing else new_ids()
-    claim, claim_response, task = build_records(
+    records = build_records(
         evaluation, request_entry.resource, request_entry.reference, ids, received, moment,
         existing.task if existing else None,
     )
-    async with store.transaction() as tx:
-        written = {e.index: await _write(tx, e.resource, e.exists) for e in plan.entries}
-        stored_claim = await _write(tx, claim, existing is not None)
-        stored_response = await _write(tx, claim_response, existing is not None and existing.claim_response is not None)
-        stored_task = await _write(tx, task, existing is not None)
+    with deciding(request_entry.reference):
+        async with store.transaction() as tx:
+            written = {e.index: await _write(tx, e.resource, e.exists) for e in plan.entries}
+            decision = await write_decision(
+                tx, evaluation, records,
+                claim_exists=existing is not None,
+                response_exists=existing is not None and existing.claim_response is not None,
+                previous_task=existing.task if existing else None,
+                now=moment,
+            )
     extra = [{"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), **operation_outcome(warnings)}] if warnings else []
-    return answer_bundle(base_url, [stored_response, stored_task, written[0], stored_claim, *extra])
+    return answer_bundle(
+        base_url,
+        [decision.claim_response, decision.task, written[0], decision.claim, *decision.notices, *extra],
+    )
 
 
 # ---------------------------------------------------------------- a Task created through REST
@@ -117,7 +179,35 @@ async def start_from_task(
     moment = now()
     evaluation = await evaluate(tx, resolver, service_request, catalog)
     ids = RecordIds(str(uuid.uuid4()), str(uuid.uuid4()), task["id"])
-    claim, claim_response, new_task = build_records(evaluation, service_request, focus, ids, moment, moment, task)
-    await _write(tx, claim, False)
-    await _write(tx, claim_response, False)
-    return await _write(tx, new_task, True)
+    records = build_records(evaluation, service_request, focus, ids, moment, moment, task)
+    written = await write_decision(
+        tx, evaluation, records, claim_exists=False, response_exists=False, previous_task=task, now=moment
+    )
+    return written.task
+
+
+# ---------------------------------------------------------------- a pended request updated through REST
+
+
+async def resume_on_update(
+    tx: ResourceOperations,
+    stored: StoredResource,
+    previous: StoredResource | None,
+    catalog: PlanCatalog,
+    now: Clock = utc_now,
+) -> None:
+    """Change observer of ServiceRequest: the provider answers a pended case (Task ``on-hold``) by updating the
+    request (issue 5 "Pended for information"); the case is re-evaluated inside the update's transaction and
+    its decision becomes a new version of the same Claim, ClaimResponse and Task, as a resubmission's would."""
+    if previous is None or stored.resource is None or stored.reference in _DECIDING.get():
+        return
+    case = await existing_case(tx, stored.reference)
+    if case is None or case.task.get("status") != "on-hold":
+        return
+    moment = now()
+    evaluation = await evaluate(tx, Resolver(tx), stored.resource, catalog)
+    records = build_records(evaluation, stored.resource, stored.reference, case.ids, case.received, moment, case.task)
+    await write_decision(
+        tx, evaluation, records,
+        claim_exists=True, response_exists=case.claim_response is not None, previous_task=case.task, now=moment,
+    )

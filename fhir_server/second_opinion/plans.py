@@ -7,7 +7,7 @@ plans so two plans never disagree about what "Medical Oncology" is equivalent to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -72,6 +72,9 @@ class PlanRules:
     authorization_quantity: int
     due_times: DueTimes
     notes: dict[str, tuple[str, ...]]
+    # Headlines of the Communications the member and the provider receive, by notes key (certified, denied,
+    # member_services) plus consultation_report and automatic_reason; ``{placeholders}`` see notices.py.
+    notices: dict[str, str] = field(default_factory=dict)
 
     def outcome_for(self, situation: str) -> str:
         return self.decisions[situation]
@@ -81,6 +84,9 @@ class PlanRules:
 
     def notes_for(self, key: str) -> tuple[str, ...]:
         return self.notes.get(key, ())
+
+    def notice_for(self, key: str) -> str | None:
+        return self.notices.get(key)
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,7 @@ def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
             legal_source=due["legal_source"],
         ),
         notes={key: tuple(texts) for key, texts in data.get("notes", {}).items()},
+        notices={key: str(text) for key, text in data.get("notices", {}).items()},
     )
 
 

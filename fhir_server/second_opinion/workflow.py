@@ -39,6 +39,8 @@ OUTCOME_STATES: dict[str, OutcomeState] = {
     "physician-review": OutcomeState("in-progress", "physician-review", "A4", "pended", "Pended for physician review"),
     "member-services": OutcomeState("in-progress", "member-services", "A4", "member_services", "Pended: Member Services"),
     "information-missing": OutcomeState("on-hold", "information-missing", "A4", "information_missing", "Pended: information missing"),
+    # Only a physician reviewer's $decide reaches this state: routing never denies.
+    "deny": OutcomeState("completed", "denied", "A3", "denied", "Not certified"),
 }
 FINAL_TASK_STATUSES = frozenset({"completed", "rejected", "cancelled", "failed"})
 

@@ -1,0 +1,78 @@
+"""HTTP side of case management: ``POST [base]/Task/{id}/$decide`` and the hooks that carry a case on.
+
+HTTP only: read the Parameters, hand them to :mod:`fhir_server.second_opinion.decisions`, answer its Bundle.
+``register(app)`` also wires the domain into writes made through REST and transactions:
+- after-create hooks on DiagnosticReport and DocumentReference link a consultation report to its case and
+  send it to the member's PCP (:mod:`fhir_server.second_opinion.consultations`);
+- a ServiceRequest change observer resumes a pended case when the provider updates the request
+  (:func:`fhir_server.second_opinion.intake.resume_on_update`), once the store has change observers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from fhir_server.api.deps import get_context
+from fhir_server.api.media import fhir_response, read_resource
+from fhir_server.api.registry import OperationRegistration
+from fhir_server.api.second_opinion import catalog_of, clock_of
+from fhir_server.second_opinion import consultations, decisions, intake
+from fhir_server.second_opinion.codes import CANON
+from fhir_server.services.context import RequestContext
+from fhir_server.storage.base import ResourceOperations, StoredResource
+
+DECIDE_OPERATION = f"{CANON}/OperationDefinition/Task-decide"
+REPORT_TYPES = tuple(consultations.REPORT_KINDS)
+
+
+async def decide(task_id: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+    """``POST [base]/Task/{id}/$decide``: Parameters in; a collection Bundle out (ClaimResponse, Task,
+    ServiceRequest, the notices, the Provenance of the decision)."""
+    app = request.app
+    parameters = await read_resource(request, app.state.settings, "Parameters")
+    decision = decisions.reviewer_for(ctx, decisions.parse_decision(parameters))
+    decided = await decisions.decide(app.state.store, task_id, decision, catalog_of(app), clock_of(app)())
+    return fhir_response(intake.answer_bundle(ctx.base_url, decided.resources()))
+
+
+async def link_consultation_report(app: Any, tx: ResourceOperations, stored: StoredResource) -> None:
+    """After-create hook: a consultation report answering an approved second opinion (90.2.17 procedure 7)."""
+    await consultations.link_report(tx, stored, catalog_of(app), clock_of(app)())
+
+
+def resume_observer(app: Any) -> Any:
+    """The ServiceRequest change observer of this app (its plans and clock)."""
+
+    async def observer(tx: ResourceOperations, stored: StoredResource, previous: StoredResource | None) -> None:
+        await intake.resume_on_update(tx, stored, previous, catalog_of(app), clock_of(app))
+
+    return observer
+
+
+def register(app: FastAPI) -> None:
+    """Mount ``$decide``, record it for ``/metadata``, and hook consultation reports and pended-request updates."""
+    base_path = app.state.settings.normalized_base_path()
+    app.add_api_route(
+        f"{base_path}/Task/{{task_id}}/$decide",
+        decide,
+        methods=["POST"],
+        tags=["Second opinion"],
+        response_class=Response,
+    )
+    app.state.registry.add_operation(
+        OperationRegistration(
+            name="decide",
+            definition=DECIDE_OPERATION,
+            resource_types=("Task",),
+            instance=True,
+            documentation="A physician reviewer approves or denies a second-opinion request in review; the member and the provider are notified",
+        )
+    )
+    for resource_type in REPORT_TYPES:
+        app.state.registry.add_after_create(resource_type, link_consultation_report)
+    observers = getattr(app.state, "change_observers", None)
+    if observers is not None:
+        observers.add("ServiceRequest", resume_observer(app))

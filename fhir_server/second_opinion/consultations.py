@@ -1,0 +1,110 @@
+"""The consultation report of a second opinion, linked to its case and sent to the member's PCP.
+
+90.2.17 procedure 7: "physicians providing second opinions [...] submit a copy of their consultation and any
+test results to the Member's Primary Care Physician. This consultation report should include the physician's
+findings and recommendations." The consultant posts either a ``DiagnosticReport`` whose ``basedOn`` names the
+ServiceRequest (findings and recommendations in ``conclusion``) or a ``DocumentReference`` of type LOINC
+11488-4 (consult note, as US Core sends it) whose ``context.related`` names it.
+
+Run as an after-create hook inside the create's own transaction: the Task gets the report in ``output`` and
+businessStatus ``report-received`` (it stays ``completed``), and a Communication carries the report to every
+``Patient.generalPractitioner``. A report for a request that is not an approved second opinion (no case, still
+in review, denied) is stored as it is and linked to nothing: the report exists whatever the workflow says.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from fhir_server.second_opinion.cases import existing_case
+from fhir_server.second_opinion.codes import STATUS_SYSTEM, codes_in
+from fhir_server.second_opinion.notices import business_status_of, communication, display_name, fill
+from fhir_server.second_opinion.categories import tag_value
+from fhir_server.second_opinion.plans import PlanCatalog
+from fhir_server.second_opinion.references import Resolver
+from fhir_server.second_opinion.workflow import instant
+from fhir_server.storage.base import ResourceOperations, StoredResource
+
+LOINC = "http://loinc.org"
+CONSULT_NOTE = "11488-4"
+REPORT_OUTPUT_TYPE = {"coding": [{"system": LOINC, "code": CONSULT_NOTE, "display": "Consult note"}], "text": "consultation report"}
+# Business states in which a consultation is expected (a second report adds to the first).
+LINKABLE_STATES = frozenset({"approved", "report-received"})
+
+
+def _service_requests(references: Iterable[dict[str, Any] | None]) -> list[str]:
+    found = [(r or {}).get("reference", "") for r in references]
+    return [r for r in found if r.startswith("ServiceRequest/")]
+
+
+def _diagnostic_report_requests(report: dict[str, Any]) -> list[str]:
+    return _service_requests(report.get("basedOn", ()))
+
+
+def _document_reference_requests(document: dict[str, Any]) -> list[str]:
+    if CONSULT_NOTE not in codes_in([document.get("type")], LOINC):
+        return []
+    return _service_requests(document.get("context", {}).get("related", ()))
+
+
+# Resource type -> (the ServiceRequests a report answers, its author, its findings in words).
+REPORT_KINDS: dict[str, tuple[Callable[[dict[str, Any]], list[str]], str, str]] = {
+    "DiagnosticReport": (_diagnostic_report_requests, "performer", "conclusion"),
+    "DocumentReference": (_document_reference_requests, "author", "description"),
+}
+
+
+async def link_report(
+    ops: ResourceOperations, stored: StoredResource, catalog: PlanCatalog, now: datetime
+) -> dict[str, Any] | None:
+    """Link a just-created consultation report to its case and send it to the PCP; returns the Communication
+    (None when the report answers no approved second opinion, or the member has no PCP to send it to)."""
+    report = stored.resource
+    if report is None or stored.resource_type not in REPORT_KINDS:
+        return None
+    requests_of, author_element, findings_element = REPORT_KINDS[stored.resource_type]
+    for service_request in requests_of(report):
+        case = await existing_case(ops, service_request)
+        if case is None or business_status_of(case.task) not in LINKABLE_STATES:
+            continue
+        task = case.task
+        task["businessStatus"] = {"coding": [{"system": STATUS_SYSTEM, "code": "report-received"}], "text": "Report received"}
+        task["output"] = [*task.get("output", ()), {"type": REPORT_OUTPUT_TYPE, "valueReference": {"reference": stored.reference}}]
+        task["lastModified"] = instant(now)
+        updated, _ = await ops.update(task)
+        assert updated.resource is not None
+        return await _send_to_pcp(ops, catalog, updated.resource, stored, report.get(author_element), report.get(findings_element), now)
+    return None
+
+
+async def _send_to_pcp(
+    ops: ResourceOperations,
+    catalog: PlanCatalog,
+    task: dict[str, Any],
+    stored: StoredResource,
+    authors: list[dict[str, Any]] | None,
+    findings: str | None,
+    now: datetime,
+) -> dict[str, Any] | None:
+    resolver = Resolver(ops)
+    patient_ref = task["for"]["reference"]
+    patient = await resolver.get(patient_ref) or {}
+    pcps = [gp["reference"] for gp in patient.get("generalPractitioner", ()) if gp.get("reference")]
+    if not pcps:
+        return None
+    plan_key = tag_value(task.get("meta", {}).get("tag", []), "plan")
+    template = catalog.plans[plan_key].notice_for("consultation_report") if plan_key in catalog.plans else None
+    headline = fill(template or "Consultation report {report}", patient=display_name(patient, patient_ref), report=stored.reference)
+    text = "\n\n".join(t for t in (headline, findings) if t)
+    notice = communication(
+        recipients=pcps,
+        task=task,
+        about=[f"Task/{task['id']}", stored.reference],
+        topic="Second-opinion consultation report",
+        payload=[{"contentString": text}, {"contentReference": {"reference": stored.reference}}],
+        sender=next((a.get("reference") for a in authors or () if a.get("reference")), None),
+        now=now,
+    )
+    created = await ops.create(notice, resource_id=notice["id"])
+    return created.resource

@@ -8,19 +8,11 @@ the second-opinion-request profile), every problem of every entry at once, each 
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable, Protocol
+from typing import Any
 
-from fhir_server.errors import FhirError, Issue, bad_request, error, unprocessable
+from fhir_server.errors import Issue, bad_request, error, unprocessable
 from fhir_server.second_opinion.codes import REQUEST_PROFILE
-
-
-class Validator(Protocol):
-    def validate_structure(self, resource: dict[str, Any]) -> list[Issue]: ...
-
-    def validate_profiles(
-        self, resource: dict[str, Any], profiles: tuple[str, ...] = (), check_meta_profiles: bool = True
-    ) -> list[Issue]: ...
+from fhir_server.services.validation import ResourceValidator, collect_issues, raise_for_issues
 
 
 def check_envelope(bundle: Any) -> list[dict[str, Any]]:
@@ -46,29 +38,18 @@ def _in_entry(issue: Issue, index: int, resource_type: str) -> Issue:
     return Issue(issue.severity, issue.code, issue.diagnostics, anchored, issue.details_code)
 
 
-async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Issue]:
-    result = method(*args, **kwargs)
-    return list(await result) if inspect.isawaitable(result) else list(result)
-
-
-async def validate_entries(validator: Validator | None, entries: list[dict[str, Any]]) -> list[Issue]:
-    """Base R4 problems of every entry (400), then hosted-profile problems of every entry (422), all at once;
+def validate_entries(validator: ResourceValidator | None, entries: list[dict[str, Any]]) -> list[Issue]:
+    """Every problem of every entry at once (400 when any breaks the base rules, else 422 when any breaks a
+    hosted profile; the request entry is always checked against the second-opinion-request profile);
     returns the warnings (e.g. a claimed profile this server does not host) for the answer."""
     if validator is None:
         return []
-    warnings: list[Issue] = []
-    for stage, status in (("structure", 400), ("profiles", 422)):
-        issues: list[Issue] = []
-        for index, entry in enumerate(entries):
-            resource = entry["resource"]
-            if stage == "structure":
-                found = await _call(validator.validate_structure, resource)
-            else:
-                profiles = (REQUEST_PROFILE,) if index == 0 else ()
-                found = await _call(validator.validate_profiles, resource, profiles=profiles, check_meta_profiles=True)
-            anchored = [_in_entry(i, index, resource["resourceType"]) for i in found]
-            issues += [i for i in anchored if i.is_error]
-            warnings += [i for i in anchored if i.severity == "warning"]
-        if issues:
-            raise FhirError(issues, status)
-    return warnings
+    structure: list[Issue] = []
+    profile: list[Issue] = []
+    for index, entry in enumerate(entries):
+        resource = entry["resource"]
+        profiles = (REQUEST_PROFILE,) if index == 0 else ()
+        entry_structure, entry_profile = collect_issues(validator, resource, profiles)
+        structure += [_in_entry(issue, index, resource["resourceType"]) for issue in entry_structure]
+        profile += [_in_entry(issue, index, resource["resourceType"]) for issue in entry_profile]
+    return raise_for_issues(structure, profile)

@@ -29,18 +29,31 @@ def has_errors(issues: Sequence[Issue]) -> bool:
 def collect_issues(
     validator: ResourceValidator, resource: dict[str, Any], profiles: Sequence[str] = ()
 ) -> tuple[list[Issue], list[Issue]]:
-    """(base-rule issues, profile issues); profiles are checked only when the base rules pass."""
-    structure_issues = validator.validate_structure(resource)
-    if has_errors(structure_issues):
-        return structure_issues, []
-    return structure_issues, validator.validate_profiles(resource, profiles=tuple(profiles))
+    """(base-rule issues, profile issues). Both passes always run, so one answer names every problem of the
+    resource; the profile pass reports only what a profile adds to the base rules, never the same issue twice."""
+    return validator.validate_structure(resource), validator.validate_profiles(resource, profiles=tuple(profiles))
 
 
-def check_writable(validator: ResourceValidator, resource: dict[str, Any]) -> list[Issue]:
-    """Raise 400 / 422 with every issue found; return the warnings of an acceptable resource."""
-    structure_issues, profile_issues = collect_issues(validator, resource)
+def failure_status(structure_issues: Sequence[Issue], profile_issues: Sequence[Issue]) -> int | None:
+    """400 when the base rules fail (not valid FHIR), 422 when only a hosted profile does, None when acceptable."""
     if has_errors(structure_issues):
-        raise FhirError(structure_issues, 400)
+        return 400
     if has_errors(profile_issues):
-        raise FhirError(structure_issues + profile_issues, 422)
-    return structure_issues + profile_issues
+        return 422
+    return None
+
+
+def raise_for_issues(structure_issues: Sequence[Issue], profile_issues: Sequence[Issue]) -> list[Issue]:
+    """Raise the failure (with every issue) or return the issues of an acceptable resource (warnings only)."""
+    issues = [*structure_issues, *profile_issues]
+    status = failure_status(structure_issues, profile_issues)
+    if status is not None:
+        raise FhirError(issues, status)
+    return issues
+
+
+def check_writable(
+    validator: ResourceValidator, resource: dict[str, Any], profiles: Sequence[str] = ()
+) -> list[Issue]:
+    """Raise 400 / 422 with every issue found; return the warnings of an acceptable resource."""
+    return raise_for_issues(*collect_issues(validator, resource, profiles))

@@ -25,6 +25,7 @@ from fhir_server.fhir.validator import Validator
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import open_store
+from fhir_server.storage.observed import ChangeObservers, ObservedStore
 
 
 @asynccontextmanager
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     definitions = core_registry().copy()
     terminology = core_terminology().copy()
-    store = open_store(settings.store)
+    app.state.change_observers = ChangeObservers()
+    store = ObservedStore(open_store(settings.store), app.state.change_observers)
     registry = CapabilityRegistry()
     validator = Validator(definitions, terminology)
 

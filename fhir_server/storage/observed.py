@@ -1,0 +1,159 @@
+"""Change observers: code that must run inside the very transaction that changes a resource of a given type.
+
+Why a store wrapper rather than hooks in the REST layer: a ClaimResponse or Task changes through REST, through
+transaction and batch Bundles, through ``$submit`` and through ``$decide``, and whatever reacts to the change
+(a copy to the plan, a subscription notification) must be written to the outbox atomically with it, or a crash
+between the two loses or invents a message. Wrapping the one store every path writes through catches them all.
+
+``ObservedStore(inner, observers)`` is a :class:`~fhir_server.storage.base.ResourceStore`. A write of a type with
+observers runs in a transaction (the caller's, or one opened for a direct write) and, after the write, awaits
+``observer(tx, stored, previous)`` for each observer of that type, in registration order: ``tx`` is the same
+transaction (observed too), ``stored`` the new version (a deletion marker for a delete) and ``previous`` the
+version it replaced (None for a creation, or an update of a deleted or unknown resource). An observer that
+raises rolls the whole change back. Types without observers go straight to the inner store: they pay nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fhir_server.errors import FhirError
+from fhir_server.storage.base import OutboxMessage, ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.delegation import ReadsDelegated
+from fhir_server.storage.versioning import resource_type_of
+
+Observer = Callable[[ResourceOperations, StoredResource, "StoredResource | None"], Awaitable[None]]
+# A read of the version about to be replaced finds none: never stored (404) or already deleted (410).
+NO_CURRENT_VERSION = (404, 410)
+
+
+class ChangeObservers:
+    """The observers of each resource type, in registration order."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[str, list[Observer]] = {}
+
+    def add(self, resource_type: str, observer: Observer) -> None:
+        self._by_type.setdefault(resource_type, []).append(observer)
+
+    def of(self, resource_type: str) -> tuple[Observer, ...]:
+        return tuple(self._by_type.get(resource_type, ()))
+
+    def observes(self, resource_type: str) -> bool:
+        return resource_type in self._by_type
+
+
+class ObservedOperations(ReadsDelegated):
+    """An open transaction of the inner store whose writes of observed types call their observers."""
+
+    def __init__(self, tx: ResourceOperations, observers: ChangeObservers) -> None:
+        self._tx = tx
+        self._observers = observers
+
+    def _reads(self) -> ResourceOperations:
+        return self._tx  # inside the transaction: reads see its own writes
+
+    async def _current(self, resource_type: str, resource_id: Any) -> StoredResource | None:
+        if not isinstance(resource_id, str) or not self._observers.observes(resource_type):
+            return None
+        try:
+            return await self._tx.read(resource_type, resource_id)
+        except FhirError as error:
+            if error.status in NO_CURRENT_VERSION:
+                return None
+            raise
+
+    async def _notify(self, stored: StoredResource, previous: StoredResource | None) -> None:
+        for observer in self._observers.of(stored.resource_type):
+            await observer(self, stored, previous)
+
+    async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
+        stored = await self._tx.create(resource, resource_id=resource_id)
+        await self._notify(stored, None)
+        return stored
+
+    async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
+        previous = await self._current(resource_type_of(resource), resource.get("id"))
+        stored, created = await self._tx.update(resource, if_match=if_match)
+        await self._notify(stored, previous)
+        return stored, created
+
+    async def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> StoredResource | None:
+        previous = await self._current(resource_type, resource_id)
+        stored = await self._tx.delete(resource_type, resource_id, if_match=if_match)
+        if stored is not None:
+            await self._notify(stored, previous)
+        return stored
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        return await self._tx.enqueue(message)
+
+
+class ObservedStore(ReadsDelegated):
+    """``ResourceStore`` over ``inner`` that runs the observers of a type inside every write of that type."""
+
+    def __init__(self, inner: ResourceStore, observers: ChangeObservers) -> None:
+        self.inner = inner
+        self.observers = observers
+
+    def _reads(self) -> ResourceOperations:
+        return self.inner
+
+    # -- transactions and writes -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ObservedOperations]:
+        async with self.inner.transaction() as tx:
+            yield ObservedOperations(tx, self.observers)
+
+    async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
+        if not self.observers.observes(resource_type_of(resource)):
+            return await self.inner.create(resource, resource_id=resource_id)
+        async with self.transaction() as tx:
+            return await tx.create(resource, resource_id=resource_id)
+
+    async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
+        if not self.observers.observes(resource_type_of(resource)):
+            return await self.inner.update(resource, if_match=if_match)
+        async with self.transaction() as tx:
+            return await tx.update(resource, if_match=if_match)
+
+    async def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> StoredResource | None:
+        if not self.observers.observes(resource_type):
+            return await self.inner.delete(resource_type, resource_id, if_match=if_match)
+        async with self.transaction() as tx:
+            return await tx.delete(resource_type, resource_id, if_match=if_match)
+
+    # -- everything else is the inner store's ------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def clear(self) -> None:
+        await self.inner.clear()
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        return await self.inner.enqueue(message)
+
+    async def claim_outbox(self, now: datetime, lease_until: datetime, limit: int = 20) -> list[OutboxMessage]:
+        return await self.inner.claim_outbox(now, lease_until, limit)
+
+    async def outbox_delivered(self, message_id: str, at: datetime) -> None:
+        await self.inner.outbox_delivered(message_id, at)
+
+    async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
+        await self.inner.outbox_failed(message_id, error, next_attempt_at)
+
+    async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
+        return await self.inner.outbox_messages(channel)
+

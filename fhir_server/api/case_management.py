@@ -5,7 +5,8 @@ HTTP only: read the Parameters, hand them to :mod:`fhir_server.second_opinion.de
 - after-create hooks on DiagnosticReport and DocumentReference link a consultation report to its case and
   send it to the member's PCP (:mod:`fhir_server.second_opinion.consultations`);
 - a ServiceRequest change observer resumes a pended case when the provider updates the request
-  (:func:`fhir_server.second_opinion.intake.resume_on_update`), once the store has change observers.
+  (:func:`fhir_server.second_opinion.intake.resume_on_update`), whichever way the update arrives (REST PUT,
+  a transaction entry).
 """
 
 from __future__ import annotations
@@ -73,6 +74,4 @@ def register(app: FastAPI) -> None:
     )
     for resource_type in REPORT_TYPES:
         app.state.registry.add_after_create(resource_type, link_consultation_report)
-    observers = getattr(app.state, "change_observers", None)
-    if observers is not None:
-        observers.add("ServiceRequest", resume_observer(app))
+    app.state.change_observers.add("ServiceRequest", resume_observer(app))

@@ -22,6 +22,7 @@ from fhir_server.conformance import load_conformance, publish_resources
 from fhir_server.fhir.definitions import core_registry
 from fhir_server.fhir.terminology import core_terminology
 from fhir_server.fhir.validator import Validator
+from fhir_server.outbox import start_worker, stop_worker
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import open_store
@@ -36,8 +37,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         await publish_resources(app.state.conformance_resources, store)
         metadata.publish(app)
+        start_worker(app)
         yield
     finally:
+        await stop_worker(app)
         await store.close()
 
 

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     profiles_dir: Path = PROJECT_ROOT / "profiles"
     mappings_dir: Path = PROJECT_ROOT / "mappings"
 
+    # Outbox delivery (plan copies, subscription notifications): polling, and retry back-off bounds.
+    outbox_enabled: bool = True
+    outbox_poll_seconds: float = 1.0
+    outbox_base_delay_seconds: float = 1.0
+    outbox_max_delay_seconds: float = 300.0
+
     log_level: str = "info"
     workers: int = 1
 

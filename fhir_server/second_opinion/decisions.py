@@ -8,8 +8,8 @@ denials, and the server never denies on its own, so a denial (X12 306 ``A3``) on
 One store transaction writes the new ClaimResponse version (A1 with preAuthRef/preAuthPeriod and the
 authorized provider, or A3 with the reviewer's reason and the plan's denial notes), the completed Task, the
 decision tags the reports count, the notices, and a Provenance naming the reviewer (and the consultative
-reviewer, whose findings informed the decision). Everything that can refuse the decision is checked inside
-that transaction before the first write, so a refused decision leaves nothing behind.
+reviewer, of the requested specialty, whose findings informed the decision). Everything that can refuse the
+decision is checked inside that transaction before the first write, so a refused decision leaves nothing behind.
 
 Who decides: today the ``reviewer`` parameter. Once SMART authorization lands, the signed-in physician of the
 request (:func:`reviewer_for` reads the :class:`~fhir_server.services.context.RequestContext`) takes its place.
@@ -27,12 +27,12 @@ from fhir_server.errors import FhirError, Issue, error, unprocessable
 from fhir_server.second_opinion.authorization import Adjudication, adjudicate, authorization_number_of
 from fhir_server.second_opinion.cases import case_of_task, is_second_opinion_task
 from fhir_server.second_opinion.categories import tag_value, with_dimension
-from fhir_server.second_opinion.codes import STATUS_SYSTEM
-from fhir_server.second_opinion.directory import Candidate, Directory, candidate_from, plan_networks
+from fhir_server.second_opinion.codes import NUCC_SYSTEM, STATUS_SYSTEM, codes_in
+from fhir_server.second_opinion.directory import Candidate, Directory, candidate_from, plan_networks, specialties_of
 from fhir_server.second_opinion.notices import concept_text, notify_decision, proposed_provider_of
 from fhir_server.second_opinion.plans import PlanCatalog, PlanRules
 from fhir_server.second_opinion.references import Resolver
-from fhir_server.second_opinion.routing import RoutingRequest, tier_of
+from fhir_server.second_opinion.routing import RoutingRequest, acceptable_specialties, tier_of
 from fhir_server.second_opinion.workflow import FINAL_TASK_STATUSES, OUTCOME_STATES, instant
 from fhir_server.services.context import RequestContext
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
@@ -211,6 +211,24 @@ async def _authorized_provider(
     return proposed, tag_value(tags, "tier") or "none"
 
 
+async def _check_consultant(
+    ops: ResourceOperations, request: DecisionRequest, service_request: dict[str, Any] | None, catalog: PlanCatalog,
+    rules: PlanRules,
+) -> None:
+    """90.2.17 procedure 5: the consultative review is "with a physician within the same specialty as the one
+    being requested" (the plan's equivalents count where it accepts them, as in routing)."""
+    requested = next(iter(codes_in([(service_request or {}).get("performerType")], NUCC_SYSTEM)), None)
+    if not request.consultative_reviewer or not requested:
+        return
+    acceptable = acceptable_specialties(requested, rules, catalog.specialties)
+    if not await specialties_of(ops, request.consultative_reviewer) & acceptable:
+        raise _refuse(
+            f"consultativeReviewer {request.consultative_reviewer!r} does not practise the requested specialty "
+            f"{requested} (90.2.17 procedure 5: a physician within the same specialty)",
+            "Parameters.parameter",
+        )
+
+
 def _provenance(request: DecisionRequest, targets: list[StoredResource], now: datetime) -> dict[str, Any]:
     """Who decided (author) and whose consultative review informed the decision (informant, 90.2.17 step 5)."""
     agents = [("author", request.reviewer), ("informant", request.consultative_reviewer)]
@@ -260,6 +278,8 @@ async def decide(
         rules = catalog.rules_for(tag_value(task.get("meta", {}).get("tag", []), "plan"), "Task.meta.tag")
         resolver = Resolver(tx)
         await _check_references(resolver, request)
+        service_request = await resolver.get(task["focus"]["reference"])
+        await _check_consultant(tx, request, service_request, catalog, rules)
         provider, tier = (
             await _authorized_provider(tx, resolver, request, task, rules) if request.decision == "approve" else (None, "none")
         )
@@ -295,6 +315,5 @@ async def decide(
         )
         provenance = _provenance(request, [stored_response, stored_decided], now)
         stored_provenance = await tx.create(provenance, resource_id=provenance["id"])
-        service_request = await resolver.get(task["focus"]["reference"])
     assert stored_provenance.resource is not None
     return Decided(stored_response.resource, stored_decided.resource, service_request, notices, stored_provenance.resource)

@@ -136,14 +136,29 @@ def is_physician_group(organization: Mapping[str, Any] | None) -> bool:
     return bool(organization) and "prvgrp" in codes_in(organization.get("type", ()), ORG_TYPE_SYSTEM)
 
 
-async def active_group_of(ops: ResourceOperations, practitioner: str) -> str | None:
-    """The physician group of a Practitioner's one active role in a ``prvgrp`` Organization (contract)."""
+async def roles_of(ops: ResourceOperations, practitioner: str) -> list[dict[str, Any]]:
+    """Every PractitionerRole of a ``Practitioner/id``."""
     resource_type, _, resource_id = practitioner.partition("/")
-    roles = await _search(
+    return await _search(
         ops,
         "PractitionerRole",
         Criterion(name="practitioner", type="reference", values=(ReferenceValue(resource_type, resource_id),)),
     )
+
+
+async def specialties_of(ops: ResourceOperations, reference: str) -> frozenset[str]:
+    """The NUCC specialties a physician practises: a PractitionerRole's own; for a Practitioner, those of its
+    active roles and its board certifications."""
+    resource = await read_or_none(ops, reference) or {}
+    if reference.startswith("PractitionerRole/"):
+        return _nucc_codes(resource.get("specialty", ()))
+    roles = [r for r in await roles_of(ops, reference) if r.get("active", True) is not False]
+    return board_certifications(resource).union(*(_nucc_codes(r.get("specialty", ())) for r in roles))
+
+
+async def active_group_of(ops: ResourceOperations, practitioner: str) -> str | None:
+    """The physician group of a Practitioner's one active role in a ``prvgrp`` Organization (contract)."""
+    roles = await roles_of(ops, practitioner)
     groups = set()
     for role in roles:
         organization = role.get("organization", {}).get("reference")

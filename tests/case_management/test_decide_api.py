@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fhir_server.second_opinion.categories import tag_value
+from fhir_server.second_opinion.decisions import parse_decision, reviewer_for
+from fhir_server.services.context import RequestContext
 
 from tests.case_management.helpers import (
     CMO,
@@ -175,3 +177,36 @@ def test_90_2_17_procedure_5_both_member_and_provider_are_notified_of_a_physicia
     assert recipients(decision.notices) == sorted([patient, case.service_request["requester"]["reference"]])
     stored = search(client, f"Communication?recipient={patient}")
     assert [n["id"] for n in stored] == [n["id"] for n in decision.notices if n["recipient"][0]["reference"] == patient]
+
+
+def test_90_2_17_procedure_5_the_consultative_reviewer_is_of_the_requested_specialty(client):
+    """90.2.17 procedure 5: "a consultative review with a physician within the same specialty as the one being
+    requested": a surgeon (role-16) consulting on a cardiology request is refused (422, nothing written); a
+    cardiologist named as a Practitioner (pract-14, through their cardiology role) is accepted."""
+    case = in_review(client)
+    surgeon = {"valueReference": {"reference": "PractitionerRole/role-16"}}
+    refused = post_decide(client, case.task["id"], parameters("approve", consultativeReviewer=surgeon))
+    assert refused.status_code == 422 and "207RC0000X" in refused.json()["issue"][0]["diagnostics"]
+    assert history_length(client, f"Task/{case.task['id']}") == 1
+    cardiologist = {"valueReference": {"reference": "Practitioner/pract-14"}}
+    decision = decide_ok(client, case.task["id"], parameters("approve", consultativeReviewer=cardiologist))
+    assert decision.provenance["agent"][1]["who"]["reference"] == "Practitioner/pract-14"
+
+
+def test_the_reviewer_seam_the_signed_in_physician_decides():
+    """The issue: "When authorization is on, the reviewer is the signed-in physician": a request context with a
+    physician identity replaces the reviewer the Parameters name; without one the Parameters' reviewer stands."""
+    request = parse_decision(parameters("approve"))
+    signed_in = RequestContext(base_url="http://test/fhir", identity="Practitioner/pract-12")
+    assert reviewer_for(signed_in, request).reviewer == "Practitioner/pract-12"
+    assert reviewer_for(RequestContext(base_url="http://test/fhir"), request).reviewer == CMO
+
+
+def test_capability_statement_lists_decide_on_task(client):
+    """Issue: "Put each operation in the CapabilityStatement": $decide on Task with its OperationDefinition,
+    which the server serves."""
+    statement = client.get("/fhir/metadata", headers=FHIR_JSON).json()
+    task = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Task")
+    decide = next(o for o in task["operation"] if o["name"] == "decide")
+    assert decide["definition"] == "http://example.org/fhir/second-opinion/OperationDefinition/Task-decide"
+    assert client.get("/fhir/OperationDefinition/Task-decide", headers=FHIR_JSON).status_code == 200

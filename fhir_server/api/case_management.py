@@ -69,7 +69,10 @@ def register(app: FastAPI) -> None:
             definition=DECIDE_OPERATION,
             resource_types=("Task",),
             instance=True,
-            documentation="A physician reviewer approves or denies a second-opinion request in review; the member and the provider are notified",
+            documentation=(
+                "A physician reviewer approves or denies a second-opinion request in review; "
+                "the member and the provider are notified"
+            ),
         )
     )
     for resource_type in REPORT_TYPES:

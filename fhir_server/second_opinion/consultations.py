@@ -14,21 +14,26 @@ in review, denied) is stored as it is and linked to nothing: the report exists w
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from fhir_server.second_opinion.cases import existing_case
-from fhir_server.second_opinion.codes import STATUS_SYSTEM, codes_in
-from fhir_server.second_opinion.notices import business_status_of, communication, display_name, fill
+from fhir_server.second_opinion.codes import codes_in
 from fhir_server.second_opinion.categories import tag_value
+from fhir_server.second_opinion.notices import business_status_of, communication, display_name, fill
 from fhir_server.second_opinion.plans import PlanCatalog
 from fhir_server.second_opinion.references import Resolver
-from fhir_server.second_opinion.workflow import instant
+from fhir_server.second_opinion.workflow import business_status, instant
 from fhir_server.storage.base import ResourceOperations, StoredResource
 
 LOINC = "http://loinc.org"
 CONSULT_NOTE = "11488-4"
-REPORT_OUTPUT_TYPE = {"coding": [{"system": LOINC, "code": CONSULT_NOTE, "display": "Consult note"}], "text": "consultation report"}
+REPORT_OUTPUT_TYPE = {
+    "coding": [{"system": LOINC, "code": CONSULT_NOTE, "display": "Consult note"}],
+    "text": "consultation report",
+}
 # Business states in which a consultation is expected (a second report adds to the first).
 LINKABLE_STATES = frozenset({"approved", "report-received"})
 
@@ -48,10 +53,18 @@ def _document_reference_requests(document: dict[str, Any]) -> list[str]:
     return _service_requests(document.get("context", {}).get("related", ()))
 
 
-# Resource type -> (the ServiceRequests a report answers, its author, its findings in words).
-REPORT_KINDS: dict[str, tuple[Callable[[dict[str, Any]], list[str]], str, str]] = {
-    "DiagnosticReport": (_diagnostic_report_requests, "performer", "conclusion"),
-    "DocumentReference": (_document_reference_requests, "author", "description"),
+@dataclass(frozen=True)
+class ReportKind:
+    """Where a kind of consultation report says what it answers, who wrote it, and what was found."""
+
+    service_requests: Callable[[dict[str, Any]], list[str]]
+    author_element: str
+    findings_element: str
+
+
+REPORT_KINDS: dict[str, ReportKind] = {
+    "DiagnosticReport": ReportKind(_diagnostic_report_requests, "performer", "conclusion"),
+    "DocumentReference": ReportKind(_document_reference_requests, "author", "description"),
 }
 
 
@@ -63,18 +76,21 @@ async def link_report(
     report = stored.resource
     if report is None or stored.resource_type not in REPORT_KINDS:
         return None
-    requests_of, author_element, findings_element = REPORT_KINDS[stored.resource_type]
-    for service_request in requests_of(report):
+    kind = REPORT_KINDS[stored.resource_type]
+    for service_request in kind.service_requests(report):
         case = await existing_case(ops, service_request)
         if case is None or business_status_of(case.task) not in LINKABLE_STATES:
             continue
-        task = case.task
-        task["businessStatus"] = {"coding": [{"system": STATUS_SYSTEM, "code": "report-received"}], "text": "Report received"}
-        task["output"] = [*task.get("output", ()), {"type": REPORT_OUTPUT_TYPE, "valueReference": {"reference": stored.reference}}]
+        task = copy.deepcopy(case.task)
+        task["businessStatus"] = business_status("report-received", "Report received")
+        task["output"] = [
+            *task.get("output", ()), {"type": REPORT_OUTPUT_TYPE, "valueReference": {"reference": stored.reference}}
+        ]
         task["lastModified"] = instant(now)
         updated, _ = await ops.update(task)
         assert updated.resource is not None
-        return await _send_to_pcp(ops, catalog, updated.resource, stored, report.get(author_element), report.get(findings_element), now)
+        author, findings = report.get(kind.author_element), report.get(kind.findings_element)
+        return await _send_to_pcp(ops, catalog, updated.resource, stored, author, findings, now)
     return None
 
 
@@ -95,7 +111,8 @@ async def _send_to_pcp(
         return None
     plan_key = tag_value(task.get("meta", {}).get("tag", []), "plan")
     template = catalog.plans[plan_key].notice_for("consultation_report") if plan_key in catalog.plans else None
-    headline = fill(template or "Consultation report {report}", patient=display_name(patient, patient_ref), report=stored.reference)
+    patient_name = display_name(patient, patient_ref)
+    headline = fill(template or "Consultation report {report}", patient=patient_name, report=stored.reference)
     text = "\n\n".join(t for t in (headline, findings) if t)
     notice = communication(
         recipients=pcps,

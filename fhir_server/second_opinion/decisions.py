@@ -33,11 +33,12 @@ from fhir_server.second_opinion.notices import concept_text, notify_decision, pr
 from fhir_server.second_opinion.plans import PlanCatalog, PlanRules
 from fhir_server.second_opinion.references import Resolver
 from fhir_server.second_opinion.routing import RoutingRequest, acceptable_specialties, tier_of
-from fhir_server.second_opinion.workflow import FINAL_TASK_STATUSES, OUTCOME_STATES, instant
+from fhir_server.second_opinion.workflow import FINAL_TASK_STATUSES, OUTCOME_STATES, business_status, instant
 from fhir_server.services.context import RequestContext
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
 
 DECISION_OUTCOMES = {"approve": "certify", "deny": "deny"}
+PARAMETER = "Parameters.parameter"  # where a problem of the Parameters as a whole is reported
 PARTICIPANT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 
 
@@ -87,7 +88,7 @@ class DecisionRequest:
         return {name: reference for name, reference in named.items() if reference}
 
 
-def _parameter_issues(index: int, name: str, parameter: dict[str, Any]) -> tuple[Any, list[Issue]]:
+def _read_parameter(index: int, name: str, parameter: dict[str, Any]) -> tuple[Any, list[Issue]]:
     """The value of one parameter, or the issues that make it malformed."""
     spec = PARAMETERS[name]
     where = f"Parameters.parameter[{index}]"
@@ -98,9 +99,10 @@ def _parameter_issues(index: int, name: str, parameter: dict[str, Any]) -> tuple
     value = parameter[key]
     if key == "valueReference":
         reference = value.get("reference") if isinstance(value, dict) else None
-        if not isinstance(reference, str) or reference.partition("/")[0] not in spec.targets or not reference.partition("/")[2]:
-            targets = " or ".join(spec.targets)
-            return None, [error("invalid", f"parameter {name!r} must reference a {targets} as Type/id", f"{where}.valueReference")]
+        target_type, _, target_id = reference.partition("/") if isinstance(reference, str) else ("", "", "")
+        if target_type not in spec.targets or not target_id:
+            diagnostics = f"parameter {name!r} must reference a {' or '.join(spec.targets)} as Type/id"
+            return None, [error("invalid", diagnostics, f"{where}.valueReference")]
         return reference, []
     if key == "valueString":
         if not isinstance(value, str) or not value.strip():
@@ -108,7 +110,8 @@ def _parameter_issues(index: int, name: str, parameter: dict[str, Any]) -> tuple
         return ({"text": value} if name == "reason" else value), []
     if key == "valueCodeableConcept":
         if not isinstance(value, dict) or not concept_text(value):
-            return None, [error("invalid", f"parameter {name!r} needs a coding or a text", f"{where}.valueCodeableConcept")]
+            diagnostics = f"parameter {name!r} needs a coding or a text"
+            return None, [error("invalid", diagnostics, f"{where}.valueCodeableConcept")]
         return value, []
     return value, []  # valueCode
 
@@ -117,7 +120,7 @@ def parse_decision(parameters: dict[str, Any]) -> DecisionRequest:
     """Read the Parameters of ``$decide``; every malformed part is reported at once (400)."""
     items = parameters.get("parameter")
     if not isinstance(items, list):
-        raise FhirError([error("required", "Parameters.parameter is required", "Parameters.parameter")], 400)
+        raise FhirError([error("required", "Parameters.parameter is required", PARAMETER)], 400)
     values: dict[str, Any] = {}
     issues: list[Issue] = []
     for index, parameter in enumerate(items):
@@ -128,18 +131,18 @@ def parse_decision(parameters: dict[str, Any]) -> DecisionRequest:
         elif name in values:
             issues.append(error("invalid", f"parameter {name!r} is given more than once", where))
         else:
-            values[name], found = _parameter_issues(index, name, parameter)
+            values[name], found = _read_parameter(index, name, parameter)
             issues += found
     issues += [
-        error("required", f"parameter {name!r} is required", "Parameters.parameter")
+        error("required", f"parameter {name!r} is required", PARAMETER)
         for name, spec in PARAMETERS.items()
         if spec.required and name not in values
     ]
     decision = values.get("decision")
     if decision is not None and decision not in DECISION_OUTCOMES:
-        issues.append(error("code-invalid", f"decision must be approve or deny, not {decision!r}", "Parameters.parameter"))
+        issues.append(error("code-invalid", f"decision must be approve or deny, not {decision!r}", PARAMETER))
     if decision == "deny" and values.get("reason") is None:
-        issues.append(error("required", "a denial needs a reason (valueCodeableConcept or valueString)", "Parameters.parameter"))
+        issues.append(error("required", "a denial needs a reason (valueCodeableConcept or valueString)", PARAMETER))
     if issues:
         raise FhirError(issues, 400)
     return DecisionRequest(
@@ -181,7 +184,7 @@ def _refuse(diagnostics: str, expression: str) -> FhirError:
 
 async def _check_references(resolver: Resolver, request: DecisionRequest) -> None:
     issues = [
-        error("not-found", f"parameter {name!r}: {reference!r} names no stored resource", "Parameters.parameter")
+        error("not-found", f"parameter {name!r}: {reference!r} names no stored resource", PARAMETER)
         for name, reference in request.references().items()
         if await resolver.get(reference) is None
     ]
@@ -207,7 +210,7 @@ async def _authorized_provider(
         return candidate.practitioner, tier
     proposed = proposed_provider_of(task)
     if not proposed:
-        raise _refuse("the Task proposes no provider: an approval must name the assignedProvider", "Parameters.parameter")
+        raise _refuse("the Task proposes no provider: an approval must name the assignedProvider", PARAMETER)
     return proposed, tag_value(tags, "tier") or "none"
 
 
@@ -225,7 +228,7 @@ async def _check_consultant(
         raise _refuse(
             f"consultativeReviewer {request.consultative_reviewer!r} does not practise the requested specialty "
             f"{requested} (90.2.17 procedure 5: a physician within the same specialty)",
-            "Parameters.parameter",
+            PARAMETER,
         )
 
 
@@ -249,12 +252,14 @@ def _provenance(request: DecisionRequest, targets: list[StoredResource], now: da
     }
 
 
-def _decided_task(task: dict[str, Any], request: DecisionRequest, tags: list[dict[str, str]], now: datetime) -> dict[str, Any]:
+def _decided_task(
+    task: dict[str, Any], request: DecisionRequest, tags: list[dict[str, str]], now: datetime
+) -> dict[str, Any]:
     state = OUTCOME_STATES[request.outcome]
     decided = {key: value for key, value in copy.deepcopy(task).items() if key not in ("statusReason",)}
     decided["meta"] = {"profile": task.get("meta", {}).get("profile", []), "tag": tags}
     decided["status"] = state.task_status
-    decided["businessStatus"] = {"coding": [{"system": STATUS_SYSTEM, "code": state.business_status}], "text": state.display}
+    decided["businessStatus"] = business_status(state.business_status, state.display)
     decided["lastModified"] = instant(now)
     if request.outcome == "deny" and request.reason:
         decided["statusReason"] = request.reason
@@ -280,16 +285,16 @@ async def decide(
         await _check_references(resolver, request)
         service_request = await resolver.get(task["focus"]["reference"])
         await _check_consultant(tx, request, service_request, catalog, rules)
-        provider, tier = (
-            await _authorized_provider(tx, resolver, request, task, rules) if request.decision == "approve" else (None, "none")
-        )
+        approving = request.decision == "approve"
+        provider, tier = await _authorized_provider(tx, resolver, request, task, rules) if approving else (None, "none")
         state = OUTCOME_STATES[request.outcome]
         tags = with_dimension(task.get("meta", {}).get("tag", []), "decision", state.review_action)
         if request.assigned_provider:
             tags = with_dimension(tags, "tier", tier)
         previous = case.claim_response
         response = adjudicate(
-            {**previous, "meta": {"profile": previous.get("meta", {}).get("profile", []), "tag": tags}, "created": instant(now)},
+            {**previous, "meta": {"profile": previous.get("meta", {}).get("profile", []), "tag": tags},
+             "created": instant(now)},
             Adjudication(
                 outcome=request.outcome,
                 number=authorization_number_of(previous) or "",
@@ -316,4 +321,6 @@ async def decide(
         provenance = _provenance(request, [stored_response, stored_decided], now)
         stored_provenance = await tx.create(provenance, resource_id=provenance["id"])
     assert stored_provenance.resource is not None
-    return Decided(stored_response.resource, stored_decided.resource, service_request, notices, stored_provenance.resource)
+    return Decided(
+        stored_response.resource, stored_decided.resource, service_request, notices, stored_provenance.resource
+    )

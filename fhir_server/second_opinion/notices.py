@@ -115,7 +115,8 @@ def requesting_provider(service_request: dict[str, Any] | None, patient: dict[st
     requester = (service_request or {}).get("requester", {}).get("reference", "")
     if requester.startswith(PROVIDER_TYPES):
         return requester
-    return next((gp.get("reference") for gp in (patient or {}).get("generalPractitioner", ()) if gp.get("reference")), None)
+    pcps = [gp.get("reference") for gp in (patient or {}).get("generalPractitioner", ())]
+    return next((pcp for pcp in pcps if pcp), None)
 
 
 async def notify_decision(
@@ -145,7 +146,8 @@ async def notify_decision(
     provider_ref = authorized_provider_of(claim_response) or proposed_provider_of(task)
     provider = display_name(await resolver.get(provider_ref), provider_ref or "the professional to be assigned")
     request_reason = "; ".join(filter(None, (concept_text(c) for c in (service_request or {}).get("reasonCode", ()))))
-    values = {"number": authorization_number_of(claim_response) or "", "provider": provider, "request_reason": request_reason}
+    number = authorization_number_of(claim_response) or ""
+    values = {"number": number, "provider": provider, "request_reason": request_reason}
     reason = reason or fill(rules.notice_for(f"{key}_reason") or "", **values)
     notes = [note["text"] for note in claim_response.get("processNote", ())]
     text = "\n\n".join([fill(template, **values, reason=reason), *notes])

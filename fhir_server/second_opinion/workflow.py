@@ -45,6 +45,11 @@ OUTCOME_STATES: dict[str, OutcomeState] = {
 FINAL_TASK_STATUSES = frozenset({"completed", "rejected", "cancelled", "failed"})
 
 
+def business_status(code: str, display: str) -> dict[str, Any]:
+    """``Task.businessStatus`` from the status CodeSystem (one shape for every writer of the Task)."""
+    return {"coding": [{"system": STATUS_SYSTEM, "code": code}], "text": display}
+
+
 def is_expedited(priority: str | None) -> bool:
     return priority in EXPEDITED_PRIORITIES
 
@@ -111,7 +116,7 @@ def build_task(
         "resourceType": "Task",
         "meta": {"profile": [TASK_PROFILE], "tag": tags},
         "status": state.task_status,
-        "businessStatus": {"coding": [{"system": STATUS_SYSTEM, "code": state.business_status}], "text": state.display},
+        "businessStatus": business_status(state.business_status, state.display),
         "intent": "order",
         "priority": service_request.get("priority", "routine"),
         "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": "approve"}]},

@@ -269,7 +269,7 @@ def _decided_task(
 async def decide(
     store: ResourceStore, task_id: str, request: DecisionRequest, catalog: PlanCatalog, now: datetime
 ) -> Decided:
-    """Record a physician's decision on the second-opinion Task ``task_id`` (404 unknown, 422 not deciable)."""
+    """Record a physician's decision on the second-opinion Task ``task_id`` (404 unknown, 422 not decidable)."""
     async with store.transaction() as tx:
         stored_task = await tx.read("Task", task_id)
         task = stored_task.resource or {}

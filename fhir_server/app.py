@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fhir_server import __version__
 from fhir_server.api import bundles, docs, metadata, operations, rest, second_opinion
 from fhir_server.api import case_management
+from fhir_server.api import reports as report_api
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.api.registry import CapabilityRegistry
 from fhir_server.conformance import load_conformance, publish_resources
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # issue-5 registrations (case management, subscriptions, reports): each module's register(app) goes here,
     # before the generic routes.
     case_management.register(app)
+    report_api.register(app)
     operations.register(app, base_path)
     bundles.register(app, base_path)
     rest.register(app, base_path)

@@ -1,0 +1,278 @@
+"""The committees' report of second-opinion decisions (90.2.17 procedures 11-12): ``$second-opinion-report``.
+
+Procedure 11 codes every approval and denial by category; procedure 12 reports them quarterly to the UM/QM
+Committees "to identify any provider trends and potential quality issues". The categories are the decision tags
+the domain writes on every ClaimResponse (:mod:`categories`), so the report reads them through the backend-neutral
+search interface and never opens a resource body it does not need.
+
+What is counted, and when:
+
+- One row per case: the *current* version of each tagged ClaimResponse (a physician's decision replaces the
+  pended answer, so a case is counted once, by its latest decision).
+- The period filters on the decision time, ``ClaimResponse.created``: every writer of a decision (``$submit``, a
+  resubmission, ``$decide``) sets it to the moment of that decision, and nothing else changes it, whereas
+  ``Task.lastModified`` moves again when a consultation report arrives. A pended case (A4) is counted in the
+  period in which it was (last) pended. Period days are UTC days, ``start`` and ``end`` both inclusive.
+- Overdue cases are counted apart, in a population of their own in each decision group: a decision made after
+  its due time (``Task.restriction.period.end``), or a case still pended (A4) whose due time has passed when the
+  report is made. The due time lives on the Task, found by the member (``Task?patient=``, in batches) and
+  matched on ``Task.output`` naming the ClaimResponse.
+
+The MeasureReport is the one result; its CSV form is derived from it (:func:`report_rows`), so the two can
+never disagree.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+from fhir_server.errors import Issue, FhirError, error
+from fhir_server.search.query import parse_search
+from fhir_server.second_opinion.categories import DIMENSION_SYSTEMS, tag_value
+from fhir_server.second_opinion.codes import CANON, TASK_PROFILE, X12_REVIEW_ACTION_SYSTEM
+from fhir_server.second_opinion.workflow import instant
+from fhir_server.storage.base import ResourceOperations
+
+REPORT_MEASURE = f"{CANON}/Measure/second-opinion-decisions"
+REPORT_OPERATION = f"{CANON}/OperationDefinition/second-opinion-report"
+
+# The decisions reported (X12 306), each a group of the MeasureReport, in this order.
+DECISIONS: dict[str, str] = {"A1": "Certified", "A3": "Not certified", "A4": "Pended"}
+# The stratifiers, in this order: report dimensions of categories.py (the decision is the group itself).
+STRATIFIERS: tuple[str, ...] = ("reason", "tier", "group", "plan")
+INITIAL_POPULATION = {
+    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-population", "code": "initial-population"}]
+}
+OVERDUE_POPULATION = {"text": "overdue"}
+CSV_HEADER = ("stratifier", "stratum", "decision", "count", "overdue")
+TOTAL = "total"  # stratifier and stratum of the CSV rows that give a decision group's totals
+
+PAGE_SIZE = 200  # resources per search page while reading the period
+PATIENTS_PER_TASK_SEARCH = 100  # members ORed in one Task search
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The period
+
+
+@dataclass(frozen=True)
+class ReportPeriod:
+    start: date
+    end: date  # inclusive
+
+    @classmethod
+    def parse(cls, start: str | None, end: str | None, where: str = "") -> "ReportPeriod":
+        """Both days as ``YYYY-MM-DD``; every problem is named at once (400). ``where`` prefixes expressions."""
+        issues: list[Issue] = []
+        days = {name: _day(name, value, where, issues) for name, value in (("start", start), ("end", end))}
+        first, last = days["start"], days["end"]
+        if first and last and last < first:
+            issues.append(error("invalid", f"end {last} is before start {first}", f"{where}end"))
+        if issues:
+            raise FhirError(issues, 400)
+        assert first is not None and last is not None
+        return cls(first, last)
+
+
+def _day(name: str, value: str | None, where: str, issues: list[Issue]) -> date | None:
+    if not value:
+        issues.append(error("required", f"parameter {name!r} is required (YYYY-MM-DD)", f"{where}{name}"))
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        issues.append(error("invalid", f"parameter {name!r} must be a date YYYY-MM-DD, not {value!r}", f"{where}{name}"))
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading the decisions of a period from the store
+
+
+@dataclass(frozen=True)
+class ReportedDecision:
+    """One case as the report counts it."""
+
+    decision: str  # A1 | A3 | A4
+    strata: dict[str, str]  # stratifier -> code (``none`` when the tag is absent)
+    overdue: bool
+
+
+async def search_all(ops: ResourceOperations, resource_type: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Every current resource matching a query string, page by page (sorted by id, so pages do not overlap)."""
+    found: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        paged = [*params, ("_sort", "_id"), ("_count", str(PAGE_SIZE)), ("_offset", str(offset)), ("_total", "none")]
+        query = parse_search(resource_type, paged, default_count=PAGE_SIZE, max_count=PAGE_SIZE, strict=True)
+        page = await ops.search(query)
+        found += [item.resource for item in page.items if item.resource is not None]
+        if not page.has_more:
+            return found
+        offset += PAGE_SIZE
+
+
+def decision_query(period: ReportPeriod) -> list[tuple[str, str]]:
+    """ClaimResponses carrying a reported decision tag and decided within the period's UTC days."""
+    return [
+        ("_tag", ",".join(f"{X12_REVIEW_ACTION_SYSTEM}|{code}" for code in DECISIONS)),
+        ("created", f"ge{period.start.isoformat()}"),
+        ("created", f"lt{(period.end + timedelta(days=1)).isoformat()}"),
+    ]
+
+
+def _batches(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    return (items[index : index + size] for index in range(0, len(items), size))
+
+
+async def due_times(ops: ResourceOperations, claim_responses: list[dict[str, Any]]) -> dict[str, datetime]:
+    """``ClaimResponse/id`` -> the due time of the second-opinion Task whose output it is."""
+    patients = sorted({r["patient"]["reference"] for r in claim_responses if r.get("patient", {}).get("reference")})
+    due: dict[str, datetime] = {}
+    for batch in _batches(patients, PATIENTS_PER_TASK_SEARCH):
+        for task in await search_all(ops, "Task", [("_profile", TASK_PROFILE), ("patient", ",".join(batch))]):
+            end = task.get("restriction", {}).get("period", {}).get("end")
+            if not end:
+                continue
+            for output in task.get("output", ()):
+                reference = output.get("valueReference", {}).get("reference", "")
+                if reference.startswith("ClaimResponse/"):
+                    due[reference] = _moment(end)
+    return due
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def is_overdue(decision: str, decided: datetime, due: datetime | None, now: datetime) -> bool:
+    """Decided after the due time, or still pended (A4) with the due time passed at report time."""
+    if due is None:
+        return False
+    return (now if decision == "A4" else decided) > due
+
+
+async def decisions_in(ops: ResourceOperations, period: ReportPeriod, now: datetime) -> list[ReportedDecision]:
+    """The cases decided within ``period`` as the report counts them, judged overdue at ``now``."""
+    claim_responses = await search_all(ops, "ClaimResponse", decision_query(period))
+    due = await due_times(ops, claim_responses)
+    reported = []
+    for response in claim_responses:
+        tags = response.get("meta", {}).get("tag", [])
+        decision = tag_value(tags, "decision") or "A4"
+        reported.append(
+            ReportedDecision(
+                decision=decision,
+                strata={name: tag_value(tags, name) or "none" for name in STRATIFIERS},
+                overdue=is_overdue(decision, _moment(response["created"]), due.get(f"ClaimResponse/{response['id']}"), now),
+            )
+        )
+    return reported
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The MeasureReport
+
+
+@dataclass(frozen=True)
+class Count:
+    total: int = 0
+    overdue: int = 0
+
+    def populations(self) -> list[dict[str, Any]]:
+        return [{"code": INITIAL_POPULATION, "count": self.total}, {"code": OVERDUE_POPULATION, "count": self.overdue}]
+
+
+def count(decisions: Iterable[ReportedDecision]) -> Count:
+    listed = list(decisions)
+    return Count(len(listed), sum(1 for d in listed if d.overdue))
+
+
+def _concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    coding = {"system": system, "code": code, **({"display": display} if display else {})}
+    return {"coding": [coding], "text": display or code}
+
+
+def _stratifier(name: str, decisions: list[ReportedDecision], values: list[str]) -> dict[str, Any]:
+    """One stratifier of one decision group: a stratum for every value seen in the period (zeros included), so
+    each group lists the same strata and the CSV is a full table."""
+    return {
+        "code": [{"text": name}],
+        "stratum": [
+            {
+                "value": _concept(DIMENSION_SYSTEMS[name], value),
+                "population": count(d for d in decisions if d.strata[name] == value).populations(),
+            }
+            for value in values
+        ],
+    }
+
+
+def build_measure_report(decisions: list[ReportedDecision], period: ReportPeriod, now: datetime) -> dict[str, Any]:
+    """A summary MeasureReport of the Measure ``second-opinion-decisions``: a group per decision (A1, A3, A4),
+    each with its count and overdue count, stratified by reason, routing tier, physician group and plan."""
+    values = {name: sorted({d.strata[name] for d in decisions}) for name in STRATIFIERS}
+    groups = []
+    for code, display in DECISIONS.items():
+        decided = [d for d in decisions if d.decision == code]
+        groups.append(
+            {
+                "code": _concept(X12_REVIEW_ACTION_SYSTEM, code, display),
+                "population": count(decided).populations(),
+                "stratifier": [_stratifier(name, decided, values[name]) for name in STRATIFIERS],
+            }
+        )
+    return {
+        "resourceType": "MeasureReport",
+        "status": "complete",
+        "type": "summary",
+        "measure": REPORT_MEASURE,
+        "date": instant(now),
+        "period": {"start": period.start.isoformat(), "end": period.end.isoformat()},
+        "group": groups,
+    }
+
+
+async def second_opinion_report(ops: ResourceOperations, period: ReportPeriod, now: datetime) -> dict[str, Any]:
+    """``$second-opinion-report``: the MeasureReport of the decisions made within ``period``."""
+    return build_measure_report(await decisions_in(ops, period, now), period, now)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The same table as CSV
+
+
+def _counts(populations: list[dict[str, Any]]) -> tuple[int, int]:
+    by_code = {p["code"].get("text") or p["code"]["coding"][0]["code"]: p["count"] for p in populations}
+    return by_code["initial-population"], by_code[OVERDUE_POPULATION["text"]]
+
+
+def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str, int, int]]:
+    """The MeasureReport as a table: per decision a ``total`` row, then one row per stratifier x stratum
+    (``stratifier, stratum, decision, count, overdue``)."""
+    rows: list[tuple[str, str, str, int, int]] = []
+    for group in report["group"]:
+        decision = group["code"]["coding"][0]["code"]
+        rows.append((TOTAL, TOTAL, decision, *_counts(group["population"])))
+        for stratifier in group.get("stratifier", ()):
+            name = stratifier["code"][0]["text"]
+            rows += [
+                (name, stratum["value"]["coding"][0]["code"], decision, *_counts(stratum["population"]))
+                for stratum in stratifier.get("stratum", ())
+            ]
+    return rows
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """RFC 4180 CSV (CRLF line ends) of :func:`report_rows` under a header row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    writer.writerows(report_rows(report))
+    return buffer.getvalue()

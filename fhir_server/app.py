@@ -24,6 +24,7 @@ from fhir_server.fhir.definitions import core_registry
 from fhir_server.fhir.terminology import core_terminology
 from fhir_server.fhir.validator import Validator
 from fhir_server.outbox import start_worker, stop_worker
+from fhir_server.second_opinion import plan_copies
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import open_store
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # before the generic routes.
     case_management.register(app)
     report_api.register(app)
+    plan_copies.register(app)
     operations.register(app, base_path)
     bundles.register(app, base_path)
     rest.register(app, base_path)

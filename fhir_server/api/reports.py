@@ -41,19 +41,20 @@ def wants_csv(request: Request) -> bool:
 
 
 def period_from_parameters(parameters: dict[str, Any]) -> ReportPeriod:
-    """``start``/``end`` of a Parameters body (``valueDate``); a parameter given twice is a 400."""
+    """``start``/``end`` of a Parameters body (``valueDate``); another value type or a parameter given twice is
+    a 400."""
     values: dict[str, Any] = {}
     for index, parameter in enumerate(parameters.get("parameter") or []):
         name = parameter.get("name") if isinstance(parameter, dict) else None
         if name not in PERIOD_PARAMETERS:
             continue
+        where = f"Parameters.parameter[{index}]"
         if name in values:
-            raise bad_request(f"parameter {name!r} is given more than once", f"Parameters.parameter[{index}]")
-        values[name] = parameter.get("valueDate")
-    return ReportPeriod.parse(
-        *(values.get(name) if isinstance(values.get(name), str) else None for name in PERIOD_PARAMETERS),
-        where="Parameters.parameter.",
-    )
+            raise bad_request(f"parameter {name!r} is given more than once", where)
+        if not isinstance(parameter.get("valueDate"), str):
+            raise bad_request(f"parameter {name!r} takes a valueDate (YYYY-MM-DD)", f"{where}.valueDate")
+        values[name] = parameter["valueDate"]
+    return ReportPeriod.parse(*(values.get(name) for name in PERIOD_PARAMETERS), where="Parameters.parameter.")
 
 
 def period_from_query(request: Request) -> ReportPeriod:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Sequence
@@ -51,6 +52,7 @@ OVERDUE_POPULATION = {"text": "overdue"}
 CSV_HEADER = ("stratifier", "stratum", "decision", "count", "overdue")
 TOTAL = "total"  # stratifier and stratum of the CSV rows that give a decision group's totals
 
+DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # a full date: a month or a dateTime is not a report day
 PAGE_SIZE = 200  # resources per search page while reading the period
 PATIENTS_PER_TASK_SEARCH = 100  # members ORed in one Task search
 
@@ -83,11 +85,12 @@ def _day(name: str, value: str | None, where: str, issues: list[Issue]) -> date 
         issues.append(error("required", f"parameter {name!r} is required (YYYY-MM-DD)", f"{where}{name}"))
         return None
     try:
-        if len(value) != 10:
+        if not DAY_PATTERN.match(value):
             raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
-        issues.append(error("invalid", f"parameter {name!r} must be a date YYYY-MM-DD, not {value!r}", f"{where}{name}"))
+        diagnostics = f"parameter {name!r} must be a date YYYY-MM-DD, not {value!r}"
+        issues.append(error("invalid", diagnostics, f"{where}{name}"))
         return None
 
 
@@ -104,7 +107,9 @@ class ReportedDecision:
     overdue: bool
 
 
-async def search_all(ops: ResourceOperations, resource_type: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+async def search_all(
+    ops: ResourceOperations, resource_type: str, params: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
     """Every current resource matching a query string, page by page (sorted by id, so pages do not overlap)."""
     found: list[dict[str, Any]] = []
     offset = 0
@@ -158,22 +163,22 @@ def is_overdue(decision: str, decided: datetime, due: datetime | None, now: date
     return (now if decision == "A4" else decided) > due
 
 
+def reported_decision(claim_response: dict[str, Any], due: datetime | None, now: datetime) -> ReportedDecision:
+    """How the report counts one ClaimResponse (its decision tag is there: the query asks for it)."""
+    tags = claim_response.get("meta", {}).get("tag", [])
+    decision = tag_value(tags, "decision") or ""
+    return ReportedDecision(
+        decision=decision,
+        strata={name: tag_value(tags, name) or "none" for name in STRATIFIERS},
+        overdue=is_overdue(decision, _moment(claim_response["created"]), due, now),
+    )
+
+
 async def decisions_in(ops: ResourceOperations, period: ReportPeriod, now: datetime) -> list[ReportedDecision]:
     """The cases decided within ``period`` as the report counts them, judged overdue at ``now``."""
     claim_responses = await search_all(ops, "ClaimResponse", decision_query(period))
     due = await due_times(ops, claim_responses)
-    reported = []
-    for response in claim_responses:
-        tags = response.get("meta", {}).get("tag", [])
-        decision = tag_value(tags, "decision") or "A4"
-        reported.append(
-            ReportedDecision(
-                decision=decision,
-                strata={name: tag_value(tags, name) or "none" for name in STRATIFIERS},
-                overdue=is_overdue(decision, _moment(response["created"]), due.get(f"ClaimResponse/{response['id']}"), now),
-            )
-        )
-    return reported
+    return [reported_decision(r, due.get(f"ClaimResponse/{r['id']}"), now) for r in claim_responses]
 
 
 # ---------------------------------------------------------------------------------------------------------------

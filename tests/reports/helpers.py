@@ -85,8 +85,9 @@ def report_table(report: dict[str, Any]) -> dict[tuple[str, str, str], tuple[int
     """(stratifier, stratum, decision) -> (count, overdue) read from the MeasureReport; ``total`` rows for groups."""
 
     def counts(populations: list[dict[str, Any]]) -> tuple[int, int]:
-        (total,) = [p["count"] for p in populations if p["code"].get("coding", [{}])[0].get("code") == "initial-population"]
-        (overdue,) = [p["count"] for p in populations if p["code"].get("text") == "overdue"]
+        by_code = {p["code"].get("text") or p["code"]["coding"][0]["code"]: p["count"] for p in populations}
+        assert len(by_code) == len(populations) == 2
+        return by_code["initial-population"], by_code["overdue"]
         return total, overdue
 
     table = {}

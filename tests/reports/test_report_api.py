@@ -195,6 +195,10 @@ def test_bad_post_bodies_and_unservable_media_types(client):
     missing = client.post("/fhir/$second-opinion-report", json=only_start, headers=FHIR_JSON)
     assert missing.status_code == 400
     assert missing.json()["issue"][0]["expression"] == ["Parameters.parameter.end"]
+    as_string = {"resourceType": "Parameters", "parameter": [{"name": "start", "valueString": "2026-01-01"}]}
+    wrong_type = client.post("/fhir/$second-opinion-report", json=as_string, headers=FHIR_JSON)
+    assert wrong_type.status_code == 400
+    assert wrong_type.json()["issue"][0]["expression"] == ["Parameters.parameter[0].valueDate"]
     not_parameters = client.post("/fhir/$second-opinion-report", json={"resourceType": "Patient"}, headers=FHIR_JSON)
     assert not_parameters.status_code == 400
     xml = get_report(client, accept="application/fhir+xml")

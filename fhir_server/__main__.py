@@ -27,10 +27,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def base_url_of(settings: Settings) -> str:
-    return settings.public_base_url or f"http://{settings.host}:{settings.port}{settings.normalized_base_path()}"
-
-
 def print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
@@ -100,7 +96,7 @@ async def _load(settings: Settings, files: Sequence[str]) -> int:
     from fhir_server.services.transactions import BundleProcessor, as_transaction
 
     app = create_app(settings)
-    ctx = RequestContext(base_url=base_url_of(settings), prefer_return="minimal")
+    ctx = RequestContext(base_url=settings.public_base(), prefer_return="minimal")
     failures = 0
     async with app.router.lifespan_context(app):
         processor = BundleProcessor(app.state.services)

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     log_level: str = "info"
     workers: int = 1
 
+    def public_base(self) -> str:
+        """The server's own base URL, for absolute URLs made without a request to take it from (outgoing copies,
+        notifications, the command line)."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}{self.normalized_base_path()}"
+
     def normalized_base_path(self) -> str:
         """``/fhir`` form: leading slash, no trailing slash ('' for the root)."""
         path = "/" + self.base_path.strip("/")

@@ -31,7 +31,6 @@ from fhir_server.second_opinion.directory import is_physician_group
 from fhir_server.second_opinion.plans import PlanCatalog, load_catalog
 from fhir_server.second_opinion.references import read_or_none, walk_references
 from fhir_server.storage.base import OutboxMessage, ResourceOperations, StoredResource
-from fhir_server.subscriptions.status import server_base_url
 
 CHANNEL = "plan-copy"
 DECIDED_REVIEW_ACTIONS = frozenset({"A1", "A3"})  # certified, not certified (A4 pended is no decision yet)
@@ -182,6 +181,6 @@ class PlanCopies:
 def register(app: Any) -> None:
     """Observe ClaimResponse and Task writes of the app's store (``app.state.change_observers``)."""
     settings = app.state.settings
-    copies = PlanCopies(lambda: load_catalog(settings.mappings_dir), server_base_url(settings))
+    copies = PlanCopies(lambda: load_catalog(settings.mappings_dir), settings.public_base())
     app.state.change_observers.add("ClaimResponse", copies.claim_response_changed)
     app.state.change_observers.add("Task", copies.task_changed)

@@ -73,7 +73,7 @@ def test_a_group_decision_queues_one_copy_of_request_records_and_decision(group:
         f"identifier={request_identifier['system']}|{request_identifier['value']}")
     task_identifier = by_type["Task"]["resource"]["identifier"][-1]
     assert task_identifier["value"] == case.task["id"] and task_identifier["system"].endswith("/Task")
-    assert by_type["Condition"]["request"]["ifNoneExist"].startswith("_tag=")  # Condition: no identifier search
+    assert by_type["Condition"]["request"]["ifNoneExist"] == "identifier=urn:oid:2.16.840.1.113883.3.1000.3|PRB-77120"
 
 
 def test_a_denial_is_copied_too_and_later_writes_of_the_case_do_not_copy_it_again(group: TestClient):

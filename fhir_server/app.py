@@ -17,6 +17,7 @@ from fhir_server import __version__
 from fhir_server.api import bundles, docs, metadata, operations, rest, second_opinion
 from fhir_server.api import case_management
 from fhir_server.api import reports as report_api
+from fhir_server.api import subscriptions as subscription_api
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.api.registry import CapabilityRegistry
 from fhir_server.conformance import load_conformance, publish_resources
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     case_management.register(app)
     report_api.register(app)
     plan_copies.register(app)
+    subscription_api.register(app)
     operations.register(app, base_path)
     bundles.register(app, base_path)
     rest.register(app, base_path)

@@ -31,7 +31,7 @@ from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredRe
 from fhir_server.subscriptions.criteria import event_count, read_subscription, with_event_count
 from fhir_server.subscriptions.handshake import activate
 from fhir_server.subscriptions.notifications import notify_subscribers
-from fhir_server.subscriptions.status import server_base_url, status_parameters
+from fhir_server.subscriptions.status import status_parameters
 from fhir_server.subscriptions.topic import (
     BACKPORT_SUBSCRIPTION_PROFILE,
     NOTIFICATION_CHANNEL,
@@ -50,7 +50,7 @@ async def _activated(app: Any, result: WriteResult) -> WriteResult:
     """The write's result after the handshake (a conditional create that found one is left alone)."""
     if result.existing:
         return result
-    stored = await activate(app.state.store, result.stored, server_base_url(app.state.settings), now_of(app))
+    stored = await activate(app.state.store, result.stored, app.state.settings.public_base(), now_of(app))
     return replace(result, stored=stored)
 
 
@@ -96,7 +96,7 @@ async def subscription_status(resource_id: str, request: Request, ctx: RequestCo
     stored = await store.read("Subscription", resource_id)
     assert stored.resource is not None
     parameters = status_parameters(
-        f"{server_base_url(request.app.state.settings)}/{stored.reference}",
+        f"{request.app.state.settings.public_base()}/{stored.reference}",
         status=stored.resource.get("status", ""),
         notification_type="query-status",
         events_since_start=event_count(stored.resource),
@@ -119,7 +119,7 @@ def task_change_notifier(app: Any):
     """The Task observer: queue notifications of this change for the subscribers it concerns."""
 
     async def notify(tx: ResourceOperations, stored: StoredResource, previous: StoredResource | None) -> None:
-        await notify_subscribers(tx, stored, server_base_url(app.state.settings))
+        await notify_subscribers(tx, stored, app.state.settings.public_base())
 
     return notify
 

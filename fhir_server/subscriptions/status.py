@@ -12,15 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fhir_server.settings import Settings
 from fhir_server.subscriptions.topic import STATUS_PROFILE, TOPIC_URL
-
-
-def server_base_url(settings: Settings) -> str:
-    """The server's public base, for the absolute URLs a notification carries (no request to take it from)."""
-    if settings.public_base_url:
-        return settings.public_base_url.rstrip("/")
-    return f"http://{settings.host}:{settings.port}{settings.normalized_base_path()}"
 
 
 def instant(moment: datetime) -> str:

@@ -1,0 +1,77 @@
+"""An app per test over HTTP (in-process ASGI) with the test directory loaded, its outbox worker not running:
+tests deliver with :class:`OutboxWorker.run_once` and a clock of their own, so retries need no sleeping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from fhir_server.app import create_app
+from fhir_server.outbox import OutboxWorker
+from fhir_server.settings import Settings
+
+from tests.second_opinion.conftest import DIRECTORY_FILE, FHIR_JSON, FIXED_NOW, load_json
+from tests.subscriptions.receiver import Receiver
+
+BASE = "http://testserver/fhir"
+
+
+@asynccontextmanager
+async def served(store_url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app on ``store_url`` (lifespan run), and a client of it."""
+    app = create_app(Settings(store=store_url, outbox_enabled=False))
+    app.state.clock = lambda: FIXED_NOW
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+            yield app, http
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    async with served(f"sqlite:///{tmp_path / 'fhir.db'}") as (app, http):
+        await load_directory(http)
+        yield app, http
+
+
+@pytest.fixture
+def client(server: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return server[1]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+async def load_directory(http: httpx.AsyncClient) -> None:
+    loaded = await http.post("", json=load_json(DIRECTORY_FILE), headers=FHIR_JSON)
+    assert loaded.status_code == 200, loaded.text
+
+
+class Delivery:
+    """The outbox worker of an app, on a clock the test moves."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.now = FIXED_NOW
+        self.worker = OutboxWorker(app.state.store, clock=lambda: self.now, base_delay=2.0, jitter=lambda: 1.0)
+
+    async def run(self, after_seconds: float = 0) -> int:
+        self.now = self.now + timedelta(seconds=after_seconds)
+        return await self.worker.run_once()
+
+    async def close(self) -> None:
+        await self.worker.stop()
+
+
+@pytest.fixture
+async def delivery(server: tuple[FastAPI, httpx.AsyncClient]) -> AsyncIterator[Delivery]:
+    running = Delivery(server[0])
+    yield running
+    await running.close()

@@ -32,6 +32,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Sequence
 
 from fhir_server.errors import Issue, FhirError, error
+from fhir_server.search.index import date_range
 from fhir_server.search.query import parse_search
 from fhir_server.second_opinion.categories import DIMENSION_SYSTEMS, tag_value
 from fhir_server.second_opinion.codes import CANON, TASK_PROFILE, X12_REVIEW_ACTION_SYSTEM
@@ -142,25 +143,27 @@ async def due_times(ops: ResourceOperations, claim_responses: list[dict[str, Any
     due: dict[str, datetime] = {}
     for batch in _batches(patients, PATIENTS_PER_TASK_SEARCH):
         for task in await search_all(ops, "Task", [("_profile", TASK_PROFILE), ("patient", ",".join(batch))]):
-            end = task.get("restriction", {}).get("period", {}).get("end")
-            if not end:
+            end = _moment(task.get("restriction", {}).get("period", {}).get("end"))
+            if end is None:
                 continue
             for output in task.get("output", ()):
                 reference = output.get("valueReference", {}).get("reference", "")
                 if reference.startswith("ClaimResponse/"):
-                    due[reference] = _moment(end)
+                    due[reference] = end
     return due
 
 
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _moment(text: Any) -> datetime | None:
+    """The start of a FHIR date/dateTime as an aware UTC instant (None when it is not one), so a client's
+    ClaimResponse with a date-only ``created`` is compared like the domain's instants."""
+    bounds = date_range(text) if isinstance(text, str) else None
+    return datetime.fromisoformat(bounds[0].replace("Z", "+00:00")) if bounds else None
 
 
-def is_overdue(decision: str, decided: datetime, due: datetime | None, now: datetime) -> bool:
+def is_overdue(decision: str, decided: datetime | None, due: datetime | None, now: datetime) -> bool:
     """Decided after the due time, or still pended (A4) with the due time passed at report time."""
-    if due is None:
-        return False
-    return (now if decision == "A4" else decided) > due
+    judged_at = now if decision == "A4" else decided
+    return due is not None and judged_at is not None and judged_at > due
 
 
 def reported_decision(claim_response: dict[str, Any], due: datetime | None, now: datetime) -> ReportedDecision:
@@ -170,7 +173,7 @@ def reported_decision(claim_response: dict[str, Any], due: datetime | None, now:
     return ReportedDecision(
         decision=decision,
         strata={name: tag_value(tags, name) or "none" for name in STRATIFIERS},
-        overdue=is_overdue(decision, _moment(claim_response["created"]), due, now),
+        overdue=is_overdue(decision, _moment(claim_response.get("created")), due, now),
     )
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from fhir_server.second_opinion import reports
+from fhir_server.second_opinion.categories import decision_tags
 from fhir_server.second_opinion.codes import CANON
 from fhir_server.services.validation import collect_issues
 
@@ -203,3 +204,30 @@ def test_bad_post_bodies_and_unservable_media_types(client):
     assert not_parameters.status_code == 400
     xml = get_report(client, accept="application/fhir+xml")
     assert xml.status_code == 406 and xml.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_tagged_claim_response_without_a_task_is_counted_never_overdue(client):
+    """A ClaimResponse written through REST with the decision tags (say, migrated from an older system) and a
+    date-only ``created`` counts in its decision group; without a Task there is no due time to miss."""
+    migrated = {
+        "resourceType": "ClaimResponse",
+        "meta": {"tag": decision_tags(reason="care-concerns", decision="A3", tier="none", plan=HN, group=None)},
+        "status": "active",
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
+        "use": "preauthorization",
+        "patient": {"reference": "Patient/migrated"},
+        "created": "2026-02-01",
+        "insurer": {"reference": "Organization/health-net"},
+        "outcome": "complete",
+    }
+    created = client.post("/fhir/ClaimResponse", json=migrated, headers=FHIR_JSON)
+    assert created.status_code == 201, created.text
+    at(client, REPORTED_AT)
+    table = report_table(get_report(client).json())
+    assert non_zero(table) == {
+        ("total", "total", "A3"): (1, 0),
+        ("reason", "care-concerns", "A3"): (1, 0),
+        ("tier", "none", "A3"): (1, 0),
+        ("group", "none", "A3"): (1, 0),
+        ("plan", HN, "A3"): (1, 0),
+    }

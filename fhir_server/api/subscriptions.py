@@ -69,7 +69,9 @@ async def _current(store: ResourceStore, resource_id: str) -> dict[str, Any] | N
         return None
 
 
-async def update_subscription(resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+async def update_subscription(
+    resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
+) -> Response:
     service: ResourceService = request.app.state.services
     resource = await read_resource(request, service.settings, "Subscription")
     current = await _current(service.store, resource_id)
@@ -90,7 +92,9 @@ async def delivery_errors(store: ResourceStore, subscription_reference: str) -> 
     )
 
 
-async def subscription_status(resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+async def subscription_status(
+    resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
+) -> Response:
     """``GET [base]/Subscription/{id}/$status``: the Backport's status, as a searchset of one Parameters."""
     store: ResourceStore = request.app.state.store
     stored = await store.read("Subscription", resource_id)
@@ -124,7 +128,9 @@ def task_change_notifier(app: Any):
     return notify
 
 
-async def check_subscription_write(tx: ResourceOperations, stored: StoredResource, previous: StoredResource | None) -> None:
+async def check_subscription_write(
+    tx: ResourceOperations, stored: StoredResource, previous: StoredResource | None
+) -> None:
     """The Subscription observer: whatever path wrote it (a Bundle, say), a Subscription must read (else 422)."""
     if stored.resource is not None:
         read_subscription(stored.resource, creating=previous is None or previous.deleted)
@@ -148,8 +154,11 @@ def register(app: FastAPI) -> None:
             definition=STATUS_OPERATION,
             resource_types=("Subscription",),
             instance=True,
-            documentation="Status of a topic-based Subscription (R4 Subscriptions Backport): status and events since start",
+            documentation="Status of a topic-based Subscription (R4 Subscriptions Backport): its status and the "
+            "events since it started",
         )
     )
     registry.add_supported_profile("Subscription", BACKPORT_SUBSCRIPTION_PROFILE)
-    registry.add_resource_extension("Subscription", {"url": TOPIC_CANONICAL_CAPABILITY_EXT, "valueCanonical": TOPIC_URL})
+    registry.add_resource_extension(
+        "Subscription", {"url": TOPIC_CANONICAL_CAPABILITY_EXT, "valueCanonical": TOPIC_URL}
+    )

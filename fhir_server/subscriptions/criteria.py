@@ -149,7 +149,8 @@ class _Reader:
         for index, line in enumerate(channel.get("header", ())):
             name, colon, value = str(line).partition(":")
             if not colon or not name.strip():
-                self.fail("value", f"channel.header {line!r} is not 'Name: value'", f"Subscription.channel.header[{index}]")
+                self.fail("value", f"channel.header {line!r} is not 'Name: value'",
+                          f"Subscription.channel.header[{index}]")
             else:
                 headers[name.strip()] = value.strip()
         timeout = extension_value(channel, TIMEOUT_EXT, "valueUnsignedInt")

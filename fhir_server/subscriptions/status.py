@@ -34,7 +34,9 @@ def _event_parameter(event: NotificationEvent) -> dict[str, Any]:
     ]
     if event.focus:
         parts.append({"name": "focus", "valueReference": {"reference": event.focus}})
-    parts.extend({"name": "additional-context", "valueReference": {"reference": url}} for url in event.additional_context)
+    parts.extend(
+        {"name": "additional-context", "valueReference": {"reference": url}} for url in event.additional_context
+    )
     return {"name": "notification-event", "part": parts}
 
 

@@ -138,6 +138,30 @@ async def test_a_subscriber_answering_500_gets_the_notification_again_after_a_ba
     assert status_value(status, "error") is None
 
 
+async def test_a_physicians_denial_is_notified_after_the_pend(client, delivery):
+    """Harbor IPA's case goes to its physician designee (pend: event 1), who denies it (event 2)."""
+    harbor_case = submission(plan="blue-shield-promise-cmc", group="Organization/ipa-harbor", treating=[],
+                             identifier="SO-HARBOR-1")
+    with Receiver() as harbor:
+        await subscribe(client, harbor.url, organization="Organization/ipa-harbor")
+        pended = await submit(client, harbor_case)
+        assert pended.business_status == "physician-review"
+        decided = await client.post(f"/Task/{pended.task['id']}/$decide", headers=FHIR_JSON, json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "decision", "valueCode": "deny"},
+                          {"name": "reviewer", "valueReference": {"reference": "Practitioner/pract-13"}},
+                          {"name": "reason", "valueString": "The proposed surgery is clearly indicated"}]})
+        assert decided.status_code == 200, decided.text
+        assert await delivery.run() == 2
+    pend, denial = sorted(harbor.bundles("event-notification"),
+                          key=lambda b: status_value(b, "events-since-subscription-start"))
+    assert pend["entry"][1]["resource"]["status"] == "in-progress"
+    task, claim_response = (entry["resource"] for entry in denial["entry"][1:])
+    assert task["status"] == "completed" and task["businessStatus"]["coding"][0]["code"] == "denied"
+    assert claim_response["id"] == pended.claim_response["id"]
+    assert claim_response["meta"]["versionId"] != pended.claim_response["meta"]["versionId"]
+
+
 async def test_status_reports_the_subscription_and_its_event_count(client, receiver, delivery):
     created = await subscribe(client, receiver.url)
     await submit(client, submission())

@@ -20,6 +20,7 @@ from fhir_server.api import reports as report_api
 from fhir_server.api import subscriptions as subscription_api
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.api.registry import CapabilityRegistry
+from fhir_server.clock import utc_now
 from fhir_server.conformance import load_conformance, publish_resources
 from fhir_server.fhir.definitions import core_registry
 from fhir_server.fhir.terminology import core_terminology
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     validator = Validator(definitions, terminology)
 
     app.state.settings = settings
+    app.state.clock = utc_now
     app.state.definitions = definitions
     app.state.terminology = terminology
     app.state.conformance_resources = load_conformance(settings.profiles_dir, definitions, terminology)

@@ -22,24 +22,20 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import orjson
 
+from fhir_server.clock import Clock, utc_now
 from fhir_server.storage.base import OutboxMessage, ResourceStore
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 FHIR_JSON = "application/fhir+json"
 # How much of an error answer's body is kept in ``last_error`` (enough to read an OperationOutcome's gist).
 ERROR_BODY_CHARS = 300
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class OutboxWorker:
@@ -153,7 +149,7 @@ def start_worker(app: Any) -> OutboxWorker | None:
         return None
     worker = OutboxWorker(
         app.state.store,
-        clock=getattr(app.state, "clock", None) or utc_now,
+        clock=lambda: app.state.clock(),  # read at each use: tests may fix the clock after start-up
         base_delay=settings.outbox_base_delay_seconds,
         max_delay=settings.outbox_max_delay_seconds,
     )

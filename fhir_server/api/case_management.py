@@ -19,7 +19,8 @@ from fastapi.responses import Response
 from fhir_server.api.deps import get_context
 from fhir_server.api.media import fhir_response, read_resource
 from fhir_server.api.registry import OperationRegistration
-from fhir_server.api.second_opinion import catalog_of, clock_of
+from fhir_server.api.rest import add_operation
+from fhir_server.api.second_opinion import catalog_of
 from fhir_server.second_opinion import consultations, decisions, intake
 from fhir_server.second_opinion.codes import CANON
 from fhir_server.services.context import RequestContext
@@ -35,35 +36,30 @@ async def decide(task_id: str, request: Request, ctx: RequestContext = Depends(g
     app = request.app
     parameters = await read_resource(request, app.state.settings, "Parameters")
     decision = decisions.reviewer_for(ctx, decisions.parse_decision(parameters))
-    decided = await decisions.decide(app.state.store, task_id, decision, catalog_of(app), clock_of(app)())
+    decided = await decisions.decide(app.state.store, task_id, decision, catalog_of(app), app.state.clock())
     return fhir_response(intake.answer_bundle(ctx.base_url, decided.resources()))
 
 
 async def link_consultation_report(app: Any, tx: ResourceOperations, stored: StoredResource) -> None:
     """After-create hook: a consultation report answering an approved second opinion (90.2.17 procedure 7)."""
-    await consultations.link_report(tx, stored, catalog_of(app), clock_of(app)())
+    await consultations.link_report(tx, stored, catalog_of(app), app.state.clock())
 
 
 def resume_observer(app: Any) -> Any:
     """The ServiceRequest change observer of this app (its plans and clock)."""
 
     async def observer(tx: ResourceOperations, stored: StoredResource, previous: StoredResource | None) -> None:
-        await intake.resume_on_update(tx, stored, previous, catalog_of(app), clock_of(app))
+        await intake.resume_on_update(tx, stored, previous, catalog_of(app), app.state.clock)
 
     return observer
 
 
 def register(app: FastAPI) -> None:
     """Mount ``$decide``, record it for ``/metadata``, and hook consultation reports and pended-request updates."""
-    base_path = app.state.settings.normalized_base_path()
-    app.add_api_route(
-        f"{base_path}/Task/{{task_id}}/$decide",
-        decide,
-        methods=["POST"],
-        tags=["Second opinion"],
-        response_class=Response,
-    )
-    app.state.registry.add_operation(
+    add_operation(
+        app,
+        "/Task/{task_id}/$decide",
+        {"POST": decide},
         OperationRegistration(
             name="decide",
             definition=DECIDE_OPERATION,
@@ -73,7 +69,8 @@ def register(app: FastAPI) -> None:
                 "A physician reviewer approves or denies a second-opinion request in review; "
                 "the member and the provider are notified"
             ),
-        )
+        ),
+        tags=("Second opinion",),
     )
     for resource_type in REPORT_TYPES:
         app.state.registry.add_after_create(resource_type, link_consultation_report)

@@ -46,8 +46,15 @@ def _profiles_by_type(definitions: Any, registry: CapabilityRegistry) -> dict[st
     return by_type
 
 
-def _resource_entry(resource_type: str, profiles: list[str], operations: list[OperationRegistration]) -> dict[str, Any]:
+def _resource_entry(
+    resource_type: str,
+    profiles: list[str],
+    operations: list[OperationRegistration],
+    extensions: list[dict[str, Any]],
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"type": resource_type, "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}"}
+    if extensions:
+        entry = {"extension": list(extensions), **entry}
     if profiles:
         entry["supportedProfile"] = profiles
     entry.update(
@@ -87,7 +94,12 @@ def build_capability_statement(settings: Settings, definitions: Any, registry: C
     rest: dict[str, Any] = {
         "mode": "server",
         "resource": [
-            _resource_entry(resource_type, profiles.get(resource_type, []), operations_by_type.get(resource_type, []))
+            _resource_entry(
+                resource_type,
+                profiles.get(resource_type, []),
+                operations_by_type.get(resource_type, []),
+                registry.resource_extensions.get(resource_type, []),
+            )
             for resource_type in sorted(definitions.resource_types())
         ],
         "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from fhir_server.api.media import check_acceptable, fhir_response, media_type_of, read_resource
 from fhir_server.api.registry import OperationRegistration
-from fhir_server.api.second_opinion import clock_of
+from fhir_server.api.rest import add_operation
 from fhir_server.errors import bad_request
 from fhir_server.second_opinion.reports import REPORT_OPERATION, ReportPeriod, report_csv, second_opinion_report
 
@@ -66,7 +66,7 @@ def period_from_query(request: Request) -> ReportPeriod:
 
 async def _answer(request: Request, period: ReportPeriod, csv: bool) -> Response:
     app = request.app
-    report = await second_opinion_report(app.state.store, period, clock_of(app)())
+    report = await second_opinion_report(app.state.store, period, app.state.clock())
     if not csv:
         return fhir_response(report)
     filename = f"second-opinion-report_{period.start.isoformat()}_{period.end.isoformat()}.csv"
@@ -92,14 +92,15 @@ async def report_post(request: Request) -> Response:
 
 def register(app: FastAPI) -> None:
     """Mount the operation (GET and POST) and record it for ``/metadata``."""
-    path = f"{app.state.settings.normalized_base_path()}/$second-opinion-report"
-    app.add_api_route(path, report_get, methods=["GET"], tags=["Second opinion"], response_class=Response)
-    app.add_api_route(path, report_post, methods=["POST"], tags=["Second opinion"], response_class=Response)
-    app.state.registry.add_operation(
+    add_operation(
+        app,
+        "/$second-opinion-report",
+        {"GET": report_get, "POST": report_post},
         OperationRegistration(
             name="second-opinion-report",
             definition=REPORT_OPERATION,
             documentation="Quarterly report of second-opinion decisions by reason, routing tier, physician group "
             "and plan, overdue ones apart: a summary MeasureReport, or CSV with Accept: text/csv",
-        )
+        ),
+        tags=("Second opinion",),
     )

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from fhir_server.api.deps import get_context
+from fhir_server.api.registry import OperationRegistration
 from fhir_server.api.media import fhir_response, read_resource, read_search_form, search_parameters, version_headers
 from fhir_server.errors import bad_request, information, not_supported, operation_outcome
 from fhir_server.services.context import RequestContext
@@ -193,6 +194,21 @@ def add_route(app: FastAPI, base_path: str, path: str, method: str, handler: Any
                       response_class=Response)
     if not path and base_path:
         app.add_api_route(base_path + "/", handler, methods=[method], include_in_schema=False, response_class=Response)
+
+
+def add_operation(
+    app: FastAPI,
+    path: str,
+    handlers: dict[str, Any],
+    registration: OperationRegistration,
+    tags: tuple[str, ...] = ("FHIR operations",),
+) -> None:
+    """Mount an operation's handlers (method -> handler) at ``[base] + path`` and declare it for ``/metadata``,
+    so a route and its CapabilityStatement entry cannot drift apart. Call before :func:`register`."""
+    base_path = app.state.settings.normalized_base_path()
+    for method, handler in handlers.items():
+        add_route(app, base_path, path, method, handler, tags)
+    app.state.registry.add_operation(registration)
 
 
 def register(app: FastAPI, base_path: str) -> None:

@@ -5,7 +5,7 @@ HTTP only: read the body, hand it to :func:`fhir_server.second_opinion.intake.su
 ``/ServiceRequest/$submit`` wins over ``/{type}/{id}``; it also hooks the creation of a second-opinion Task
 through REST to the same workflow.
 
-The clock is ``app.state.clock`` when set (tests fix it), else the system's UTC time.
+The clock is ``app.state.clock`` (:mod:`fhir_server.clock`; tests fix it).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from fhir_server.api.deps import get_context
 from fhir_server.api.media import fhir_response, read_resource
 from fhir_server.api.registry import OperationRegistration
+from fhir_server.api.rest import add_operation
 from fhir_server.second_opinion import intake
 from fhir_server.second_opinion.codes import SUBMIT_OPERATION
 from fhir_server.second_opinion.plans import PlanCatalog, load_catalog
@@ -27,10 +28,6 @@ from fhir_server.storage.base import ResourceOperations, StoredResource
 
 def catalog_of(app: Any) -> PlanCatalog:
     return load_catalog(app.state.settings.mappings_dir)
-
-
-def clock_of(app: Any) -> intake.Clock:
-    return getattr(app.state, "clock", None) or intake.utc_now
 
 
 async def submit(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
@@ -43,7 +40,7 @@ async def submit(request: Request, ctx: RequestContext = Depends(get_context)) -
         validator=app.state.validator,
         catalog=catalog_of(app),
         base_url=ctx.base_url,
-        now=clock_of(app),
+        now=app.state.clock,
     )
     return fhir_response(answer)
 
@@ -51,25 +48,21 @@ async def submit(request: Request, ctx: RequestContext = Depends(get_context)) -
 async def start_workflow_for_task(app: Any, tx: ResourceOperations, stored: StoredResource) -> None:
     """After-create hook: a second-opinion Task created through REST runs the ``$submit`` workflow."""
     if stored.resource is not None and intake.starts_workflow(stored.resource):
-        await intake.start_from_task(tx, stored.resource, catalog_of(app), clock_of(app))
+        await intake.start_from_task(tx, stored.resource, catalog_of(app), app.state.clock)
 
 
 def register(app: FastAPI) -> None:
     """Mount this module's routes and record its operations in ``app.state.registry``."""
-    base_path = app.state.settings.normalized_base_path()
-    app.add_api_route(
-        f"{base_path}/ServiceRequest/$submit",
-        submit,
-        methods=["POST"],
-        tags=["Second opinion"],
-        response_class=Response,
-    )
-    app.state.registry.add_operation(
+    add_operation(
+        app,
+        "/ServiceRequest/$submit",
+        {"POST": submit},
         OperationRegistration(
             name="submit",
             definition=SUBMIT_OPERATION,
             resource_types=("ServiceRequest",),
             documentation="Submit a second-opinion request Bundle; answers the authorization, the Task and the stored request",
-        )
+        ),
+        tags=("Second opinion",),
     )
     app.state.registry.add_after_create("Task", start_workflow_for_task)

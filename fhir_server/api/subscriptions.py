@@ -14,7 +14,6 @@ and advertises the topic, the Backport profile and ``$status`` in the Capability
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -23,6 +22,7 @@ from fastapi.responses import Response
 from fhir_server.api.deps import get_context
 from fhir_server.api.media import fhir_response, read_resource
 from fhir_server.api.registry import OperationRegistration
+from fhir_server.api.rest import add_operation, add_route
 from fhir_server.api.rest import write_response
 from fhir_server.errors import FhirError
 from fhir_server.services.context import RequestContext
@@ -41,16 +41,11 @@ from fhir_server.subscriptions.topic import (
 )
 
 
-def now_of(app: Any) -> datetime:
-    clock = getattr(app.state, "clock", None)
-    return clock() if clock else datetime.now(timezone.utc)
-
-
 async def _activated(app: Any, result: WriteResult) -> WriteResult:
     """The write's result after the handshake (a conditional create that found one is left alone)."""
     if result.existing:
         return result
-    stored = await activate(app.state.store, result.stored, app.state.settings.public_base(), now_of(app))
+    stored = await activate(app.state.store, result.stored, app.state.settings.public_base(), app.state.clock())
     return replace(result, stored=stored)
 
 
@@ -142,13 +137,12 @@ def register(app: FastAPI) -> None:
     for path, method, handler in (
         ("/Subscription", "POST", create_subscription),
         ("/Subscription/{resource_id}", "PUT", update_subscription),
-        ("/Subscription/{resource_id}/$status", "GET", subscription_status),
     ):
-        app.add_api_route(base_path + path, handler, methods=[method], tags=["Subscriptions"], response_class=Response)
-    app.state.change_observers.add("Task", task_change_notifier(app))
-    app.state.change_observers.add("Subscription", check_subscription_write)
-    registry = app.state.registry
-    registry.add_operation(
+        add_route(app, base_path, path, method, handler, ("Subscriptions",))
+    add_operation(
+        app,
+        "/Subscription/{resource_id}/$status",
+        {"GET": subscription_status},
         OperationRegistration(
             name="status",
             definition=STATUS_OPERATION,
@@ -156,8 +150,12 @@ def register(app: FastAPI) -> None:
             instance=True,
             documentation="Status of a topic-based Subscription (R4 Subscriptions Backport): its status and the "
             "events since it started",
-        )
+        ),
+        tags=("Subscriptions",),
     )
+    app.state.change_observers.add("Task", task_change_notifier(app))
+    app.state.change_observers.add("Subscription", check_subscription_write)
+    registry = app.state.registry
     registry.add_supported_profile("Subscription", BACKPORT_SUBSCRIPTION_PROFILE)
     registry.add_resource_extension(
         "Subscription", {"url": TOPIC_CANONICAL_CAPABILITY_EXT, "valueCanonical": TOPIC_URL}

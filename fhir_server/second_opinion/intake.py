@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import datetime
+from typing import Any
 
+from fhir_server.clock import Clock, utc_now
 from fhir_server.errors import error, operation_outcome, unprocessable
 from fhir_server.second_opinion.cases import existing_case, new_ids
 from fhir_server.second_opinion.codes import TASK_CODE_SYSTEM, TASK_PROFILE, codes_in
@@ -34,8 +35,6 @@ from fhir_server.second_opinion.references import Resolver, WritePlan, plan_writ
 from fhir_server.second_opinion.validation import check_envelope, validate_entries
 from fhir_server.services.validation import ResourceValidator
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
-
-Clock = Callable[[], datetime]
 
 # ServiceRequests whose case the running request is deciding itself (a $submit resubmission), so that the
 # update observer that resumes a pended case (:func:`resume_on_update`) does not decide it a second time.
@@ -49,10 +48,6 @@ def deciding(service_request_ref: str) -> Iterator[None]:
         yield
     finally:
         _DECIDING.reset(token)
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def answer_bundle(base_url: str, resources: list[dict[str, Any]]) -> dict[str, Any]:

@@ -152,10 +152,8 @@ def search_parameters(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def http_date(stored: StoredResource) -> str:
-    """``Last-Modified`` value of a stored version (a naive time is taken as UTC, as stores write it)."""
-    moment = stored.last_updated
-    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-    return format_datetime(moment, usegmt=True)
+    """``Last-Modified`` value of a stored version (stores keep UTC-aware times)."""
+    return format_datetime(stored.last_updated.astimezone(timezone.utc), usegmt=True)
 
 
 def version_headers(stored: StoredResource) -> dict[str, str]:

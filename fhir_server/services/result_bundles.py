@@ -14,18 +14,13 @@ from urllib.parse import urlencode
 from fhir_server.errors import bad_request, operation_outcome, warning
 from fhir_server.services.context import RequestContext
 from fhir_server.storage.base import Page, StoredResource
+from fhir_server.storage.versioning import format_timestamp
 
 # history entry response per stored method
 HISTORY_STATUS = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}
 PAGING_PARAMETERS = frozenset({"_offset"})
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 ALWAYS_KEPT_ELEMENTS = ("resourceType", "id", "meta")
-
-
-def fhir_instant(moment: datetime) -> str:
-    """A FHIR ``instant`` as the stores write ``meta.lastUpdated`` (milliseconds, explicit offset)."""
-    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-    return moment.isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -147,7 +142,7 @@ def history_entry(ctx: RequestContext, stored: StoredResource) -> dict[str, Any]
     entry["response"] = {
         "status": HISTORY_STATUS.get(stored.method, "200 OK"),
         "etag": stored.etag,
-        "lastModified": fhir_instant(stored.last_updated),
+        "lastModified": format_timestamp(stored.last_updated),
     }
     return entry
 

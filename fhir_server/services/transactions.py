@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from fhir_server.errors import FhirError, Issue, bad_request, not_supported, operation_outcome, precondition_failed
 from fhir_server.services.context import RequestContext
 from fhir_server.services.queries import history_bundle_for, search_bundle
-from fhir_server.services.result_bundles import fhir_instant
+from fhir_server.storage.versioning import format_timestamp
 from fhir_server.services.resources import ResourceService, WriteResult, parse_version_tag
 from fhir_server.storage.base import ResourceOperations, StoredResource
 
@@ -324,7 +324,7 @@ def service_knows(service: ResourceService, resource_type: str) -> bool:
 
 
 def version_fields(stored: StoredResource) -> dict[str, str]:
-    return {"etag": stored.etag, "lastModified": fhir_instant(stored.last_updated)}
+    return {"etag": stored.etag, "lastModified": format_timestamp(stored.last_updated)}
 
 
 def write_entry(ctx: RequestContext, result: WriteResult) -> dict[str, Any]:

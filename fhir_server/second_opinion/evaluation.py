@@ -76,6 +76,12 @@ def reasons_of(service_request: dict[str, Any]) -> tuple[str, ...]:
     return tuple(ours + [o for o in others if o])
 
 
+def requester_kind(service_request: dict[str, Any]) -> str:
+    """``member`` when the member asks for themself (requester a Patient), else ``provider`` (contract)."""
+    requester = service_request.get("requester", {}).get("reference", "")
+    return "member" if requester.startswith("Patient/") else "provider"
+
+
 async def practitioner_of(resolver: Resolver, reference: str | None) -> str | None:
     """The Practitioner a Practitioner or PractitionerRole reference stands for."""
     if not reference:
@@ -148,6 +154,7 @@ async def evaluate(
         chosen=await practitioner_of(resolver, (service_request.get("performer") or [{}])[0].get("reference")),
         third_opinion=opinion_sequence(service_request) == "third",
         complete=not missing,
+        requested_by=requester_kind(service_request),
     )
     directory = await provider_directory.load_directory(
         ops, rules.key, acceptable_specialties(specialty, rules, catalog.specialties)

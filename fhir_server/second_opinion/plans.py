@@ -27,6 +27,10 @@ SITUATIONS = (
     "out-of-network-only",
 )
 OUTCOMES = frozenset({"certify", "physician-review", "member-services"})
+# Who may have ServiceRequest.performer (the member's chosen professional) honoured: the member asking for
+# themself (requester a Patient), or a provider asking for the member (a Practitioner or PractitionerRole).
+REQUESTER_KINDS = frozenset({"member", "provider"})
+CARE_KINDS = ("primary_care", "specialty_care")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -72,6 +76,8 @@ class PlanRules:
     authorization_quantity: int
     due_times: DueTimes
     notes: dict[str, tuple[str, ...]]
+    # Kind of care (primary_care, specialty_care) -> the requester kinds whose chosen professional is honoured.
+    member_choice: dict[str, frozenset[str]] = field(default_factory=dict)
     # Headlines of the Communications the member and the provider receive, by notes key (certified, denied,
     # member_services) plus consultation_report and automatic_reason; ``{placeholders}`` see notices.py.
     notices: dict[str, str] = field(default_factory=dict)
@@ -81,6 +87,11 @@ class PlanRules:
 
     def board_certification_required(self, primary_care: bool) -> bool:
         return self.board_certification_primary_care if primary_care else self.board_certification_specialty_care
+
+    def honours_choice(self, primary_care: bool, requested_by: str) -> bool:
+        """Whether the professional the request names is the member's choice to route to, for this kind of care
+        and requester (Health Net: "of the member's choice"; 90.2.17 6a: the enrollee making the request)."""
+        return requested_by in self.member_choice.get(CARE_KINDS[0] if primary_care else CARE_KINDS[1], ())
 
     def notes_for(self, key: str) -> tuple[str, ...]:
         return self.notes.get(key, ())
@@ -137,6 +148,10 @@ def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
     unknown = {o for o in decisions.values() if o not in OUTCOMES}
     if missing or unknown:
         raise ValueError(f"plan {data.get('key')}: situations without outcome {missing}, unknown outcomes {unknown}")
+    member_choice = {kind: frozenset(data["member_choice"][kind] or ()) for kind in CARE_KINDS}
+    unknown_requesters = set().union(*member_choice.values()) - REQUESTER_KINDS
+    if unknown_requesters:
+        raise ValueError(f"plan {data.get('key')}: unknown requester kinds in member_choice {unknown_requesters}")
     qualification = data["qualification"]
     board = qualification["board_certification"]
     due = data["due_times"]
@@ -165,6 +180,7 @@ def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
             legal_source=due["legal_source"],
         ),
         notes={key: tuple(texts) for key, texts in data.get("notes", {}).items()},
+        member_choice=member_choice,
         notices={key: str(text) for key, text in data.get("notices", {}).items()},
     )
 

@@ -12,6 +12,12 @@ Where to look (90.2.17 procedure 6a/6b, Health Net "make every effort to accommo
 network ... out-of-network ... when no participating provider is available"): the member's physician group,
 then the plan's networks (its expert panel first where it keeps one), then out of network.
 
+Whose choice (``ServiceRequest.performer``) counts is the plan's data (``PlanRules.honours_choice``): Health Net
+routes to "the member's choice" whoever asks; 90.2.17 only lets the enrollee making the request designate a
+primary care physician "from the same network" (6a). A choice that counts is honoured when qualified and in
+network; an out-of-network one while an in-network professional exists is the plan's
+``member-choice-out-of-network`` situation.
+
 What happens is the plan's outcome for the situation found (``PlanRules.decisions``); the engine never
 denies: outcomes are certify (A1) or a pended review (A4).
 """
@@ -25,6 +31,7 @@ from fhir_server.second_opinion.plans import PlanRules, Specialties
 
 TIERS = ("group", "network", "out-of-network")
 INFORMATION_MISSING = "information-missing"
+OPINIONS_DIFFER = "opinions-differ"  # the reason of a third opinion
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class RoutingRequest:
     chosen: str | None = None  # "Practitioner/id": the member's choice (ServiceRequest.performer)
     third_opinion: bool = False
     complete: bool = True
+    requested_by: str = "provider"  # "member" (requester a Patient) or "provider": see PlanRules.honours_choice
 
 
 @dataclass(frozen=True)
@@ -91,12 +99,21 @@ def _preference(candidate: Candidate, request: RoutingRequest, rules: PlanRules,
     )
 
 
+def qualifying_reasons(request: RoutingRequest, rules: PlanRules) -> frozenset[str]:
+    """The reasons that qualify this request: a second opinion qualifies by one of the plan's situations; a third
+    one only where the plan covers it, and only because the first two opinions differ (90.2.17 Third Opinion 1:
+    "In the event that the recommendation of the first and second physician differs ... a third opinion is also
+    covered")."""
+    if request.third_opinion:
+        return frozenset({OPINIONS_DIFFER}) if rules.third_opinion_covered else frozenset()
+    return rules.qualifying_reasons - {OPINIONS_DIFFER}
+
+
 def reported_reason(request: RoutingRequest, rules: PlanRules) -> tuple[str, bool]:
     """The reason to report and whether the request qualifies under the plan."""
-    qualifying = rules.qualifying_reasons | ({"opinions-differ"} if rules.third_opinion_covered else set())
+    qualifying = qualifying_reasons(request, rules)
     matches = [r for r in request.reasons if r in qualifying]
-    covered = not request.third_opinion or rules.third_opinion_covered
-    if matches and covered:
+    if matches:
         return matches[0], True
     return (request.reasons[0] if request.reasons else "other"), False
 
@@ -110,10 +127,13 @@ def route(request: RoutingRequest, rules: PlanRules, specialties: Specialties, d
     )
     best = ranked[0] if ranked else None
     best_in_network = next((c for c in ranked if tier_of(c, request, directory) != "out-of-network"), None)
-    chosen = next((c for c in ranked if c.practitioner == request.chosen), None) if request.chosen else None
+    # A named professional is the member's choice only where the plan honours it for this care and requester;
+    # elsewhere the plan's own order decides (90.2.17 6a: "within the same physician organization", 6b).
+    wanted = request.chosen if rules.honours_choice(primary_care, request.requested_by) else None
+    chosen = next((c for c in ranked if c.practitioner == wanted), None) if wanted else None
 
     provider, situation = best, "complete-qualifying"
-    if request.chosen and chosen is None:
+    if wanted and chosen is None:
         situation = "member-choice-not-qualified"
     elif chosen is not None and tier_of(chosen, request, directory) == "out-of-network" and best_in_network:
         # The member asks for an out-of-network professional while a qualified in-network one exists: the

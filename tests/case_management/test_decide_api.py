@@ -210,3 +210,15 @@ def test_capability_statement_lists_decide_on_task(client):
     decide = next(o for o in task["operation"] if o["name"] == "decide")
     assert decide["definition"] == "http://example.org/fhir/second-opinion/OperationDefinition/Task-decide"
     assert client.get("/fhir/OperationDefinition/Task-decide", headers=FHIR_JSON).status_code == 200
+
+
+def test_90_2_17_third_opinion_2_the_approval_says_it_is_covered_even_if_the_surgery_is_not(client):
+    """90.2.17 Third Opinion 2: "Second and third opinions are covered even though the surgery or other procedure,
+    if performed, is determined not covered": the approved third opinion says so, in the plan's words, with the
+    out-of-network cost note of procedure 6b (the only qualified cardiologist left is out of network)."""
+    case = submit_ok(client, example("submit-bsp-cmc-third-opinion"))
+    decision = decide_ok(client, case.task["id"], parameters("approve"))
+    assert decision.review_action == "A1"
+    assert "covered even though the surgery or other procedure" in decision.notes
+    assert "incurs the cost" in decision.notes
+    assert decision.authorized_provider not in ("Practitioner/pract-15", "Practitioner/pract-19")

@@ -21,7 +21,8 @@ def practitioners(*numbers: int) -> frozenset[str]:
 @pytest.fixture
 def decide(catalog, directory_resources):
     def run(plan: str, specialty: str, group: str, *, involved=(), chosen: int | None = None,
-            reasons=("questions-surgery",), third=False, complete=True) -> RoutingDecision:
+            reasons=("questions-surgery",), third=False, complete=True, requested_by="provider",
+            extra=()) -> RoutingDecision:
         request = RoutingRequest(
             specialty=specialty,
             reasons=tuple(reasons),
@@ -30,8 +31,10 @@ def decide(catalog, directory_resources):
             chosen=f"Practitioner/pract-{chosen:02d}" if chosen else None,
             third_opinion=third,
             complete=complete,
+            requested_by=requested_by,
         )
-        return route(request, catalog.plans[plan], catalog.specialties, directory_from_resources(directory_resources, plan))
+        directory = directory_from_resources([*directory_resources, *extra], plan)
+        return route(request, catalog.plans[plan], catalog.specialties, directory)
     return run
 
 
@@ -97,19 +100,53 @@ def test_primary_care_another_pcp_of_the_same_group(decide):
     assert (proposed(network), network.tier) == ("17", "network")  # then the plan's network (rule 4)
 
 
-def test_member_choice_is_honoured_when_qualified_and_in_network(decide):
-    """Health Net "of the member's choice ... from Health Net's network"; 90.2.17 6a "one of their choice from
-    the same network"."""
-    decision = decide(HN, CARDIOLOGY, "ppg-valley", involved=[4], chosen=10)
-    assert (proposed(decision), decision.tier, decision.outcome) == ("10", "network", "certify")
+def test_health_net_member_choice_is_honoured_when_qualified_and_in_network(decide):
+    """Health Net: second opinions "requested by a member or the member's physician" are given by a professional
+    "of the member's choice ... from Health Net's network": honoured whoever asked, outside the PPG too."""
+    for requested_by in ("member", "provider"):
+        decision = decide(HN, CARDIOLOGY, "ppg-valley", involved=[4], chosen=10, requested_by=requested_by)
+        assert (proposed(decision), decision.tier, decision.outcome) == ("10", "network", "certify"), requested_by
 
 
-def test_member_choice_out_of_network_while_in_network_exists(decide):
-    """Health Net Out-of-Network Requests -> Member Services; 90.2.17 -> the physician reviewer; never A3."""
-    hn = decide(HN, NEUROSURGERY, "ppg-coastal", chosen=22)
+def test_90_2_17_6a_the_enrollee_designates_a_primary_care_physician_from_the_same_network(decide):
+    """90.2.17 procedure 6a: "If the enrollee is making the request, he or she may designate one of their choice
+    from the same network" — pract-17 (Sunrise IPA, same plan network) is honoured for the member's request."""
+    decision = decide(BSP, FAMILY, "ipa-harbor", chosen=17, requested_by="member")
+    assert (proposed(decision), decision.tier, decision.situation) == ("17", "network", "complete-qualifying")
+
+
+def test_90_2_17_6a_a_physicians_primary_care_request_stays_within_the_physician_organization(decide):
+    """90.2.17 procedure 6a: "an appropriately qualified primary care physician within the same physician
+    organization shall provide the second opinion"; only the enrollee designates: a performer named on a
+    physician's request does not move the opinion out of the member's IPA (pract-12, not pract-17)."""
+    decision = decide(BSP, FAMILY, "ipa-harbor", chosen=17, requested_by="provider")
+    assert (proposed(decision), decision.tier, decision.situation) == ("12", "group", "complete-qualifying")
+
+
+def test_90_2_17_6b_specialty_care_follows_the_policy_order_not_a_designation(decide):
+    """90.2.17 procedure 6b: specialty care goes to "a Board Certified Physician of the same specialty" of the
+    PPG, then a Blue Shield Promise contracted specialist, then out of network; the designation of 6a is for
+    primary care only: a member naming the panel's pract-19 still gets the IPA's pract-15 proposed."""
+    decision = decide(BSP, CARDIOLOGY, "ipa-harbor", chosen=19, requested_by="member")
+    assert (proposed(decision), decision.tier, decision.situation) == ("15", "group", "complete-qualifying")
+
+
+def test_90_2_17_6a_out_of_network_designation_while_one_exists_in_network_goes_to_the_physician(decide):
+    """90.2.17 procedure 6a "from the same network": an enrollee designating an out-of-network PCP while an
+    in-network one exists is a case for the physician reviewer, who is proposed the in-network PCP."""
+    outside = {"resourceType": "PractitionerRole", "id": "role-99", "active": True,
+               "practitioner": {"reference": "Practitioner/pract-99"},
+               "specialty": [{"coding": [{"system": "http://nucc.org/provider-taxonomy", "code": FAMILY}]}]}
+    decision = decide(BSP, FAMILY, "ipa-harbor", chosen=99, requested_by="member", extra=[outside])
+    assert (decision.situation, decision.outcome, proposed(decision)) == (
+        "member-choice-out-of-network", "physician-review", "12")
+
+
+def test_health_net_out_of_network_choice_while_in_network_exists(decide):
+    """Health Net Out-of-Network Requests: "If the member refuses to see an in-network provider and is requesting
+    an out-of-network provider ... directed to the Health Net Member Services Department"; never A3."""
+    hn = decide(HN, NEUROSURGERY, "ppg-coastal", chosen=22, requested_by="member")
     assert (hn.situation, hn.outcome, proposed(hn)) == ("member-choice-out-of-network", "member-services", "09")
-    bsp = decide(BSP, CARDIOLOGY, "ipa-harbor", chosen=4)
-    assert (bsp.outcome, proposed(bsp)) == ("physician-review", "15")
 
 
 def test_member_choice_out_of_network_when_none_in_network_is_honoured(decide):
@@ -120,8 +157,10 @@ def test_member_choice_out_of_network_when_none_in_network_is_honoured(decide):
 
 
 def test_unqualified_choice_goes_to_a_physician_with_a_qualified_proposal(decide):
-    decision = decide(BSP, CARDIOLOGY, "ipa-harbor", chosen=14)
-    assert (decision.situation, decision.outcome, proposed(decision)) == ("member-choice-not-qualified", "physician-review", "15")
+    """A choice that is not "appropriately qualified" (Health Net "of the same or equivalent specialty": an
+    orthopaedic surgeon for a cardiology opinion) is not honoured; a physician decides, proposed a qualified one."""
+    decision = decide(HN, CARDIOLOGY, "ppg-valley", involved=[4], chosen=6, requested_by="member")  # orthopaedics
+    assert (decision.situation, decision.outcome, proposed(decision)) == ("member-choice-not-qualified", "physician-review", "05")
 
 
 def test_third_opinion_covered_by_90_2_17_not_by_health_net(decide):
@@ -130,6 +169,16 @@ def test_third_opinion_covered_by_90_2_17_not_by_health_net(decide):
     assert bsp.qualifying and bsp.reason == "opinions-differ" and bsp.situation != "other-reason"
     hn = decide(HN, CARDIOLOGY, "ppg-valley", involved=[4], reasons=["opinions-differ"], third=True)
     assert (hn.qualifying, hn.outcome) == (False, "physician-review")
+
+
+def test_90_2_17_third_opinion_1_a_third_opinion_is_covered_when_the_two_opinions_differ(decide):
+    """90.2.17 Third Opinion 1: "In the event that the recommendation of the first and second physician differs
+    ... a third opinion is also covered": a third opinion for another reason, or `opinions-differ` on a second
+    opinion, is no qualifying situation (a physician decides, as for any other reason)."""
+    other_third = decide(BSP, CARDIOLOGY, "ipa-harbor", involved=[15, 19], reasons=["questions-surgery"], third=True)
+    assert (other_third.qualifying, other_third.situation) == (False, "other-reason")
+    differ_second = decide(BSP, CARDIOLOGY, "ipa-harbor", reasons=["opinions-differ"])
+    assert (differ_second.qualifying, differ_second.situation) == (False, "other-reason")
 
 
 def test_incomplete_request_is_information_missing_without_proposal(decide):

@@ -78,13 +78,28 @@ def test_health_net_out_of_network_choice_while_in_network_exists_goes_to_member
     assert answer.proposed_provider == "Practitioner/pract-09"  # the in-network redirection
 
 
-def test_90_2_17_out_of_network_choice_goes_to_physician_review(client):
-    """90.2.17 procedure 6a: the member designates from the same network; an out-of-network choice while one
-    exists in network goes to the physician reviewer (never A3)."""
+def test_90_2_17_specialty_care_a_named_out_of_network_professional_goes_to_physician_review(client):
+    """90.2.17 procedure 6b: specialty care follows the policy's order (the IPA's board-certified cardiologist
+    is proposed, not the out-of-network pract-04 the request names) and the physician reviewer decides; never A3."""
     bundle = submission(plan=BSP, group="Organization/ipa-harbor", treating=[], performer="Practitioner/pract-04")
     answer = submit_ok(client, bundle)
     assert answer.review_action == "A4" and answer.business_status == "physician-review"
     assert answer.proposed_provider == "Practitioner/pract-15"
+
+
+def test_90_2_17_procedure_6a_the_enrollee_designates_a_pcp_only_on_their_own_request(client):
+    """90.2.17 procedure 6a: "If the enrollee is making the request, he or she may designate one of their choice
+    from the same network": the member's own request naming pract-17 (Sunrise IPA, same network) proposes
+    pract-17; the same request made by a physician stays "within the same physician organization" (pract-12)."""
+    changes = {"plan": BSP, "group": "Organization/ipa-harbor", "treating": [], "performer": "Practitioner/pract-17"}
+    by_member = submit_ok(client, submission("submit-primary-care", **changes))
+    assert by_member.proposed_provider == "Practitioner/pract-17"
+    assert tag_value(by_member.tags, "tier") == "network"
+    by_physician = submit_ok(
+        client, submission("submit-primary-care", **changes, requester="Practitioner/pract-13", identifier="SO-6A")
+    )
+    assert by_physician.proposed_provider == "Practitioner/pract-12"
+    assert tag_value(by_physician.tags, "tier") == "group"
 
 
 def test_member_choice_in_network_is_honoured(client):

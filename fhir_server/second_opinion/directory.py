@@ -17,11 +17,9 @@ from fhir_server.second_opinion.codes import (
     PLAN_KEY_SYSTEM,
     codes_in,
 )
-from fhir_server.second_opinion.references import read_or_none
+from fhir_server.second_opinion.references import read_or_none, search_every
 from fhir_server.search.query import Criterion, ReferenceValue, SearchQuery, TokenValue
 from fhir_server.storage.base import ResourceOperations
-
-PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -104,10 +102,7 @@ def _token(name: str, *values: tuple[str | None, str | None]) -> Criterion:
 
 
 async def _search(ops: ResourceOperations, resource_type: str, *criteria: Criterion) -> list[dict[str, Any]]:
-    page = await ops.search(
-        SearchQuery(resource_type=resource_type, criteria=list(criteria), count=PAGE_SIZE, total="none")
-    )
-    return [item.resource for item in page.items if item.resource is not None]
+    return await search_every(ops, SearchQuery(resource_type=resource_type, criteria=list(criteria)))
 
 
 async def plan_networks(ops: ResourceOperations, plan_key: str) -> frozenset[str]:

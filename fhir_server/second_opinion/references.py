@@ -10,12 +10,13 @@ element (``Bundle.entry[2].resource.beneficiary``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from fhir_server.errors import FhirError, Issue, error, unprocessable
-from fhir_server.search.query import Criterion, SearchQuery, TokenValue
+from fhir_server.search.query import Criterion, SearchQuery, SortKey, TokenValue
 from fhir_server.storage.base import ResourceOperations
 
 
@@ -94,6 +95,24 @@ async def read_or_none(ops: ResourceOperations, reference: str) -> dict[str, Any
         return (await ops.read(resource_type, resource_id)).resource
     except FhirError:
         return None
+
+
+SEARCH_PAGE_SIZE = 200  # resources per page when the domain reads every match of a search
+BY_ID = SortKey("_id", "token")
+
+
+async def search_every(ops: ResourceOperations, query: SearchQuery, page_size: int | None = None) -> list[dict[str, Any]]:
+    """Every current resource matching ``query``, page by page (sorted by id, so pages neither overlap nor skip):
+    the rules must see all candidates ("must consider all participating specialists"), not a first page."""
+    size = page_size or SEARCH_PAGE_SIZE
+    found: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = await ops.search(dataclasses.replace(query, sort=[BY_ID], count=size, offset=offset, total="none"))
+        found += [item.resource for item in page.items if item.resource is not None]
+        if not page.has_more:
+            return found
+        offset += size
 
 
 async def plan_writes(ops: ResourceOperations, entries: list[dict[str, Any]]) -> WritePlan:

@@ -36,6 +36,7 @@ from fhir_server.search.index import date_range
 from fhir_server.search.query import parse_search
 from fhir_server.second_opinion.categories import DIMENSION_SYSTEMS, tag_value
 from fhir_server.second_opinion.codes import CANON, TASK_PROFILE, X12_REVIEW_ACTION_SYSTEM
+from fhir_server.second_opinion.references import search_every
 from fhir_server.second_opinion.workflow import instant
 from fhir_server.storage.base import ResourceOperations
 
@@ -111,17 +112,9 @@ class ReportedDecision:
 async def search_all(
     ops: ResourceOperations, resource_type: str, params: list[tuple[str, str]]
 ) -> list[dict[str, Any]]:
-    """Every current resource matching a query string, page by page (sorted by id, so pages do not overlap)."""
-    found: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        paged = [*params, ("_sort", "_id"), ("_count", str(PAGE_SIZE)), ("_offset", str(offset)), ("_total", "none")]
-        query = parse_search(resource_type, paged, default_count=PAGE_SIZE, max_count=PAGE_SIZE, strict=True)
-        page = await ops.search(query)
-        found += [item.resource for item in page.items if item.resource is not None]
-        if not page.has_more:
-            return found
-        offset += PAGE_SIZE
+    """Every current resource matching a query string, page by page (:func:`references.search_every`)."""
+    query = parse_search(resource_type, params, default_count=PAGE_SIZE, max_count=PAGE_SIZE, strict=True)
+    return await search_every(ops, query, PAGE_SIZE)
 
 
 def decision_query(period: ReportPeriod) -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fhir_server.second_opinion import references
 from fhir_server.second_opinion.categories import tag_value
 from fhir_server.second_opinion.codes import AUTHORIZATION_PROFILE, TASK_PROFILE, X12_SERVICE_TYPE_SYSTEM
 
@@ -339,3 +340,12 @@ def test_prior_opinions_authors_are_excluded_even_when_not_listed_as_treating(cl
     answer = submit_ok(client, bundle)
     assert answer.proposed_provider not in ("Practitioner/pract-15", "Practitioner/pract-19")
     assert tag_value(answer.tags, "tier") == "out-of-network"
+
+
+def test_health_net_all_participating_specialists_are_considered_beyond_a_first_page(client, monkeypatch):
+    """Health Net PPGs "must consider all participating specialists": the directory is read page by page; with
+    two roles a page, the first page holds only the treating cardiologists pract-04 and pract-05, and the network's
+    pract-10 (a later page) is still found and certified."""
+    monkeypatch.setattr(references, "SEARCH_PAGE_SIZE", 2)
+    answer = submit_ok(client, submission(treating=["Practitioner/pract-04", "Practitioner/pract-05"]))
+    assert answer.review_action == "A1" and answer.authorized_provider == "Practitioner/pract-10"

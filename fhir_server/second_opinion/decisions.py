@@ -29,6 +29,7 @@ from fhir_server.second_opinion.cases import case_of_task, is_second_opinion_tas
 from fhir_server.second_opinion.categories import tag_value, with_dimension
 from fhir_server.second_opinion.codes import NUCC_SYSTEM, STATUS_SYSTEM, codes_in
 from fhir_server.second_opinion.directory import Candidate, Directory, candidate_from, plan_networks, specialties_of
+from fhir_server.second_opinion.evaluation import involved_practitioners
 from fhir_server.second_opinion.notices import concept_text, notify_decision, proposed_provider_of
 from fhir_server.second_opinion.plans import PlanCatalog, PlanRules
 from fhir_server.second_opinion.references import Resolver
@@ -201,6 +202,7 @@ async def _authorized_provider(
     if request.assigned_provider:
         role = await resolver.get(request.assigned_provider) or {}
         candidate: Candidate = candidate_from(role, None)
+        await _check_not_involved(resolver, candidate.practitioner, task)
         group = tag_value(tags, "group")
         routing = RoutingRequest(
             specialty="", reasons=(), member_group=f"Organization/{group}" if group and group != "none" else None,
@@ -212,6 +214,21 @@ async def _authorized_provider(
     if not proposed:
         raise _refuse("the Task proposes no provider: an approval must name the assignedProvider", PARAMETER)
     return proposed, tag_value(tags, "tier") or "none"
+
+
+async def _check_not_involved(resolver: Resolver, practitioner: str, task: dict[str, Any]) -> None:
+    """90.2.17 purpose: the opinion comes from a professional "not previously involved in the member's treatment
+    plan": the reviewer cannot assign a treating practitioner, the requester, a prior opinion's author or the
+    member's PCP (the same people routing excludes, whether named as Practitioner or PractitionerRole)."""
+    service_request = await resolver.get(task["focus"]["reference"]) or {}
+    patient = await resolver.get(task.get("for", {}).get("reference"))
+    if practitioner in await involved_practitioners(resolver, service_request, patient):
+        raise _refuse(
+            f"assignedProvider: {practitioner!r} is already involved in the member's care (treating, requesting, "
+            "a prior opinion or the member's PCP); 90.2.17: the opinion comes from a professional not previously "
+            "involved in the member's treatment plan",
+            PARAMETER,
+        )
 
 
 async def _check_consultant(

@@ -222,3 +222,15 @@ def test_90_2_17_third_opinion_2_the_approval_says_it_is_covered_even_if_the_sur
     assert "covered even though the surgery or other procedure" in decision.notes
     assert "incurs the cost" in decision.notes
     assert decision.authorized_provider not in ("Practitioner/pract-15", "Practitioner/pract-19")
+
+
+def test_90_2_17_purpose_the_reviewer_cannot_assign_a_professional_already_involved(client):
+    """90.2.17 purpose: "not previously involved in the member's treatment plan": pract-19 treats the member
+    (named as Practitioner); assigning his PractitionerRole role-19 is refused (422) and nothing is written."""
+    case = in_review(client, treating=["Practitioner/pract-19"])
+    assigned = {"valueReference": {"reference": "PractitionerRole/role-19"}}
+    refused = post_decide(client, case.task["id"], parameters("approve", assignedProvider=assigned))
+    assert refused.status_code == 422, refused.text
+    assert "not previously involved" in refused.json()["issue"][0]["diagnostics"]
+    assert history_length(client, f"Task/{case.task['id']}") == 1
+    assert history_length(client, f"ClaimResponse/{case.claim_response['id']}") == 1

@@ -43,9 +43,18 @@ def _has(resource: Resource | None, element: str) -> bool:
     return bool(resource and resource.get(element))
 
 
+def _has_name(patient: Resource | None) -> bool:
+    """A HumanName with words in it (text, family or a given name): ``{"use": "official"}`` names nobody."""
+    words = (
+        [name.get("text") or "", name.get("family") or "", *name.get("given", ())]
+        for name in (patient or {}).get("name", ())
+    )
+    return any(part.strip() for parts in words for part in parts)
+
+
 # (FHIRPath, what the member/EHR is told, test that it is present). Order = order of the Task inputs.
 REQUIREMENTS: tuple[tuple[str, str, Callable[[Submission], bool]], ...] = (
-    ("Patient.name", "the member's name", lambda s: _has(s.patient, "name")),
+    ("Patient.name", "the member's name", lambda s: _has_name(s.patient)),
     ("Patient.birthDate", "the member's birth date", lambda s: _has(s.patient, "birthDate")),
     ("Patient.gender", "the member's gender", lambda s: _has(s.patient, "gender")),
     (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.case_management.helpers import in_review, notices_of, recipients, search
+from tests.case_management.helpers import decide_ok, in_review, notices_of, parameters, recipients, search
 from tests.second_opinion.conftest import example
 from tests.second_opinion.helpers import submission, submit_ok
 
@@ -59,3 +59,19 @@ def test_a_member_request_notifies_the_member_and_the_members_pcp(client):
     answer = submit_ok(client, bundle)
     pcp = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")["generalPractitioner"][0]
     assert recipients(notices_of(answer.bundle)) == sorted([answer.service_request["subject"]["reference"], pcp["reference"]])
+
+
+def test_health_net_denial_by_a_physician_tells_both_parties_of_the_grievance_right(client):
+    """Health Net: a request the rules cannot certify (a reason outside the five situations) goes to a physician;
+    the physician's denial (the only way to A3) notifies the member and the requesting physician, each notice in
+    Health Net's words with its grievance text, and the authorization carries the same note."""
+    case = submit_ok(client, submission(reason="399211009", identifier="hn-deny"))
+    assert case.business_status == "physician-review"
+    reason = {"valueString": "The requested opinion concerns a condition already reviewed this month"}
+    decision = decide_ok(client, case.task["id"], parameters("deny", reviewer="Practitioner/pract-03", reason=reason))
+    assert decision.review_action == "A3" and "grievance with Health Net" in decision.notes
+    patient = case.service_request["subject"]["reference"]
+    assert recipients(decision.notices) == sorted([patient, "Practitioner/pract-04"])
+    for notice in decision.notices:
+        text = notice["payload"][0]["contentString"]
+        assert "Health Net has not approved" in text and "grievance with Health Net" in text

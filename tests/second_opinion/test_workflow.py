@@ -66,3 +66,15 @@ def test_a_third_opinion_needs_both_prior_opinions():
                             "valueCode": "third"}], "supportingInfo": [{"reference": "DiagnosticReport/1"}]}
     missing = missing_information(Submission(third, COMPLETE_PATIENT, {"subscriberId": "1"}, "Organization/g"))
     assert [m.expression for m in missing] == ["ServiceRequest.supportingInfo"]
+
+
+def test_a_name_without_any_words_is_no_name():
+    """Contract "Complete information": "the Patient has a name": a HumanName with only a use (or empty parts)
+    names nobody, so it is asked for; a text alone or a given name alone does name the member."""
+    for nameless in ([{"use": "official"}], [{"given": [""], "family": ""}]):
+        patient = {**COMPLETE_PATIENT, "name": nameless}
+        missing = missing_information(Submission(REQUEST, patient, {"subscriberId": "1"}, "Organization/g"))
+        assert [m.expression for m in missing] == ["Patient.name"], nameless
+    for named in ([{"text": "Maria Gonzalez"}], [{"given": ["Maria"]}]):
+        patient = {**COMPLETE_PATIENT, "name": named}
+        assert missing_information(Submission(REQUEST, patient, {"subscriberId": "1"}, "Organization/g")) == []

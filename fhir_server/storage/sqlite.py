@@ -27,7 +27,9 @@ more than the page; ``_total`` is a COUNT over the same WHERE clause.
 Concurrency
 -----------
 sqlite3 calls run directly in the event loop: the statements are small (sub-millisecond on an indexed file),
-and a thread hop per statement would cost more than the statement itself. One writer connection is guarded by an
+and a thread hop per statement would cost more than the statement itself. Waiting for another process's write
+lock and checkpointing the WAL happen off the loop (:mod:`fhir_server.storage.sqlite_connection`, which also says
+what a commit survives). One writer connection is guarded by an
 ``asyncio.Lock``: every write is a ``BEGIN IMMEDIATE ... COMMIT`` under the lock, so ``update(if_match=n)``
 checks and writes atomically, and an open :meth:`SqliteStore.transaction` keeps other writers waiting until it
 ends. Reads outside a transaction use a second connection that, thanks to WAL, sees only committed data (an
@@ -66,7 +68,7 @@ from fhir_server.search.query import (
     TokenValue,
     UriValue,
 )
-from fhir_server.storage import sqlite_outbox
+from fhir_server.storage import sqlite_connection, sqlite_outbox
 from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, StoredResource
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.versioning import (
@@ -456,6 +458,7 @@ class SqliteStore(ReadsDelegated):
         self._clock = MillisecondClock()
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._checkpointer: sqlite_connection.Checkpointer | None = None
 
     @classmethod
     def from_url(cls, url: str) -> "SqliteStore":
@@ -469,13 +472,6 @@ class SqliteStore(ReadsDelegated):
     def in_memory(self) -> bool:
         return self.path == ":memory:"
 
-    def _connect(self, file: str) -> sqlite3.Connection:
-        connection = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        connection.execute("PRAGMA busy_timeout = 5000")
-        return connection
-
     async def open(self) -> None:
         if self._writer is not None:
             return
@@ -485,14 +481,20 @@ class SqliteStore(ReadsDelegated):
         else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             file = self.path
-        self._writer = self._connect(file)
-        for statement in SCHEMA:
+        self._writer = sqlite_connection.connect(file)
+        for statement in SCHEMA:  # waiting (busy timeout) for another worker creating it at the same moment
             self._writer.execute(statement)
-        self._reader = self._connect(file)
+        self._writer.execute("PRAGMA busy_timeout = 0")  # from now on, see sqlite_connection.begin_immediate
+        self._reader = sqlite_connection.connect(file)
+        self._checkpointer = sqlite_connection.Checkpointer(file)
+        self._checkpointer.start()
         latest = self._writer.execute("SELECT MAX(last_updated) FROM resources").fetchone()[0]
         self._clock.last = datetime.fromisoformat(latest) if latest else None
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         for connection in (self._reader, self._writer):
             if connection is not None:
                 connection.close()
@@ -512,7 +514,7 @@ class SqliteStore(ReadsDelegated):
         lock: the one way anything is written."""
         async with self._lock:
             writer = self._connection(self._writer)
-            writer.execute("BEGIN IMMEDIATE")
+            await sqlite_connection.begin_immediate(writer)
             try:
                 yield writer
             except BaseException:

@@ -184,7 +184,7 @@ def build_claim_response(
         tier=decision.tier,
         provider=decision.provider.practitioner if decision.provider is not None else None,
     )
-    return adjudicate(response, adjudication, rules, received.date())
+    return adjudicate(response, adjudication, rules, rules.due_times.calendar.local_date(received))
 
 
 def _review_action_of(claim_response: dict[str, Any]) -> dict[str, Any]:

@@ -321,7 +321,7 @@ async def decide(
                 reason_text=request.reason_text,
             ),
             rules,
-            now.date(),
+            rules.due_times.calendar.local_date(now),
         )
         stored_response, _ = await tx.update(response)
         stored_decided, _ = await tx.update(_decided_task(task, request, tags, now), if_match=stored_task.version_id)

@@ -8,10 +8,11 @@ plans so two plans never disagree about what "Medical Oncology" is equivalent to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -44,6 +45,10 @@ class BusinessCalendar:
 
     def is_business_day(self, day: date) -> bool:
         return day.weekday() not in self.weekend_days and day not in self.holidays
+
+    def local_date(self, moment: datetime) -> date:
+        """The plan's calendar day of an instant (an evening request in California is not tomorrow's in UTC)."""
+        return moment.astimezone(ZoneInfo(self.time_zone)).date()
 
 
 @dataclass(frozen=True)

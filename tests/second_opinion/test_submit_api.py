@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from fhir_server.second_opinion import references
 from fhir_server.second_opinion.categories import tag_value
 from fhir_server.second_opinion.codes import AUTHORIZATION_PROFILE, TASK_PROFILE, X12_SERVICE_TYPE_SYSTEM
@@ -349,3 +351,11 @@ def test_health_net_all_participating_specialists_are_considered_beyond_a_first_
     monkeypatch.setattr(references, "SEARCH_PAGE_SIZE", 2)
     answer = submit_ok(client, submission(treating=["Practitioner/pract-04", "Practitioner/pract-05"]))
     assert answer.review_action == "A1" and answer.authorized_provider == "Practitioner/pract-10"
+
+
+def test_the_authorization_is_valid_from_the_plans_local_day_of_receipt(client):
+    """Rule 10 "validity period", counted on the plan's calendar (time zone America/Los_Angeles): a request
+    received at 19:00 on 25 November in California (03:00 on the 26th in UTC) is authorized from the 25th."""
+    client.app.state.clock = lambda: datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)
+    answer = submit_ok(client, submission())
+    assert answer.claim_response["preAuthPeriod"] == {"start": "2026-11-25", "end": "2027-02-23"}

@@ -4,6 +4,9 @@
 designee, who approves or denies it, possibly after a consultative review by a physician of the same
 specialty; "Both the member and provider will be notified of the determination". Health Net: "few, if any"
 denials, and the server never denies on its own, so a denial (X12 306 ``A3``) only ever comes from here.
+A referral for that consultative review (``decision`` ``refer``, procedure 5 "or refer it for a consultative
+review") is no determination: the Task stays in review (businessStatus ``consultative-review``), the
+ClaimResponse stays pended (A4, a new version saying why), nobody is notified, and a later approve or deny decides.
 
 One store transaction writes the new ClaimResponse version (A1 with preAuthRef/preAuthPeriod and the
 authorized provider, or A3 with the reviewer's reason and the plan's denial notes), the completed Task, the
@@ -38,7 +41,8 @@ from fhir_server.second_opinion.workflow import FINAL_TASK_STATUSES, OUTCOME_STA
 from fhir_server.services.context import RequestContext
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
 
-DECISION_OUTCOMES = {"approve": "certify", "deny": "deny"}
+# approve and deny determine the request; refer (90.2.17 procedure 5) sends it to a consultative reviewer first.
+DECISION_OUTCOMES = {"approve": "certify", "deny": "deny", "refer": "consultative-review"}
 PARAMETER = "Parameters.parameter"  # where a problem of the Parameters as a whole is reported
 PARTICIPANT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 
@@ -141,9 +145,11 @@ def parse_decision(parameters: dict[str, Any]) -> DecisionRequest:
     ]
     decision = values.get("decision")
     if decision is not None and decision not in DECISION_OUTCOMES:
-        issues.append(error("code-invalid", f"decision must be approve or deny, not {decision!r}", PARAMETER))
+        issues.append(error("code-invalid", f"decision must be approve, deny or refer, not {decision!r}", PARAMETER))
     if decision == "deny" and values.get("reason") is None:
         issues.append(error("required", "a denial needs a reason (valueCodeableConcept or valueString)", PARAMETER))
+    if decision == "refer" and values.get("consultativeReviewer") is None:
+        issues.append(error("required", "a referral for consultative review names the consultativeReviewer", PARAMETER))
     if issues:
         raise FhirError(issues, 400)
     return DecisionRequest(

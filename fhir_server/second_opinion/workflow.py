@@ -39,6 +39,9 @@ OUTCOME_STATES: dict[str, OutcomeState] = {
     "physician-review": OutcomeState("in-progress", "physician-review", "A4", "pended", "Pended for physician review"),
     "member-services": OutcomeState("in-progress", "member-services", "A4", "member_services", "Pended: Member Services"),
     "information-missing": OutcomeState("on-hold", "information-missing", "A4", "information_missing", "Pended: information missing"),
+    # 90.2.17 procedure 5: the CMO or physician designee may "refer it for a consultative review with a physician
+    # within the same specialty" ($decide ``refer``): still pended, still in review, no determination yet.
+    "consultative-review": OutcomeState("in-progress", "consultative-review", "A4", "pended", "Pended for consultative review"),
     # Only a physician reviewer's $decide reaches this state: routing never denies.
     "deny": OutcomeState("completed", "denied", "A3", "denied", "Not certified"),
 }

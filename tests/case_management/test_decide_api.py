@@ -234,3 +234,26 @@ def test_90_2_17_purpose_the_reviewer_cannot_assign_a_professional_already_invol
     assert "not previously involved" in refused.json()["issue"][0]["diagnostics"]
     assert history_length(client, f"Task/{case.task['id']}") == 1
     assert history_length(client, f"ClaimResponse/{case.claim_response['id']}") == 1
+
+
+def test_90_2_17_procedure_5_refer_for_a_consultative_review_then_decide(client):
+    """90.2.17 procedure 5: the CMO "may approve or deny the request or refer it for a consultative review with a
+    physician within the same specialty": ``refer`` keeps the case in review (Task in-progress, businessStatus
+    consultative-review, ClaimResponse still A4, no notice: no determination yet); the approval then decides."""
+    case = in_review(client)
+    consultant = {"valueReference": {"reference": "Practitioner/pract-19"}}
+    referred = decide_ok(client, case.task["id"], parameters("refer", consultativeReviewer=consultant))
+    assert referred.task["status"] == "in-progress" and referred.business_status == "consultative-review"
+    assert referred.review_action == "A4" and "preAuthRef" not in referred.claim_response
+    assert referred.notices == []
+    assert referred.provenance["agent"][1]["who"]["reference"] == "Practitioner/pract-19"
+    approved = decide_ok(client, case.task["id"], parameters("approve"))
+    assert approved.review_action == "A1" and approved.task["status"] == "completed"
+    assert len(approved.notices) == 2
+
+
+def test_a_referral_needs_the_consultative_reviewer(client):
+    """90.2.17 procedure 5 names who reviews: ``refer`` without consultativeReviewer is malformed (400)."""
+    case = in_review(client)
+    refused = post_decide(client, case.task["id"], parameters("refer"))
+    assert refused.status_code == 400 and "consultativeReviewer" in refused.text

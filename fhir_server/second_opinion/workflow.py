@@ -2,7 +2,18 @@
 
 States (contract "The workflow"): an automatic certification completes the Task at once; a physician or
 Member Services review leaves it ``in-progress``; missing information puts it ``on-hold`` until a resubmission
-supplies it. The due time (``Task.restriction.period.end``) comes from the plan's data: expedited requests
+supplies it; a physician's referral for consultative review keeps it ``in-progress`` as ``consultative-review``.
+
+Why the stored history of a ``$submit`` Task starts at its routed state, not at ``requested``/``received``/
+``accepted``: the server receives, accepts and routes the request inside the one HTTP exchange and the one
+transaction that stores it (PAS: the answer in the same exchange), so no reader could ever observe those
+states, and writing them as versions would only send each subscriber notifications of states that never held.
+What they would say is kept on the Task itself: ``authoredOn`` is the receipt, ``owner`` the organization that
+accepted the case, ``lastModified`` the decision. A Task a client creates through REST keeps its own
+``requested`` version as the first of its history. ``rejected`` is never written by the server: only an owner
+refusing the case itself sets it.
+
+The due time (``Task.restriction.period.end``) comes from the plan's data: expedited requests
 72 hours from receipt, routine ones the plan's standard time frame in business days of its calendar.
 """
 

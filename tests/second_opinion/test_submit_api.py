@@ -314,6 +314,10 @@ def test_task_created_through_rest_starts_the_same_workflow(client):
     assert stored["businessStatus"]["coding"][0]["code"] == "information-missing"
     response_ref = stored["output"][0]["valueReference"]["reference"]
     assert client.get(f"/fhir/{response_ref}").status_code == 200
+    # Contract "States": the history shows the client's requested Task, then the server's routed one.
+    history = client.get(f"/fhir/Task/{stored['id']}/_history", headers=FHIR_JSON).json()
+    assert sorted((e["resource"]["meta"]["versionId"], e["resource"]["status"]) for e in history["entry"]) == [
+        ("1", "requested"), ("2", "on-hold")]
 
 
 def test_submit_is_listed_in_the_capability_statement(client):

@@ -20,6 +20,8 @@ from fhir_server.settings import Settings
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
 
 ETAG_PATTERN = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+# Versions are 64-bit integers in both stores: a larger number names no version and must not reach them.
+MAX_VERSION = 2**63 - 1
 
 
 def parse_version_tag(value: str | None, what: str = "If-Match") -> int | None:
@@ -27,7 +29,7 @@ def parse_version_tag(value: str | None, what: str = "If-Match") -> int | None:
     if value is None or value == "":
         return None
     match = ETAG_PATTERN.match(value)
-    if not match:
+    if not match or int(match.group(1)) > MAX_VERSION:
         raise bad_request(f"{what} {value!r} is not a version ETag such as W/\"1\"")
     return int(match.group(1))
 

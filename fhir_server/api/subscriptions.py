@@ -27,6 +27,7 @@ from fhir_server.api.rest import write_response
 from fhir_server.errors import FhirError
 from fhir_server.services.context import RequestContext
 from fhir_server.services.resources import ResourceService, WriteResult, parse_version_tag
+from fhir_server.services.validation import check_writable
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
 from fhir_server.subscriptions.criteria import event_count, read_subscription, with_event_count
 from fhir_server.subscriptions.handshake import activate
@@ -49,10 +50,19 @@ async def _activated(app: Any, result: WriteResult) -> WriteResult:
     return replace(result, stored=stored)
 
 
+def check_subscription(
+    service: ResourceService, resource: dict[str, Any], *, creating: bool, ctx: RequestContext
+) -> None:
+    """The base rules first (400: a ``channel`` that is not an object is not FHIR at all), then the
+    Subscription's own (422), so the subscription reader only ever sees structurally valid resources."""
+    check_writable(service.validator, resource)
+    read_subscription(resource, creating=creating, authorized_organization=ctx.organization)
+
+
 async def create_subscription(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
     service: ResourceService = request.app.state.services
     resource = await read_resource(request, service.settings, "Subscription")
-    read_subscription(resource, creating=True, authorized_organization=ctx.organization)
+    check_subscription(service, resource, creating=True, ctx=ctx)
     result = await service.create(resource, if_none_exist=request.headers.get("if-none-exist"))
     return write_response(ctx, await _activated(request.app, result))
 
@@ -72,7 +82,7 @@ async def update_subscription(
     current = await _current(service.store, resource_id)
     if current is not None:
         resource = with_event_count(resource, event_count(current))
-    read_subscription(resource, creating=current is None, authorized_organization=ctx.organization)
+    check_subscription(service, resource, creating=current is None, ctx=ctx)
     if_match = parse_version_tag(request.headers.get("if-match"))
     result = await service.update("Subscription", resource_id, resource, if_match=if_match)
     return write_response(ctx, await _activated(request.app, result))

@@ -20,7 +20,10 @@ Search
 ------
 A :class:`~fhir_server.search.query.SearchQuery` becomes ONE parameterised statement: each criterion is an
 ``r.id [NOT] IN (SELECT id FROM search_index WHERE type = ? AND param = ? AND (<value> OR <value>))``; client
-values only ever travel as bound parameters. ``_sort`` orders by a correlated MIN (ascending) or MAX
+values only ever travel as bound parameters. Each subquery is answered from one index alone (partial indexes per
+column family, ``id`` included), and the resource rows are named with ``INDEXED BY``: the matching ids probed one
+by one when a criterion narrows, the live resources in time order otherwise (``bench/query_plans.py`` prints the
+plans). ``_sort`` orders by a correlated MIN (ascending) or MAX
 (descending) over the parameter's index rows, missing values last. ``has_more`` comes from fetching one row
 more than the page; ``_total`` is a COUNT over the same WHERE clause.
 
@@ -57,7 +60,7 @@ from typing import Any
 import orjson
 
 from fhir_server.errors import bad_request, conflict, gone, not_found, precondition_failed
-from fhir_server.search.index import extract_index
+from fhir_server.search.index import extract_index, normalize_text
 from fhir_server.search.query import (
     Criterion,
     DateValue,
@@ -112,11 +115,19 @@ SCHEMA: tuple[str, ...] = (
         low TEXT,
         high TEXT
     )""",
-    "CREATE INDEX IF NOT EXISTS search_token ON search_index (type, param, code, system)",
-    "CREATE INDEX IF NOT EXISTS search_value ON search_index (type, param, value)",
-    "CREATE INDEX IF NOT EXISTS search_reference ON search_index (type, param, ref_id, ref_type)",
-    "CREATE INDEX IF NOT EXISTS search_date ON search_index (type, param, low, high)",
-    "CREATE INDEX IF NOT EXISTS search_owner ON search_index (type, id)",
+    # Each criterion's subquery is answered from one of these alone (``id`` is in every one). A row goes only into
+    # the indexes of the columns its parameter type fills: fewer pages written per commit. ``search_by_value`` is
+    # complete, so any (type, param) scan (``:missing``, ``:text``, ``:contains``, a ``gt`` date) has one.
+    "CREATE INDEX IF NOT EXISTS search_by_value ON search_index (type, param, value, id)",
+    "CREATE INDEX IF NOT EXISTS search_by_code ON search_index (type, param, code, system, id) WHERE code IS NOT NULL",
+    """CREATE INDEX IF NOT EXISTS search_by_reference ON search_index (type, param, ref_id, ref_type, id)
+        WHERE ref_id IS NOT NULL""",
+    "CREATE INDEX IF NOT EXISTS search_by_date ON search_index (type, param, low, high, id) WHERE low IS NOT NULL",
+    # A resource's rows: replaced on every write, and read by ``_sort`` one parameter at a time.
+    "CREATE INDEX IF NOT EXISTS search_by_owner ON search_index (type, id, param)",
+    # Files made before the indexes above had these instead.
+    *(f"DROP INDEX IF EXISTS {old}" for old in ("search_token", "search_value", "search_reference", "search_date",
+                                                 "search_owner")),
     *sqlite_outbox.OUTBOX_SCHEMA,
 )
 
@@ -144,8 +155,8 @@ def _prefix_sql(column: str, prefix: str) -> Sql:
 
 
 def _string_sql(value: StringValue, modifier: str | None, column: str = "value") -> Sql:
-    if modifier == "exact":
-        return "exact = ?", [value.value]
+    if modifier == "exact":  # the normalised form too, so that the value index finds the rows
+        return "value = ? AND exact = ?", [normalize_text(value.value), value.value]
     if modifier == "contains":
         return f"instr({column}, ?) > 0", [value.value]
     return _prefix_sql(column, value.value)
@@ -195,30 +206,53 @@ def _value_sql(criterion: Criterion, value: Any) -> Sql:
     raise TypeError(f"unsupported search value {value!r}")
 
 
+def _narrows(criterion: Criterion) -> bool:
+    """Whether the criterion keeps only resources with matching index rows (``IN``) rather than dropping them
+    (``NOT IN``: ``:not``, ``:missing=true``)."""
+    return not criterion.missing if criterion.missing is not None else criterion.modifier != "not"
+
+
+def _applies(criterion: Criterion) -> bool:
+    """A criterion with nothing to match against is skipped: the parser never builds one, a hand-made query may."""
+    return bool(criterion.values) or criterion.missing is not None
+
+
+# True of every index row of a parameter type, and the condition of that type's partial index: stating it lets the
+# planner use the index even for a comparison it cannot seek on (``gt``: ``high > ?``), index-only.
+_ROWS_OF_TYPE: dict[str, str] = {"date": " AND low IS NOT NULL"}
+
+
 def _criterion_sql(resource_type: str, criterion: Criterion) -> Sql:
     rows = "SELECT id FROM search_index WHERE type = ? AND param = ?"
     params: list[Any] = [resource_type, criterion.name]
+    membership = "IN" if _narrows(criterion) else "NOT IN"
     if criterion.missing is not None:
-        return f"r.id {'NOT IN' if criterion.missing else 'IN'} ({rows})", params
+        return f"r.id {membership} ({rows})", params
+    rows += _ROWS_OF_TYPE.get(criterion.type, "")
     alternatives = []
     for value in criterion.values:
         condition, bound = _value_sql(criterion, value)
         alternatives.append(f"({condition})")
         params.extend(bound)
-    negate = "NOT IN" if criterion.modifier == "not" else "IN"
-    return f"r.id {negate} ({rows} AND ({' OR '.join(alternatives)}))", params
+    return f"r.id {membership} ({rows} AND ({' OR '.join(alternatives)}))", params
 
 
 def _where_sql(query: SearchQuery) -> Sql:
     clauses = ["r.type = ?", "r.is_current = 1", "r.deleted = 0"]
     params: list[Any] = [query.resource_type]
-    for criterion in query.criteria:
-        if not criterion.values and criterion.missing is None:
-            continue  # nothing to match against: the parser never builds one, a hand-made query may
+    for criterion in filter(_applies, query.criteria):
         clause, bound = _criterion_sql(query.resource_type, criterion)
         clauses.append(clause)
         params.extend(bound)
     return " AND ".join(clauses), params
+
+
+def _from_sql(query: SearchQuery) -> str:
+    """The resource rows a search starts from, named rather than left to the planner, which (with no statistics)
+    walks every version of the type: with a narrowing criterion, its matching ids one index probe each
+    (``resources_current``); with none, the live resources already in the default order."""
+    narrowed = any(_applies(criterion) and _narrows(criterion) for criterion in query.criteria)
+    return f"resources r INDEXED BY {'resources_current' if narrowed else 'resources_live_by_time'}"
 
 
 # Columns of the resource row itself, faster than index rows for these two.
@@ -236,7 +270,8 @@ def _order_sql(sort: list[SortKey]) -> Sql:
         ascending_column, descending_column = SORT_ATTRIBUTES[key.type]
         aggregate = f"MAX({descending_column})" if key.descending else f"MIN({ascending_column})"
         terms.append(
-            f"(SELECT {aggregate} FROM search_index i WHERE i.type = r.type AND i.id = r.id AND i.param = ?)"
+            f"(SELECT {aggregate} FROM search_index i INDEXED BY search_by_owner"
+            " WHERE i.type = r.type AND i.id = r.id AND i.param = ?)"
             f" {direction} NULLS LAST"
         )
         params.append(key.name)
@@ -405,14 +440,15 @@ class SqliteOperations(ResourceOperations):
 
     async def search(self, query: SearchQuery) -> Page:
         where, params = _where_sql(query)
+        source = _from_sql(query)
         total = None
         if query.total != "none" or query.count == 0:
-            total = self._db.execute(f"SELECT COUNT(*) FROM resources r WHERE {where}", params).fetchone()[0]
+            total = self._db.execute(f"SELECT COUNT(*) FROM {source} WHERE {where}", params).fetchone()[0]
         if query.count == 0:
             return Page([], total, has_more=False)
         order, order_params = _order_sql(query.sort)
         rows = self._db.execute(
-            f"SELECT r.id, r.version, r.last_updated, r.deleted, r.json FROM resources r WHERE {where} {order}"
+            f"SELECT r.id, r.version, r.last_updated, r.deleted, r.json FROM {source} WHERE {where} {order}"
             " LIMIT ? OFFSET ?",
             [*params, *order_params, query.count + 1, query.offset],
         ).fetchall()

@@ -1,0 +1,71 @@
+"""The SQLite store's searches use the indexes made for them (EXPLAIN QUERY PLAN), and older files are migrated."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fhir_server.search.query import parse_search
+from fhir_server.storage.sqlite import SqliteStore, _from_sql, _order_sql, _where_sql
+
+PLANS = [
+    ("PractitionerRole", "specialty=http://nucc.org/provider-taxonomy|207RC0000X", "search_by_code"),
+    ("Patient", "family=bench", "search_by_value"),
+    ("Patient", "family:exact=Bench", "search_by_value"),
+    ("PractitionerRole", "practitioner=Practitioner/x", "search_by_reference"),
+    ("Patient", "birthdate=1970", "search_by_date"),
+    ("Patient", "birthdate=gt1970", "search_by_date"),
+]
+
+
+def plan(db: sqlite3.Connection, resource_type: str, query_string: str) -> str:
+    pairs = [tuple(pair.split("=", 1)) for pair in query_string.split("&")]
+    query = parse_search(resource_type, pairs, default_count=20, max_count=100, strict=True)
+    where, params = _where_sql(query)
+    order, order_params = _order_sql(query.sort)
+    sql = f"EXPLAIN QUERY PLAN SELECT r.id FROM {_from_sql(query)} WHERE {where} {order}"
+    return "\n".join(row[3] for row in db.execute(sql, [*params, *order_params]))
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    opened = SqliteStore(tmp_path / "plans.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.mark.parametrize(("resource_type", "query_string", "index"), PLANS)
+async def test_a_criterion_reads_its_own_index_and_probes_only_the_matching_resources(
+    store, resource_type, query_string, index
+):
+    found = plan(store._reads()._db, resource_type, query_string)
+    assert f"INDEX {index} (type=? AND param=?" in found
+    assert "USING INDEX resources_current (type=? AND id=?)" in found
+
+
+async def test_a_sort_on_a_parameter_reads_each_resources_own_rows(store):
+    found = plan(store._reads()._db, "Patient", "gender=female&_sort=family")
+    assert "search_by_owner (type=? AND id=? AND param=?)" in found
+
+
+async def test_a_search_without_narrowing_criteria_walks_live_resources_in_order(store):
+    assert "resources_live_by_time (type=?)" in plan(store._reads()._db, "Patient", "gender:not=male")
+
+
+async def test_a_file_with_the_former_indexes_gets_the_current_ones(tmp_path: Path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE search_index (type TEXT, id TEXT, param TEXT, system TEXT, code TEXT, text TEXT,"
+                    " value TEXT, exact TEXT, ref_type TEXT, ref_id TEXT, low TEXT, high TEXT)")
+        old.execute("CREATE INDEX search_token ON search_index (type, param, code, system)")
+        old.execute("CREATE INDEX search_owner ON search_index (type, id)")
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as migrated:
+        names = {row[0] for row in migrated.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"search_by_code", "search_by_owner"} <= names
+    assert not names & {"search_token", "search_owner"}

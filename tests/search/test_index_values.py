@@ -129,3 +129,8 @@ def test_parameter_table():
     }
     for resource_type, names in required.items():
         assert names <= set(params_for(resource_type))
+
+
+def test_dates_before_year_1000_keep_four_year_digits_so_text_order_is_time_order():
+    assert date_range("0999-12-31") == ("0999-12-31T00:00:00.000000Z", "1000-01-01T00:00:00.000000Z")
+    assert date_range("0999")[1] < date_range("1999")[0]

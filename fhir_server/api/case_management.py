@@ -17,7 +17,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from fhir_server.api.deps import get_context
-from fhir_server.api.media import fhir_response, read_resource
+from fhir_server.api.media import fhir_response
+from fhir_server.api.parameters import read_parameters
 from fhir_server.api.registry import OperationRegistration
 from fhir_server.api.rest import add_operation
 from fhir_server.api.second_opinion import catalog_of
@@ -34,7 +35,7 @@ async def decide(task_id: str, request: Request, ctx: RequestContext = Depends(g
     """``POST [base]/Task/{id}/$decide``: Parameters in; a collection Bundle out (ClaimResponse, Task,
     ServiceRequest, the notices, the Provenance of the decision)."""
     app = request.app
-    parameters = await read_resource(request, app.state.settings, "Parameters")
+    parameters = await read_parameters(request)
     decision = decisions.reviewer_for(ctx, decisions.parse_decision(parameters))
     decided = await decisions.decide(app.state.store, task_id, decision, catalog_of(app), app.state.clock())
     return fhir_response(intake.answer_bundle(ctx.base_url, decided.resources()))

@@ -27,9 +27,12 @@ def unpack_validate_input(body: dict[str, Any]) -> tuple[dict[str, Any], list[st
     """(resource, profiles) from a bare resource or a ``Parameters`` with ``resource`` and ``profile``."""
     if body.get("resourceType") != "Parameters":
         return body, []
+    parameters = body.get("parameter", [])
+    if not isinstance(parameters, list):
+        raise bad_request("Parameters.parameter must be a list of parameters", "Parameters.parameter", code="structure")
     resource: Any = None
     profiles: list[str] = []
-    for index, parameter in enumerate(body.get("parameter") or []):
+    for index, parameter in enumerate(parameters):
         if not isinstance(parameter, dict):
             continue
         if parameter.get("name") == "resource":

@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from fhir_server.api.media import check_acceptable, fhir_response, media_type_of, read_resource
+from fhir_server.api.media import check_acceptable, fhir_response, media_type_of
+from fhir_server.api.parameters import read_parameters
 from fhir_server.api.registry import OperationRegistration
 from fhir_server.api.rest import add_operation
 from fhir_server.errors import bad_request
@@ -86,7 +87,7 @@ async def report_get(request: Request) -> Response:
 async def report_post(request: Request) -> Response:
     """``POST [base]/$second-opinion-report`` with a Parameters body (``start``, ``end`` as ``valueDate``)."""
     csv = wants_csv(request)
-    parameters = await read_resource(request, request.app.state.settings, "Parameters")
+    parameters = await read_parameters(request)
     return await _answer(request, period_from_parameters(parameters), csv)
 
 

@@ -87,7 +87,7 @@ def _day(name: str, value: str | None, where: str, issues: list[Issue]) -> date 
         issues.append(error("required", f"parameter {name!r} is required (YYYY-MM-DD)", f"{where}{name}"))
         return None
     try:
-        if not DAY_PATTERN.match(value):
+        if not DAY_PATTERN.match(value) or value == date.max.isoformat():  # the period's end + 1 day must exist
             raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:

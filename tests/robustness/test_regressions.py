@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.robustness.conftest import FHIR_JSON, Prober
+import copy
+
+from tests.robustness.conftest import EXAMPLES_DIR, FHIR_JSON, Prober, load_json
 
 TOPIC = "http://example.org/fhir/second-opinion/SubscriptionTopic/second-opinion-decision"
 
@@ -27,4 +29,39 @@ async def test_a_subscription_whose_channel_is_not_an_object_is_refused_as_inval
     updated = await prober.send("PUT", "/Subscription/fuzz", json={**subscription, "id": "fuzz"}, headers=FHIR_JSON)
     assert created.status_code == updated.status_code == 400
     assert any("channel" in expression for issue in created.json()["issue"] for expression in issue["expression"])
+    prober.verdict()
+
+
+async def test_operation_parameters_of_the_wrong_shape_are_bad_requests(prober: Prober) -> None:
+    not_a_list = {"resourceType": "Parameters", "parameter": 5}
+    code_as_object = {"resourceType": "Parameters", "parameter": [
+        {"name": "decision", "valueCode": {"approve": True}},
+        {"name": "reviewer", "valueReference": {"reference": "Practitioner/pract-13"}}]}
+    answers = [
+        await prober.send("POST", "/Task/unknown/$decide", json=not_a_list, headers=FHIR_JSON),
+        await prober.send("POST", "/Task/unknown/$decide", json=code_as_object, headers=FHIR_JSON),
+        await prober.send("POST", "/$second-opinion-report", json=not_a_list, headers=FHIR_JSON),
+        await prober.send("POST", "/Patient/$validate", json=not_a_list, headers=FHIR_JSON),
+    ]
+    assert [answer.status_code for answer in answers] == [400, 400, 400, 400]
+    assert answers[1].json()["issue"][0]["expression"] == ["Parameters.parameter[0].value"]
+    prober.verdict()
+
+
+async def test_a_report_period_ending_on_the_last_representable_day_is_a_bad_request(prober: Prober) -> None:
+    answer = await prober.send("GET", "/$second-opinion-report?start=2026-01-01&end=9999-12-31")
+    assert answer.status_code == 400 and answer.json()["issue"][0]["expression"] == ["end"]
+    prober.verdict()
+
+
+async def test_submit_entries_of_the_wrong_shape_are_bad_requests(prober: Prober) -> None:
+    submission = load_json(EXAMPLES_DIR / "submit-health-net-cardiology.json")
+    numeric_full_url = copy.deepcopy(submission)
+    numeric_full_url["entry"][1]["fullUrl"] = 5
+    listed_type = copy.deepcopy(submission)
+    listed_type["entry"][1]["resource"]["resourceType"] = ["Patient"]
+    entry_not_a_list = {**submission, "entry": 5}
+    for bundle in (numeric_full_url, listed_type, entry_not_a_list):
+        answer = await prober.send("POST", "/ServiceRequest/$submit", json=bundle, headers=FHIR_JSON)
+        assert answer.status_code == 400 and answer.json()["issue"][0]["expression"] == ["Bundle.entry"]
     prober.verdict()

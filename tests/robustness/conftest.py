@@ -74,10 +74,15 @@ class Prober:
             return "server error"
         content_type = response.headers.get("content-type", "")
         if response.status_code >= 400:
+            if response.request.method == "HEAD":
+                return None  # a HEAD answer has no body to check
             if not content_type.startswith("application/fhir+json"):
                 return f"error answered as {content_type!r}"
-            body = response.json()
-            if body.get("resourceType") != "OperationOutcome" or not body.get("issue"):
+            try:
+                body = response.json()
+            except ValueError:
+                return "error body is not JSON"
+            if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome" or not body.get("issue"):
                 return "error without an OperationOutcome"
             if before is not None and await self.fingerprint() != before:
                 return "a refused write changed the store"

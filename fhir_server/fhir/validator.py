@@ -531,7 +531,8 @@ class _Run:
             codings = item.get("coding") if isinstance(item.get("coding"), list) else []
             located = [(f"{expression}.coding[{n}]", c) for n, c in enumerate(codings) if isinstance(c, dict)]
         for path, coding in located:
-            if coding.get("system") in systems and self.coding_verdict(coding, value_set) is False:
+            system = coding.get("system")
+            if isinstance(system, str) and system in systems and self.coding_verdict(coding, value_set) is False:
                 self.issues.append(warning(
                     "code-invalid",
                     f"Code '{coding.get('code')}' is from {coding.get('system')} but not in the value set {value_set}",

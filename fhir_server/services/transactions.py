@@ -27,6 +27,13 @@ METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 
 BUNDLE_KINDS = {"batch": "batch-response", "transaction": "transaction-response"}
 
 
+def processable_kind(bundle: dict[str, Any]) -> str | None:
+    """``batch`` or ``transaction`` when the Bundle is one; None for any other type, including a ``type`` that
+    is not even a string (a list cannot be looked up among the kinds)."""
+    kind = bundle.get("type")
+    return kind if isinstance(kind, str) and kind in BUNDLE_KINDS else None
+
+
 def status_line(status: int) -> str:
     """``201`` -> ``201 Created`` (Bundle.entry.response.status)."""
     return f"{status} {HTTPStatus(status).phrase}"
@@ -146,9 +153,9 @@ class BundleProcessor:
         """The ``batch-response`` / ``transaction-response`` Bundle for a ``batch`` / ``transaction``."""
         if bundle.get("resourceType") != "Bundle":
             raise bad_request("POST to the base accepts a Bundle of type batch or transaction", "resourceType")
-        kind = bundle.get("type")
-        if kind not in BUNDLE_KINDS:
-            raise bad_request(f"Bundle.type must be batch or transaction, not {kind!r}", "Bundle.type")
+        kind = processable_kind(bundle)
+        if kind is None:
+            raise bad_request(f"Bundle.type must be batch or transaction, not {bundle.get('type')!r}", "Bundle.type")
         raw_entries = bundle.get("entry") or []
         if not isinstance(raw_entries, list):
             raise bad_request("Bundle.entry must be an array", "Bundle.entry", code="structure")
@@ -354,7 +361,7 @@ def as_transaction(document: dict[str, Any]) -> dict[str, Any]:
     """Any loadable document as a Bundle to process: batches and transactions as they are; a resource or
     another Bundle (collection, searchset...) as a transaction that keeps ids (PUT) or lets the server assign
     them (POST)."""
-    if document.get("resourceType") == "Bundle" and document.get("type") in BUNDLE_KINDS:
+    if document.get("resourceType") == "Bundle" and processable_kind(document):
         return document
     if document.get("resourceType") == "Bundle":
         resources = [entry["resource"] for entry in document.get("entry") or [] if isinstance(entry.get("resource"), dict)]

@@ -7,6 +7,7 @@ answered 200 with a status per entry, none of them a 5xx.
 
 from __future__ import annotations
 
+import copy
 import random
 import uuid
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.robustness.conftest import FHIR_JSON, R4_EXAMPLES_DIR, SCALE, Prober, load_json
-from tests.robustness.mutations import BAD_REFERENCES, encode, mutate
+from tests.robustness.mutations import BAD_REFERENCES, ODD_VALUES, encode, mutate
 
 EXAMPLES = sorted(path for path in R4_EXAMPLES_DIR.glob("*.json") if not path.name.startswith("Bundle-"))
 METHODS = ("POST", "PUT", "DELETE", "GET", "HEAD", "PATCH", "OPTIONS", "post", "", None, 5)
@@ -76,7 +77,7 @@ def random_bundle(rng: random.Random) -> Any:
         damage_entries(rng, entries)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": rng.choice(("transaction", "batch")), "entry": entries}
     if rng.random() < 0.1:
-        bundle["type"] = rng.choice(("collection", "searchset", "document", "bogus", None, 3))
+        bundle["type"] = copy.deepcopy(rng.choice(("collection", "searchset", "document", "bogus", *ODD_VALUES)))
     if rng.random() < 0.1:
         bundle["entry"] = rng.choice(({}, "x", None, [None]))
     return bundle

@@ -65,3 +65,22 @@ async def test_submit_entries_of_the_wrong_shape_are_bad_requests(prober: Prober
         answer = await prober.send("POST", "/ServiceRequest/$submit", json=bundle, headers=FHIR_JSON)
         assert answer.status_code == 400 and answer.json()["issue"][0]["expression"] == ["Bundle.entry"]
     prober.verdict()
+
+
+async def test_a_coding_system_that_is_not_a_string_is_reported_not_looked_up(prober: Prober) -> None:
+    request = load_json(EXAMPLES_DIR / "submit-health-net-cardiology.json")["entry"][0]["resource"]
+    request["reasonCode"][0]["coding"][0]["system"] = ["http://example.org/fhir/second-opinion/CodeSystem/x"]
+    validated = await prober.send("POST", "/ServiceRequest/$validate", json=request, headers=FHIR_JSON)
+    created = await prober.send("POST", "/ServiceRequest", json=request, headers=FHIR_JSON)
+    assert validated.status_code == 200 and created.status_code == 400
+    assert "ServiceRequest.reasonCode[0].coding[0].system" in {
+        e for issue in created.json()["issue"] for e in issue.get("expression", [])}
+    prober.verdict()
+
+
+async def test_a_bundle_type_that_is_not_a_string_is_a_bad_request(prober: Prober) -> None:
+    for kind in (["batch"], {"transaction": True}):
+        answer = await prober.send("POST", "", json={"resourceType": "Bundle", "type": kind, "entry": []},
+                                   headers=FHIR_JSON)
+        assert answer.status_code == 400 and answer.json()["issue"][0]["expression"] == ["Bundle.type"]
+    prober.verdict()

@@ -86,7 +86,7 @@ def random_bundle(rng: random.Random) -> Any:
 @pytest.mark.parametrize("seed", range(4))
 async def test_damaged_bundles_never_break_the_promise(prober: Prober, seed: int) -> None:
     rng = random.Random(2000 + seed)
-    for _ in range(25 * SCALE):
+    for _ in range(120 * SCALE):
         bundle = random_bundle(rng)
         await prober.send("POST", "", content=encode(rng, bundle), headers=FHIR_JSON)
     prober.verdict()

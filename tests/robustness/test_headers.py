@@ -43,7 +43,7 @@ async def test_random_headers_never_break_the_promise(prober: Prober, seed: int)
     created = await prober.send("POST", "/Patient", json={"resourceType": "Patient", "gender": "female"},
                                 headers={"Content-Type": "application/fhir+json"})
     known = created.json()["id"]
-    for _ in range(60 * SCALE):
+    for _ in range(300 * SCALE):
         resource_id = rng.choice((known, *IDS))
         body = f'{{"resourceType": "Patient", "id": "{resource_id}", "gender": "male"}}'.encode()
         method, url = rng.choice((

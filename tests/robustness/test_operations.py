@@ -67,27 +67,52 @@ def damaged_submission(rng: random.Random) -> Any:
 @pytest.mark.parametrize("seed", range(3))
 async def test_damaged_submissions_never_break_the_promise(prober: Prober, seed: int) -> None:
     rng = random.Random(3000 + seed)
-    for _ in range(20 * SCALE):
+    for _ in range(80 * SCALE):
         await prober.send("POST", "/ServiceRequest/$submit", content=encode(rng, damaged_submission(rng)),
                           headers=FHIR_JSON)
     prober.verdict()
 
 
-async def pended_task_id(prober: Prober) -> str:
-    """A Task waiting for a physician (the 90.2.17 third-opinion sample is pended A4)."""
-    submitted = await prober.send("POST", "/ServiceRequest/$submit", headers=FHIR_JSON,
-                                  json=load_json(EXAMPLES_DIR / "submit-bsp-cmc-third-opinion.json"))
+async def pended_task_id(prober: Prober, number: int) -> str:
+    """A new Task waiting for a physician (the 90.2.17 third-opinion sample is pended A4; its EHR identifier is
+    made unique, else the resubmission would answer the same case)."""
+    bundle = load_json(EXAMPLES_DIR / "submit-bsp-cmc-third-opinion.json")
+    bundle["entry"][0]["resource"]["identifier"][0]["value"] += f"-fuzz-{number}"
+    submitted = await prober.send("POST", "/ServiceRequest/$submit", headers=FHIR_JSON, json=bundle)
     assert submitted.status_code == 200, submitted.text
     return next(e["resource"]["id"] for e in submitted.json()["entry"] if e["resource"]["resourceType"] == "Task")
 
 
+REFERENCES = ("Practitioner/pract-13", "Practitioner/pract-05", "Practitioner/unknown", "Patient/x", "Organization/x",
+              "Practitioner/", "#x", "urn:uuid:00000000-0000-0000-0000-000000000000", "http://elsewhere/Practitioner/1")
+
+
+def plausible_decision(rng: random.Random) -> dict[str, Any]:
+    """Well-formed Parameters whose values may still be wrong: unknown or mistyped references, odd codes."""
+    parameters: list[dict[str, Any]] = [
+        {"name": "decision", "valueCode": rng.choice(("approve", "deny", "refer", "maybe"))},
+        {"name": "reviewer", "valueReference": {"reference": rng.choice((REFERENCES[0], *REFERENCES))}},
+    ]
+    optional = (
+        rng.choice(({"name": "reason", "valueString": "fuzz"},
+                    {"name": "reason", "valueCodeableConcept": {"coding": [{"system": "http://x", "code": "y"}]}})),
+        {"name": "assignedProvider", "valueReference": {"reference": rng.choice(REFERENCES)}},
+        {"name": "consultativeReviewer", "valueReference": {"reference": rng.choice(REFERENCES)}},
+    )
+    parameters += rng.sample(optional, rng.randrange(len(optional) + 1))
+    return {"resourceType": "Parameters", "parameter": parameters}
+
+
 async def test_random_decide_parameters_never_break_the_promise(prober: Prober) -> None:
     rng = random.Random(4000)
-    task_ids = [await pended_task_id(prober), "unknown", "a%20b", "x" * 70]
-    for _ in range(40 * SCALE):
+    task_ids = [await pended_task_id(prober, number) for number in range(6)] + ["unknown", "a%20b", "x" * 70]
+    for _ in range(150 * SCALE):
         task_id = rng.choice(task_ids)
-        await prober.send("POST", f"/Task/{task_id}/$decide", content=encode(rng, random_parameters(rng, DECIDE_NAMES)),
-                          headers=FHIR_JSON)
+        if rng.random() < 0.6:
+            await prober.send("POST", f"/Task/{task_id}/$decide", json=plausible_decision(rng), headers=FHIR_JSON)
+        else:
+            await prober.send("POST", f"/Task/{task_id}/$decide",
+                              content=encode(rng, random_parameters(rng, DECIDE_NAMES)), headers=FHIR_JSON)
     prober.verdict()
 
 
@@ -95,7 +120,7 @@ async def test_random_report_periods_never_break_the_promise(prober: Prober) -> 
     rng = random.Random(5000)
     accepts = ("text/csv", "application/fhir+json", "text/html", "*/*", "text/csv;q=0.1, application/json", "")
     formats = ("", "&_format=text/csv", "&_format=csv", "&_format=xml", "&_format=json")
-    for _ in range(30 * SCALE):
+    for _ in range(150 * SCALE):
         headers = {"Accept": rng.choice(accepts)}
         start, end = rng.choice(DATES), rng.choice(DATES)
         if rng.random() < 0.5:
@@ -112,7 +137,7 @@ async def test_random_report_periods_never_break_the_promise(prober: Prober) -> 
 
 async def test_random_validate_parameters_never_break_the_promise(prober: Prober) -> None:
     rng = random.Random(6000)
-    for _ in range(40 * SCALE):
+    for _ in range(150 * SCALE):
         url = rng.choice(("/Patient/$validate", "/ServiceRequest/$validate", "/Patient/unknown/$validate",
                           "/NotAType/$validate", "/Patient/$validate?profile=%00", "/Patient/$validate?profile=x"))
         await prober.send("POST", url, content=encode(rng, random_parameters(rng, VALIDATE_NAMES)), headers=FHIR_JSON)
@@ -121,7 +146,7 @@ async def test_random_validate_parameters_never_break_the_promise(prober: Prober
 
 async def test_damaged_subscriptions_never_break_the_promise(prober: Prober) -> None:
     rng = random.Random(7000)
-    for _ in range(40 * SCALE):
+    for _ in range(150 * SCALE):
         subscription = copy.deepcopy(SUBSCRIPTION)
         subscription["channel"] = mutate(rng, subscription["channel"], rounds=rng.choice((1, 2))) \
             if rng.random() < 0.5 else copy.deepcopy(rng.choice(ODD_VALUES))

@@ -16,7 +16,7 @@ from tests.robustness.conftest import FHIR_JSON, R4_EXAMPLES_DIR, SCALE, Prober,
 from tests.robustness.mutations import encode, mutate
 
 EXAMPLES = sorted(R4_EXAMPLES_DIR.glob("*.json"))
-CASES_PER_SEED = 40 * SCALE
+CASES_PER_SEED = 200 * SCALE
 
 
 def interactions(resource_type: str, resource_id: str) -> list[tuple[str, str, dict[str, str]]]:

@@ -39,7 +39,7 @@ async def test_workflow_writes_with_odd_inputs_never_break_the_promise(prober: P
     rng = random.Random(9000)
     cases = [await submitted_case(prober, sample) for sample in ("submit-incomplete", "submit-bsp-cmc-third-opinion",
                                                                   "submit-health-net-cardiology")]
-    for _ in range(40 * SCALE):
+    for _ in range(200 * SCALE):
         case = rng.choice(cases)
         request_ref = f"ServiceRequest/{case['ServiceRequest']['id']}"
         target = rng.choice((request_ref, f"{request_ref}/_history/1", *BAD_REFERENCES))

@@ -52,6 +52,8 @@ FULL_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 LITERAL_REFERENCE = re.compile(
     r"(?:^|/)([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
 )
+# A relative literal reference as a whole (R4 3.3.3): Type/id, optionally with its version.
+RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
 RESOURCE_TYPE = "Resource"
 
 
@@ -475,6 +477,8 @@ class _Run:
                 self.binding(item, type_name, rules.value_set, expression)
             elif rules.strength == "extensible" and type_name in ("Coding", "CodeableConcept"):
                 self.extensible_binding(item, type_name, rules.value_set, expression)
+        if type_name == "Reference" and isinstance(item, dict) and not profile_mode:
+            self.reference_form(item, expression, scope)
         if type_name == "Reference" and isinstance(item, dict) and (rules.targets_changed or not profile_mode):
             self.reference_target(item, rules.targets, expression, scope)
         if profile_mode and rules.constraint is not None:
@@ -548,6 +552,25 @@ class _Run:
         if target is not None and target not in allowed:
             self.fail("invalid", f"Reference to {target} is not allowed here (allowed: {', '.join(sorted(allowed))})",
                       expression + ".reference" if "reference" in reference else expression)
+
+    def reference_form(self, reference: dict[str, Any], expression: str, scope: ReferenceScope) -> None:
+        """ref-1 and the literal forms a server can follow: ``#id`` names a contained resource (``#`` alone, the
+        container); a relative reference is ``Type/id`` of a resource type. Absolute URLs and URNs (resolved
+        among a Bundle's entries) and conditional references (``Type?query``, resolved in a transaction) are
+        left to the interaction that resolves them."""
+        literal = reference.get("reference")
+        if not isinstance(literal, str):
+            return
+        where = expression + ".reference"
+        if literal.startswith("#"):
+            if literal != "#" and literal[1:] not in scope.contained:
+                self.fail("invalid", f"Reference {literal!r} names no contained resource (ref-1)", where)
+            return
+        if ":" in literal or "?" in literal:
+            return
+        match = RELATIVE_REFERENCE.match(literal)
+        if match is None or not self.registry.is_resource_type(match[1]):
+            self.fail("invalid", f"Reference {literal!r} is not Type/id of a FHIR resource type", where)
 
     def referenced_type(self, reference: dict[str, Any], scope: ReferenceScope) -> str | None:
         literal = reference.get("reference")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from tests.robustness.conftest import EXAMPLES_DIR, FHIR_JSON, Prober, load_json
 
 TOPIC = "http://example.org/fhir/second-opinion/SubscriptionTopic/second-opinion-decision"
@@ -83,4 +85,25 @@ async def test_a_bundle_type_that_is_not_a_string_is_a_bad_request(prober: Probe
         answer = await prober.send("POST", "", json={"resourceType": "Bundle", "type": kind, "entry": []},
                                    headers=FHIR_JSON)
         assert answer.status_code == 400 and answer.json()["issue"][0]["expression"] == ["Bundle.type"]
+    prober.verdict()
+
+
+@pytest.mark.parametrize("reference", ["#x", "Patient/", "Patient//1", "Unknown/1", "Organization/a b"])
+async def test_a_reference_no_server_can_follow_is_a_bad_request(prober: Prober, reference: str) -> None:
+    patient = {"resourceType": "Patient", "managingOrganization": {"reference": reference}}
+    answer = await prober.send("POST", "/Patient", json=patient, headers=FHIR_JSON)
+    assert answer.status_code == 400
+    assert answer.json()["issue"][0]["expression"] == ["Patient.managingOrganization.reference"]
+    prober.verdict()
+
+
+@pytest.mark.parametrize("reference", ["#org", "Organization/org-1", "Organization/org-1/_history/2",
+                                       "http://elsewhere.example/fhir/Organization/1", "urn:oid:1.2.3"])
+async def test_references_of_every_followable_form_are_accepted(prober: Prober, reference: str) -> None:
+    patient = {"resourceType": "Patient", "managingOrganization": {"reference": reference},
+               "contained": [{"resourceType": "Organization", "id": "org", "name": "Contained"}]}
+    if reference != "#org":
+        del patient["contained"]
+    answer = await prober.send("POST", "/Patient", json=patient, headers=FHIR_JSON)
+    assert answer.status_code == 201, answer.text
     prober.verdict()

@@ -343,7 +343,7 @@ def parse_search(
             builder.criterion(key, name, modifier or None, raw)
     if builder.unknown and strict:
         raise bad_request(
-            f"Unknown or unsupported search parameters for {resource_type}: {', '.join(builder.unknown)}",
+            f"Unknown or unsupported search parameters for {resource_type}: {', '.join(map(repr, builder.unknown))}",
             code="not-supported",
         )
     builder.query.ignored = builder.unknown

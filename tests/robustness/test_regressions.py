@@ -1,4 +1,5 @@
-"""Focused regressions for what the generative robustness tests found: each input once answered 500."""
+"""Focused regressions for what the generative robustness tests found: inputs once answered 500, or accepted
+when they are not valid FHIR."""
 
 from __future__ import annotations
 
@@ -106,4 +107,11 @@ async def test_references_of_every_followable_form_are_accepted(prober: Prober, 
         del patient["contained"]
     answer = await prober.send("POST", "/Patient", json=patient, headers=FHIR_JSON)
     assert answer.status_code == 201, answer.text
+    prober.verdict()
+
+
+async def test_an_unnamed_conditional_parameter_is_named_visibly(prober: Prober) -> None:
+    answer = await prober.send("POST", "/Patient", json={"resourceType": "Patient"},
+                               headers={**FHIR_JSON, "If-None-Exist": "=x"})
+    assert answer.status_code == 400 and answer.json()["issue"][0]["diagnostics"].endswith("for Patient: ''")
     prober.verdict()

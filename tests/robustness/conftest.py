@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +34,9 @@ R4_EXAMPLES_DIR = PROJECT_ROOT / "tests" / "data" / "r4-examples"
 MAX_BODY = 256 * 1024
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 # Multiplies the number of generated cases (default 1: the bounded suite); raise it locally to fuzz longer.
+# ``FHIR_ROBUSTNESS_MONGODB`` (a MongoDB server URL, no database) runs the same cases on MongoDB instead, each
+# module in a database of its own that is dropped afterwards.
+MONGODB_SERVER = os.environ.get("FHIR_ROBUSTNESS_MONGODB", "").rstrip("/")
 SCALE = max(1, int(os.environ.get("FHIR_ROBUSTNESS_SCALE", "1")))
 
 
@@ -111,7 +115,8 @@ def failed_entry(body: Any) -> str | None:
 async def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
     folder = tmp_path_factory.mktemp("robustness")
     settings = Settings(
-        store=f"sqlite:///{folder / 'fhir.db'}",
+        store=f"{MONGODB_SERVER}/fhir_robustness_{uuid.uuid4().hex[:12]}?directConnection=true" if MONGODB_SERVER
+        else f"sqlite:///{folder / 'fhir.db'}",
         max_body_bytes=MAX_BODY,
         max_json_depth=32,
         default_page_size=5,
@@ -126,6 +131,8 @@ async def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fa
             loaded = await http.post("", json=load_json(DIRECTORY_FILE), headers=FHIR_JSON)
             assert loaded.status_code == 200, loaded.text
         yield application
+        if MONGODB_SERVER:
+            await application.state.store.clear()
 
 
 @pytest.fixture

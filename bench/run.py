@@ -5,7 +5,8 @@ test provider directory, then drives each scenario with a load generator in a se
 is installed, else a small asyncio client in this process) and prints requests/s, latency percentiles and the
 server's resident memory. Targets are printed beside the figures; they are goals, not assertions.
 
-    python bench/run.py [--requests 4000] [--concurrency 32] [--workers 2] [--store sqlite:///...]
+    python bench/run.py [--requests 4000] [--concurrency 32] [--workers 2] [--store sqlite:///...|mongo]
+                        [--only read --only search]
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,14 +132,46 @@ def scenarios(client: httpx.Client, base: str) -> list[Scenario]:
                "birthDate": "1970-01-01"}
     created = client.post(f"{base}/Patient", json=patient, headers={"Content-Type": FHIR_JSON}).json()
     submit = (ROOT / "examples" / "submit-health-net-cardiology.json").read_bytes()
+    for family in ("Bench", "Lovelace"):  # a history of three versions
+        client.put(f"{base}/Patient/{created['id']}", headers={"Content-Type": FHIR_JSON},
+                   json={**patient, "id": created["id"], "name": [{"family": family}]}).raise_for_status()
+    specialty = "/PractitionerRole?specialty=http://nucc.org/provider-taxonomy|207RC0000X&_count=10"
     return [
         Scenario("metadata", "GET", "/metadata", target_rps=3000),
         Scenario("read Patient", "GET", f"/Patient/{created['id']}", target_rps=3000),
-        Scenario("search PractitionerRole by specialty", "GET",
-                 "/PractitionerRole?specialty=http://nucc.org/provider-taxonomy|207RC0000X&_count=10", target_rps=1500),
+        Scenario("search PractitionerRole by specialty", "GET", specialty, target_rps=1500),
+        Scenario("  + _include=PractitionerRole:practitioner", "GET",
+                 specialty + "&_include=PractitionerRole:practitioner", target_rps=1000),
+        Scenario("history of one Patient (3 versions)", "GET", f"/Patient/{created['id']}/_history", target_rps=1500),
         Scenario("create Patient", "POST", "/Patient", json.dumps(patient).encode(), target_rps=1000),
         Scenario("$submit (same identifier: stored answer)", "POST", "/ServiceRequest/$submit", submit, target_rps=500),
     ]
+
+
+@contextmanager
+def mongo_server(workdir: Path) -> Iterator[str]:
+    """A ``secantusd-py`` (the MongoDB wire-protocol server of the test dependencies) on a free loopback port,
+    storing under ``workdir``; its store URL."""
+    executable = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
+    port = free_port()
+    process = subprocess.Popen(
+        [executable, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(workdir / "mongo"),
+         "--log-level", "ERROR"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"secantusd-py exited with {process.returncode}")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        yield f"mongodb://127.0.0.1:{port}/bench?directConnection=true"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def main() -> None:
@@ -144,11 +179,23 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--store", default=None, help="store URL (default: a fresh SQLite file)")
+    parser.add_argument("--store", default=None,
+                        help="store URL (default: a fresh SQLite file); 'mongo' starts a secantusd-py for the run")
+    parser.add_argument("--only", action="append", help="run only the scenarios whose name contains this text")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="fhir-bench-"))
-    store = args.store or f"sqlite:///{workdir / 'bench.db'}"
+    with ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        if args.store == "mongo":
+            store = cleanup.enter_context(mongo_server(workdir))
+        else:
+            store = args.store or f"sqlite:///{workdir / 'bench.db'}"
+        bench(args, store)
+
+
+def bench(args: argparse.Namespace, store: str) -> None:
+    """Start the server on ``store``, load the directory, run and print every scenario."""
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     env = dict(os.environ, FHIR_STORE=store, FHIR_PORT=str(port), FHIR_WORKERS=str(args.workers), FHIR_LOG_LEVEL="warning")
@@ -158,7 +205,7 @@ def main() -> None:
         with httpx.Client(timeout=30) as client:
             directory = (ROOT / "tests" / "data" / "directory" / "directory.json").read_bytes()
             client.post(base, content=directory, headers={"Content-Type": FHIR_JSON}).raise_for_status()
-            plan = scenarios(client, base)
+            plan = [s for s in scenarios(client, base) if not args.only or any(o in s.name for o in args.only)]
         generator = "hey" if shutil.which("hey") else "python-asyncio"
         print(f"# {args.requests} requests per scenario, concurrency {args.concurrency}, "
               f"{args.workers} server worker(s), {os.cpu_count()} cores, generator {generator}, store {store.split(':')[0]}")
@@ -175,7 +222,6 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

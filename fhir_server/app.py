@@ -76,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.services = ResourceService(store, validator, definitions, registry, settings, app)
 
+    # No 307 redirects for a trailing slash or an encoded one (a redirect would lose a POST/PUT body): unknown
+    # URLs answer 404 with an OperationOutcome.
+    app.router.redirect_slashes = False
     install_error_handlers(app)
     docs.register(app, base_path)
     metadata.register(app, base_path)

@@ -23,13 +23,14 @@ def subscription(
     topic: str = TOPIC_URL,
 ) -> dict[str, Any]:
     every_filter = ([f"Task?organization={organization}"] if organization else []) + list(filters)
+    filter_extensions = [{"url": FILTER_CRITERIA_EXT, "valueString": f} for f in every_filter]
     return {
         "resourceType": "Subscription",
         "meta": {"profile": [BACKPORT_SUBSCRIPTION_PROFILE]},
         "status": status,
         "reason": "Second-opinion decisions for our EHR",
         "criteria": topic,
-        "_criteria": {"extension": [{"url": FILTER_CRITERIA_EXT, "valueString": f} for f in every_filter]},
+        **({"_criteria": {"extension": filter_extensions}} if filter_extensions else {}),
         "channel": {
             "type": channel_type,
             "endpoint": endpoint,

@@ -14,11 +14,11 @@ in review, denied) is stored as it is and linked to nothing: the report exists w
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
+from fhir_server.fhir.resources import copy_resource
 from fhir_server.second_opinion.cases import existing_case
 from fhir_server.second_opinion.codes import codes_in
 from fhir_server.second_opinion.categories import tag_value
@@ -81,7 +81,7 @@ async def link_report(
         case = await existing_case(ops, service_request)
         if case is None or business_status_of(case.task) not in LINKABLE_STATES:
             continue
-        task = copy.deepcopy(case.task)
+        task = copy_resource(case.task)
         task["businessStatus"] = business_status("report-received", "Report received")
         task["output"] = [
             *task.get("output", ()), {"type": REPORT_OUTPUT_TYPE, "valueReference": {"reference": stored.reference}}

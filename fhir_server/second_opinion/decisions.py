@@ -20,13 +20,13 @@ request (:func:`reviewer_for` reads the :class:`~fhir_server.services.context.Re
 
 from __future__ import annotations
 
-import copy
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from fhir_server.errors import FhirError, Issue, error, unprocessable
+from fhir_server.fhir.resources import copy_resource
 from fhir_server.second_opinion.authorization import Adjudication, adjudicate, authorization_number_of
 from fhir_server.second_opinion.cases import case_of_task, is_second_opinion_task
 from fhir_server.second_opinion.categories import tag_value, with_dimension
@@ -279,7 +279,7 @@ def _decided_task(
     task: dict[str, Any], request: DecisionRequest, tags: list[dict[str, str]], now: datetime
 ) -> dict[str, Any]:
     state = OUTCOME_STATES[request.outcome]
-    decided = {key: value for key, value in copy.deepcopy(task).items() if key not in ("statusReason",)}
+    decided = {key: value for key, value in copy_resource(task).items() if key not in ("statusReason",)}
     decided["meta"] = {"profile": task.get("meta", {}).get("profile", []), "tag": tags}
     decided["status"] = state.task_status
     decided["businessStatus"] = business_status(state.business_status, state.display)

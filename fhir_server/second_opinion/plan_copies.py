@@ -20,10 +20,10 @@ one derived from this server's base URL and its id; the copy's internal referenc
 
 from __future__ import annotations
 
-import copy
 import uuid
 from typing import Any
 
+from fhir_server.fhir.resources import copy_resource
 from fhir_server.search.parameters import get_param
 from fhir_server.second_opinion.cases import ExistingCase, case_of_task, existing_case, is_second_opinion_task
 from fhir_server.second_opinion.categories import tag_value
@@ -51,7 +51,7 @@ def is_decided(case: ExistingCase) -> bool:
 
 def _as_new(resource: dict[str, Any]) -> dict[str, Any]:
     """The resource as a create: no id, no store-owned meta (the receiver assigns its own)."""
-    fresh = {key: copy.deepcopy(value) for key, value in resource.items() if key != "id"}
+    fresh = {key: value for key, value in copy_resource(resource).items() if key != "id"}
     meta = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
     if meta:
         fresh["meta"] = meta

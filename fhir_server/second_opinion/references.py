@@ -9,13 +9,13 @@ element (``Bundle.entry[2].resource.beneficiary``).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from fhir_server.errors import FhirError, Issue, error, unprocessable
+from fhir_server.fhir.resources import copy_resource
 from fhir_server.search.query import Criterion, SearchQuery, SortKey, TokenValue
 from fhir_server.storage.base import ResourceOperations
 
@@ -120,7 +120,7 @@ async def plan_writes(ops: ResourceOperations, entries: list[dict[str, Any]]) ->
     targets: dict[str, str] = {}
     planned: list[PlannedEntry] = []
     for index, entry in enumerate(entries):
-        resource = copy.deepcopy(entry["resource"])
+        resource = copy_resource(entry["resource"])
         stored_id = await _matching_stored_id(ops, resource)
         given = local_form(entry.get("fullUrl", "")) if entry.get("fullUrl") else None
         if stored_id is None and given and given.startswith(resource["resourceType"] + "/"):

@@ -41,9 +41,14 @@ async def decide(task_id: str, request: Request, ctx: RequestContext = Depends(g
     return fhir_response(intake.answer_bundle(ctx.base_url, decided.resources()))
 
 
-async def link_consultation_report(app: Any, tx: ResourceOperations, stored: StoredResource) -> None:
-    """After-create hook: a consultation report answering an approved second opinion (90.2.17 procedure 7)."""
-    await consultations.link_report(tx, stored, catalog_of(app), app.state.clock())
+def consultation_report_observer(app: Any) -> Any:
+    """The change observer linking a consultation report (created or updated by any write path) to an approved
+    second opinion and sending it to the PCP (90.2.17 procedure 7)."""
+
+    async def observer(tx: ResourceOperations, stored: StoredResource, previous: StoredResource | None) -> None:
+        await consultations.link_report(tx, stored, catalog_of(app), app.state.clock())
+
+    return observer
 
 
 def resume_observer(app: Any) -> Any:
@@ -74,5 +79,5 @@ def register(app: FastAPI) -> None:
         tags=("Second opinion",),
     )
     for resource_type in REPORT_TYPES:
-        app.state.registry.add_after_create(resource_type, link_consultation_report)
+        app.state.change_observers.add(resource_type, consultation_report_observer(app))
     app.state.change_observers.add("ServiceRequest", resume_observer(app))

@@ -6,9 +6,11 @@ findings and recommendations." The consultant posts either a ``DiagnosticReport`
 ServiceRequest (findings and recommendations in ``conclusion``) or a ``DocumentReference`` of type LOINC
 11488-4 (consult note, as US Core sends it) whose ``context.related`` names it.
 
-Run as an after-create hook inside the create's own transaction: the Task gets the report in ``output`` and
+Run as a change observer inside the transaction that writes the report (REST create or update, a Bundle entry,
+``load``): the Task gets the report in ``output`` and
 businessStatus ``report-received`` (it stays ``completed``), and a Communication carries the report to every
-``Patient.generalPractitioner``. A report for a request that is not an approved second opinion (no case, still
+``Patient.generalPractitioner``. A report already in the Task's output is not linked or sent again (a corrected
+version updates the report itself). A report for a request that is not an approved second opinion (no case, still
 in review, denied) is stored as it is and linked to nothing: the report exists whatever the workflow says.
 """
 
@@ -71,8 +73,8 @@ REPORT_KINDS: dict[str, ReportKind] = {
 async def link_report(
     ops: ResourceOperations, stored: StoredResource, catalog: PlanCatalog, now: datetime
 ) -> dict[str, Any] | None:
-    """Link a just-created consultation report to its case and send it to the PCP; returns the Communication
-    (None when the report answers no approved second opinion, or the member has no PCP to send it to)."""
+    """Link a consultation report to its case and send it to the PCP; returns the Communication (None when the
+    report answers no approved second opinion, is linked already, or the member has no PCP to send it to)."""
     report = stored.resource
     if report is None or stored.resource_type not in REPORT_KINDS:
         return None
@@ -81,6 +83,8 @@ async def link_report(
         case = await existing_case(ops, service_request)
         if case is None or business_status_of(case.task) not in LINKABLE_STATES:
             continue
+        if any((o.get("valueReference") or {}).get("reference") == stored.reference for o in case.task.get("output", ())):
+            return None
         task = copy_resource(case.task)
         task["businessStatus"] = business_status("report-received", "Report received")
         task["output"] = [

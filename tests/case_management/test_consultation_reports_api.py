@@ -99,3 +99,17 @@ def test_a_report_for_a_case_not_approved_is_stored_but_linked_to_nothing(client
     task = read(client, f"Task/{case.task['id']}")
     assert task["businessStatus"]["coding"][0]["code"] == "physician-review" and len(task["output"]) == 1
     assert [n for n in search(client, "Communication") if "consultation report" in n["topic"]["text"]] == []
+
+
+def test_a_report_written_by_put_is_linked_once_and_a_correction_sends_nothing_twice(client):
+    """Every write path links a consultation report (here update-as-create with a client id); re-sending or
+    correcting the same report neither adds a second output nor a second notice to the PCP."""
+    case = submit_ok(client, submission())
+    report = diagnostic_report(case) | {"id": "consult-1"}
+    assert client.put("/fhir/DiagnosticReport/consult-1", json=report, headers=FHIR_JSON).status_code == 201
+    assert_report_linked_and_sent(client, case, "DiagnosticReport/consult-1")
+    corrected = report | {"conclusion": FINDINGS + " Addendum: no further tests needed."}
+    assert client.put("/fhir/DiagnosticReport/consult-1", json=corrected, headers=FHIR_JSON).status_code == 200
+    assert_report_linked_and_sent(client, case, "DiagnosticReport/consult-1")
+    task = read(client, f"Task/{case.task['id']}")
+    assert [o["valueReference"]["reference"] for o in task["output"]].count("DiagnosticReport/consult-1") == 1

@@ -83,7 +83,8 @@ async def link_report(
         case = await existing_case(ops, service_request)
         if case is None or business_status_of(case.task) not in LINKABLE_STATES:
             continue
-        if any((o.get("valueReference") or {}).get("reference") == stored.reference for o in case.task.get("output", ())):
+        linked = {(o.get("valueReference") or {}).get("reference") for o in case.task.get("output", ())}
+        if stored.reference in linked:
             return None
         task = copy_resource(case.task)
         task["businessStatus"] = business_status("report-received", "Report received")

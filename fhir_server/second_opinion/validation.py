@@ -60,4 +60,19 @@ def validate_entries(validator: ResourceValidator | None, entries: list[dict[str
         entry_structure, entry_profile = collect_issues(validator, resource, profiles)
         structure += [_in_entry(issue, index, resource["resourceType"]) for issue in entry_structure]
         profile += [_in_entry(issue, index, resource["resourceType"]) for issue in entry_profile]
-    return raise_for_issues(structure, profile)
+    return raise_for_issues(structure, profile + submission_rules(entries[0]["resource"]))
+
+
+def submission_rules(request: dict[str, Any]) -> list[Issue]:
+    """What the contract asks of a submitted request beyond its profile (whose status stays open, because the
+    workflow later completes the request): it is submitted ``active``."""
+    status = request.get("status")
+    if isinstance(status, str) and status != "active":
+        return [
+            error(
+                "business-rule",
+                f"A second-opinion request is submitted with status 'active', not {status!r}",
+                "Bundle.entry[0].resource.status",
+            )
+        ]
+    return []

@@ -26,3 +26,15 @@ def test_base_and_profile_problems_of_several_entries_in_one_answer(client: Test
     } <= expressions
     stored = client.get("/fhir/ServiceRequest", params={"_summary": "count"}, headers=FHIR_JSON).json()
     assert stored["total"] == 0
+
+
+def test_a_request_must_be_submitted_active(client: TestClient) -> None:
+    """Contract "The request": status `active` (the profile leaves status open for the workflow's later states)."""
+    bundle = example("submit-health-net-cardiology")
+    bundle["entry"][0]["resource"]["status"] = "draft"
+    response = client.post("/fhir/ServiceRequest/$submit", json=bundle, headers=FHIR_JSON)
+    assert response.status_code == 422, response.text
+    (issue,) = [i for i in response.json()["issue"] if i["severity"] == "error"]
+    assert issue["code"] == "business-rule" and issue["expression"] == ["Bundle.entry[0].resource.status"]
+    stored = client.get("/fhir/ServiceRequest", params={"_summary": "count"}, headers=FHIR_JSON).json()
+    assert stored["total"] == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from fhir_server.search.index import extract_index
+from fhir_server.search.index import parameter_values
 from fhir_server.search.query import Criterion, Include, ReferenceValue, SearchQuery, TokenValue
 from fhir_server.storage.base import ResourceOperations, StoredResource
 
@@ -41,7 +41,7 @@ def _referenced(include: Include, resources: list[StoredResource]) -> dict[str, 
     for source in resources:
         if source.resource_type != include.source_type or source.resource is None:
             continue
-        for value in extract_index(source.resource_type, source.resource).get(include.param, ()):
+        for value in parameter_values(source.resource_type, source.resource, include.param):
             local = value.ref_type is not None and value.value == f"{value.ref_type}/{value.ref_id}"
             if local and include.target_type in (None, value.ref_type) and value.ref_id not in targets[value.ref_type]:
                 targets[value.ref_type].append(value.ref_id)  # type: ignore[index,arg-type]

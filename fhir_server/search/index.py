@@ -293,25 +293,44 @@ CONVERTERS: dict[str, Converter] = {
 }
 
 
+# One parameter ready to extract: its definition, its paths as steps, and the converter of its type.
+CompiledParam = tuple[SearchParamDef, tuple[tuple[Step, ...], ...], Converter]
+
+
 @lru_cache(maxsize=None)
-def _compiled(resource_type: str) -> tuple[tuple[SearchParamDef, tuple[tuple[Step, ...], ...], Converter], ...]:
-    return tuple(
-        (definition, tuple(compile_path(path) for path in definition.paths), CONVERTERS[definition.type])
+def _compiled(resource_type: str) -> dict[str, CompiledParam]:
+    return {
+        definition.name: (
+            definition, tuple(compile_path(path) for path in definition.paths), CONVERTERS[definition.type]
+        )
         for definition in params_for(resource_type).values()
         if definition.type in CONVERTERS
-    )
+    }
+
+
+def _values_of(resource: dict[str, Any], compiled: CompiledParam) -> list[IndexValue]:
+    definition, paths, convert = compiled
+    values: list[IndexValue] = []
+    for steps in paths:
+        for element in walk(resource, steps):
+            for value in convert(element, definition):
+                if value not in values:
+                    values.append(value)
+    return values
 
 
 def extract_index(resource_type: str, resource: dict[str, Any]) -> dict[str, list[IndexValue]]:
     """Search parameter name -> its values in ``resource`` (parameters with no value are absent)."""
     index: dict[str, list[IndexValue]] = {}
-    for definition, paths, convert in _compiled(resource_type):
-        values: list[IndexValue] = []
-        for steps in paths:
-            for element in walk(resource, steps):
-                for value in convert(element, definition):
-                    if value not in values:
-                        values.append(value)
+    for name, compiled in _compiled(resource_type).items():
+        values = _values_of(resource, compiled)
         if values:
-            index[definition.name] = values
+            index[name] = values
     return index
+
+
+def parameter_values(resource_type: str, resource: dict[str, Any], name: str) -> list[IndexValue]:
+    """The values of one parameter, as :func:`extract_index` gives them, without walking every other parameter's
+    paths: ``_include`` reads a single reference parameter of each match."""
+    compiled = _compiled(resource_type).get(name)
+    return _values_of(resource, compiled) if compiled is not None else []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fhir_server.search.index import IndexValue, date_range, extract_index, normalize_text
+from fhir_server.search.index import IndexValue, date_range, extract_index, normalize_text, parameter_values
 from fhir_server.search.parameters import NETWORK_REFERENCE_EXTENSION, get_param, params_for
 
 
@@ -49,6 +49,23 @@ def test_patient_index():
     assert index["_tag"] == [IndexValue(code="t")]
     assert index["_lastUpdated"][0].low == "2024-01-01T00:00:00.000000Z"
     assert "family" in index and "_security" not in index
+
+
+def test_one_parameter_values_agree_with_the_whole_index():
+    request = {
+        "resourceType": "ServiceRequest",
+        "subject": {"reference": "Patient/1"},
+        "requester": {"reference": "Practitioner/2"},
+        "performer": [{"reference": "Organization/3"}, {"reference": "Organization/3"}],
+    }
+    index = extract_index("ServiceRequest", request)
+    for name in ("subject", "patient", "requester", "performer"):
+        assert parameter_values("ServiceRequest", request, name) == index[name]
+    assert parameter_values("ServiceRequest", request, "performer") == [
+        IndexValue(value="Organization/3", ref_type="Organization", ref_id="3")
+    ]
+    assert parameter_values("ServiceRequest", request, "authored") == []  # known, no value
+    assert parameter_values("ServiceRequest", request, "no-such-parameter") == []
 
 
 def test_reference_forms_and_target_filter():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import TypeVar
 
 from fhir_server.search.index import parameter_values
 from fhir_server.search.query import Criterion, Include, ReferenceValue, SearchQuery, TokenValue
@@ -17,9 +18,10 @@ from fhir_server.storage.base import ResourceOperations, StoredResource
 BATCH_SIZE = 500  # values per query: well inside every backend's limit on bound parameters
 
 Key = tuple[str, str]
+T = TypeVar("T")
 
 
-def _batches(items: list[str]) -> Iterable[list[str]]:
+def _batches(items: list[T]) -> Iterable[list[T]]:
     for start in range(0, len(items), BATCH_SIZE):
         yield items[start : start + BATCH_SIZE]
 
@@ -63,13 +65,12 @@ async def _include(
 async def _revinclude(
     store: ResourceOperations, include: Include, resources: list[StoredResource]
 ) -> list[StoredResource]:
-    refs = [
-        f"{r.resource_type}/{r.id}" for r in resources if include.target_type in (None, r.resource_type)
+    targets = [
+        ReferenceValue(r.resource_type, r.id) for r in resources if include.target_type in (None, r.resource_type)
     ]
     found: list[StoredResource] = []
-    for batch in _batches(refs):
-        values = tuple(ReferenceValue(*ref.split("/", 1)) for ref in batch)
-        criterion = Criterion(include.param, "reference", values)
+    for batch in _batches(targets):
+        criterion = Criterion(include.param, "reference", tuple(batch))
         query = SearchQuery(include.source_type, criteria=[criterion], count=BATCH_SIZE, total="none")
         found.extend(await _search_all(store, query))
     return found

@@ -88,7 +88,6 @@ def report_table(report: dict[str, Any]) -> dict[tuple[str, str, str], tuple[int
         by_code = {p["code"].get("text") or p["code"]["coding"][0]["code"]: p["count"] for p in populations}
         assert len(by_code) == len(populations) == 2
         return by_code["initial-population"], by_code["overdue"]
-        return total, overdue
 
     table = {}
     for group in report["group"]:

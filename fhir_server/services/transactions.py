@@ -254,11 +254,11 @@ class BundleProcessor:
             raise not_supported("PATCH is not supported", status=405)
         if any(segment.startswith("$") for segment in entry.path):
             raise not_supported(f"operations ({'/'.join(entry.path)}) are not supported inside a Bundle")
-        if entry.method in ("GET", "HEAD"):
-            return await self._read_entry(ctx, entry, tx or self.service.store)
         service = self.service
-        if not entry.path or not service_knows(service, entry.resource_type):
+        if not service.knows_type(entry.resource_type):
             raise not_supported(f"resource type {entry.resource_type!r} is not supported", status=404)
+        if entry.method in ("GET", "HEAD"):
+            return await self._read_entry(ctx, entry, tx or service.store)
         if entry.method == "DELETE":
             if len(entry.path) == 1 and entry.query:
                 marker = await service.conditional_delete(entry.resource_type, entry.query, ops=tx)
@@ -304,8 +304,6 @@ class BundleProcessor:
     async def _read_entry(self, ctx: RequestContext, entry: EntryRequest, ops: ResourceOperations) -> dict[str, Any]:
         """GET entries: search, read, history or vread, answered as a REST GET would be."""
         service, path = self.service, entry.path
-        if not path or not service_knows(service, path[0]):
-            raise not_supported(f"resource type {entry.resource_type!r} is not supported", status=404)
         params = parse_qsl(entry.query, keep_blank_values=True)
         if len(path) == 1:
             bundle = await search_bundle(ops, service.settings, ctx, path[0], params)
@@ -324,10 +322,6 @@ class BundleProcessor:
             "resource": stored.resource,
             "response": {"status": status_line(200), **version_fields(stored)},
         }
-
-
-def service_knows(service: ResourceService, resource_type: str) -> bool:
-    return service.knows_type(resource_type)
 
 
 def version_fields(stored: StoredResource) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from fhir_server.errors import FhirError
 from fhir_server.search.query import Criterion, SearchQuery, TokenValue
+from fhir_server.second_opinion.references import search_every
 from fhir_server.storage.base import OutboxMessage, ResourceOperations, StoredResource
 from fhir_server.subscriptions.criteria import SubscriptionSpec, read_subscription, with_event_count
 from fhir_server.subscriptions.matching import CaseFacts, case_facts, concerns
@@ -24,8 +25,6 @@ from fhir_server.subscriptions.status import NotificationEvent, instant, status_
 from fhir_server.subscriptions.topic import NOTIFICATION_CHANNEL, NOTIFICATION_PROFILE, TOPIC_URL, is_topic_event
 
 log = logging.getLogger(__name__)
-
-PAGE = 200
 
 
 def _entry(base_url: str, resource: dict[str, Any], content: str, method: str, status: str) -> dict[str, Any]:
@@ -105,24 +104,16 @@ def outbox_message(spec: SubscriptionSpec, message_id: str, payload: dict[str, A
 
 async def active_subscriptions(ops: ResourceOperations) -> list[tuple[dict[str, Any], SubscriptionSpec]]:
     """Every active Subscription to the topic, checked (one that no longer reads is skipped, and logged)."""
+    query = SearchQuery(resource_type="Subscription", criteria=[Criterion("status", "token", (TokenValue(None, "active"),))])
     found: list[tuple[dict[str, Any], SubscriptionSpec]] = []
-    offset = 0
-    while True:
-        page = await ops.search(SearchQuery(
-            resource_type="Subscription",
-            criteria=[Criterion("status", "token", (TokenValue(None, "active"),))],
-            count=PAGE, offset=offset, total="none",
-        ))
-        for item in page.items:
-            if item.resource is None or item.resource.get("criteria") != TOPIC_URL:
-                continue
-            try:
-                found.append((item.resource, read_subscription(item.resource)))
-            except FhirError as problem:
-                log.warning("Subscription/%s is skipped: %s", item.id, problem)
-        if not page.has_more:
-            return found
-        offset += PAGE
+    for resource in await search_every(ops, query):
+        if resource.get("criteria") != TOPIC_URL:
+            continue
+        try:
+            found.append((resource, read_subscription(resource)))
+        except FhirError as problem:
+            log.warning("Subscription/%s is skipped: %s", resource.get("id"), problem)
+    return found
 
 
 async def notify_subscribers(tx: ResourceOperations, stored: StoredResource, base_url: str) -> int:

@@ -60,6 +60,11 @@ def board_certifications(practitioner: Mapping[str, Any] | None) -> frozenset[st
     return _nucc_codes(q["code"] for q in practitioner.get("qualification", ()) if q.get("issuer") and q.get("code"))
 
 
+def is_active(role: Mapping[str, Any]) -> bool:
+    """A PractitionerRole without ``active`` counts as active (the element's meaning when absent)."""
+    return role.get("active", True) is not False
+
+
 def candidate_from(role: Mapping[str, Any], practitioner: Mapping[str, Any] | None) -> Candidate:
     networks = frozenset(
         ext["valueReference"]["reference"]
@@ -73,7 +78,7 @@ def candidate_from(role: Mapping[str, Any], practitioner: Mapping[str, Any] | No
         specialties=_nucc_codes(role.get("specialty", ())),
         networks=networks,
         board_certifications=board_certifications(practitioner),
-        active=role.get("active", True) is not False,
+        active=is_active(role),
     )
 
 
@@ -147,7 +152,7 @@ async def specialties_of(ops: ResourceOperations, reference: str) -> frozenset[s
     resource = await read_or_none(ops, reference) or {}
     if reference.startswith("PractitionerRole/"):
         return _nucc_codes(resource.get("specialty", ()))
-    roles = [r for r in await roles_of(ops, reference) if r.get("active", True) is not False]
+    roles = [r for r in await roles_of(ops, reference) if is_active(r)]
     return board_certifications(resource).union(*(_nucc_codes(r.get("specialty", ())) for r in roles))
 
 
@@ -157,7 +162,7 @@ async def active_group_of(ops: ResourceOperations, practitioner: str) -> str | N
     groups = set()
     for role in roles:
         organization = role.get("organization", {}).get("reference")
-        if role.get("active", True) is not False and organization:
+        if is_active(role) and organization:
             if is_physician_group(await read_or_none(ops, organization)):
                 groups.add(organization)
     return groups.pop() if len(groups) == 1 else None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from fhir_server.search.index import parse_reference
-from fhir_server.search.query import Criterion, ReferenceValue, SearchQuery
+from fhir_server.second_opinion.directory import is_active, roles_of
 from fhir_server.second_opinion.references import read_or_none
 from fhir_server.storage.base import ResourceOperations
 
@@ -111,21 +111,13 @@ async def _requester_organizations(ops: ResourceOperations, requester: str | Non
     """The organizations a requester speaks for (see the module docstring); none for a Patient."""
     if requester is None:
         return set()
-    resource_type, _, resource_id = requester.partition("/")
+    resource_type = requester.partition("/")[0]
     if resource_type == "Organization":
         return {requester}
     if resource_type == "PractitionerRole":
         return _references(((await read_or_none(ops, requester)) or {}).get("organization"))
     if resource_type == "Practitioner":
-        page = await ops.search(
-            SearchQuery(
-                resource_type="PractitionerRole",
-                criteria=[Criterion("practitioner", "reference", (ReferenceValue("Practitioner", resource_id),))],
-                count=100,
-                total="none",
-            )
-        )
-        roles = [item.resource for item in page.items if item.resource and item.resource.get("active", True)]
+        roles = [role for role in await roles_of(ops, requester) if is_active(role)]
         return _references(*(role.get("organization") for role in roles))
     return set()
 

@@ -355,15 +355,18 @@ def as_transaction(document: dict[str, Any]) -> dict[str, Any]:
     """Any loadable document as a Bundle to process: batches and transactions as they are; a resource or
     another Bundle (collection, searchset...) as a transaction that keeps ids (PUT) or lets the server assign
     them (POST)."""
-    if document.get("resourceType") == "Bundle" and processable_kind(document):
-        return document
     if document.get("resourceType") == "Bundle":
-        resources = [entry["resource"] for entry in document.get("entry") or [] if isinstance(entry.get("resource"), dict)]
-        full_urls = [entry.get("fullUrl") for entry in document.get("entry") or [] if isinstance(entry.get("resource"), dict)]
+        if processable_kind(document):
+            return document
+        carried = [
+            (entry["resource"], entry.get("fullUrl"))
+            for entry in document.get("entry") or []
+            if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+        ]
     else:
-        resources, full_urls = [document], [None]
+        carried = [(document, None)]
     entries = []
-    for resource, full_url in zip(resources, full_urls):
+    for resource, full_url in carried:
         resource_type, resource_id = resource.get("resourceType", ""), resource.get("id")
         request = {"method": "PUT", "url": f"{resource_type}/{resource_id}"} if resource_id else {
             "method": "POST", "url": resource_type}

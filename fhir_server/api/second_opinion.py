@@ -1,4 +1,5 @@
-"""HTTP routes of the second-opinion domain: ``POST [base]/ServiceRequest/$submit`` (later $decide and reports).
+"""HTTP route of the second-opinion intake: ``POST [base]/ServiceRequest/$submit`` (``$decide`` is in
+:mod:`case_management`, the committees' report in :mod:`reports`).
 
 HTTP only: read the body, hand it to :func:`fhir_server.second_opinion.intake.submit`, answer its Bundle.
 ``register(app)`` is called by ``create_app`` before the generic REST routes are added, so that
@@ -27,6 +28,7 @@ from fhir_server.storage.base import ResourceOperations, StoredResource
 
 
 def catalog_of(app: Any) -> PlanCatalog:
+    """The plan rules of the app's mappings directory (read once: :func:`load_catalog` caches them)."""
     return load_catalog(app.state.settings.mappings_dir)
 
 

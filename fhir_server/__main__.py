@@ -18,13 +18,18 @@ import orjson
 from fhir_server.errors import FhirError, error, operation_outcome
 from fhir_server.settings import Settings
 
-SETTING_FLAGS = {"host": "host", "port": "port", "base_path": "base_path", "store": "store"}
+# Command-line flags that override the setting of the same name.
+SETTING_FLAGS = ("host", "port", "base_path", "store")
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line (setting name -> value)."""
+    return {name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name, None)}
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Environment settings with the flags given on the command line on top."""
-    overrides = {setting: getattr(args, flag) for flag, setting in SETTING_FLAGS.items() if getattr(args, flag, None)}
-    return Settings(**overrides)
+    return Settings(**flag_overrides(args))
 
 
 def print_json(value: Any) -> None:
@@ -54,9 +59,8 @@ def serve(args: argparse.Namespace) -> int:
     common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level}
     if settings.workers > 1:
         # Worker processes build their own app from the environment: hand the command-line overrides down.
-        for flag, setting in SETTING_FLAGS.items():
-            if getattr(args, flag, None):
-                os.environ[f"FHIR_{setting.upper()}"] = str(getattr(args, flag))
+        for name, value in flag_overrides(args).items():
+            os.environ[f"FHIR_{name.upper()}"] = str(value)
         uvicorn.run("fhir_server.app:create_app", factory=True, workers=settings.workers, **common)
     else:
         uvicorn.run(create_app(settings), **common)

@@ -32,7 +32,7 @@ from fhir_server.second_opinion.routing import RoutingDecision, RoutingRequest, 
 from fhir_server.second_opinion.workflow import OUTCOME_STATES, build_task, due_time, is_expedited
 from fhir_server.storage.base import ResourceOperations
 
-PROVIDER_TYPES = ("Practitioner", "PractitionerRole", "Organization")
+PROVIDER_TYPES = ("Practitioner/", "PractitionerRole/", "Organization/")
 # Elements of prior opinions that name the professionals who gave them.
 OPINION_AUTHOR_ELEMENTS = ("performer", "resultsInterpreter", "author", "authenticator")
 
@@ -80,6 +80,12 @@ def requester_kind(service_request: dict[str, Any]) -> str:
     """``member`` when the member asks for themself (requester a Patient), else ``provider`` (contract)."""
     requester = service_request.get("requester", {}).get("reference", "")
     return "member" if requester.startswith("Patient/") else "provider"
+
+
+def provider_requester(service_request: dict[str, Any]) -> str | None:
+    """The professional or organization that asked (``ClaimResponse.requestor``); None when the member asked."""
+    requester = service_request.get("requester", {}).get("reference", "")
+    return requester if requester.startswith(PROVIDER_TYPES) else None
 
 
 async def practitioner_of(resolver: Resolver, reference: str | None) -> str | None:
@@ -160,8 +166,7 @@ async def evaluate(
         ops, rules.key, acceptable_specialties(specialty, rules, catalog.specialties)
     )
     decision = route(request, rules, catalog.specialties, directory)
-    requester = service_request.get("requester", {}).get("reference")
-    requestor = requester if requester and requester.split("/")[0] in PROVIDER_TYPES else None
+    requestor = provider_requester(service_request)
     owner = member_group if rules.physician_groups_decide and member_group and decision.outcome != "member-services" else rules.payer
     return Evaluation(
         rules=rules,

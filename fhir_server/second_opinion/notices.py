@@ -22,6 +22,7 @@ from typing import Any
 
 from fhir_server.second_opinion.authorization import authorization_number_of, authorized_provider_of
 from fhir_server.second_opinion.codes import STATUS_SYSTEM, TASK_INPUT_SYSTEM, codes_in
+from fhir_server.second_opinion.evaluation import provider_requester
 from fhir_server.second_opinion.plans import PlanRules
 from fhir_server.second_opinion.references import Resolver
 from fhir_server.second_opinion.workflow import instant
@@ -30,7 +31,6 @@ from fhir_server.storage.base import ResourceOperations
 COMMUNICATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/communication-category"
 # Task.businessStatus of a decision -> the plan's notice key (the same keys as its processNote lists).
 NOTICE_KEYS = {"approved": "certified", "denied": "denied", "member-services": "member_services"}
-PROVIDER_TYPES = ("Practitioner/", "PractitionerRole/", "Organization/")
 
 
 class _Placeholders(dict):
@@ -112,8 +112,8 @@ def communication(
 
 def requesting_provider(service_request: dict[str, Any] | None, patient: dict[str, Any] | None) -> str | None:
     """Who is "the provider" to notify: the requesting professional, or the member's PCP when the member asked."""
-    requester = (service_request or {}).get("requester", {}).get("reference", "")
-    if requester.startswith(PROVIDER_TYPES):
+    requester = provider_requester(service_request or {})
+    if requester:
         return requester
     pcps = [gp.get("reference") for gp in (patient or {}).get("generalPractitioner", ())]
     return next((pcp for pcp in pcps if pcp), None)

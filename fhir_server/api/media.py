@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from fhir_server.errors import FhirError, bad_request, too_large, unsupported_media_type
+from fhir_server.search.query import PRESENTATION_PARAMS
 from fhir_server.settings import Settings
 from fhir_server.storage.base import StoredResource
 
@@ -29,8 +30,6 @@ JSON_MEDIA_TYPES = frozenset({"application/fhir+json", "application/json", "appl
 JSON_FORMAT_VALUES = JSON_MEDIA_TYPES | {"json"}
 # Accept ranges that a JSON answer satisfies.
 ACCEPTABLE_RANGES = JSON_MEDIA_TYPES | {"*/*", "application/*"}
-# Query parameters about the representation, not the search: never passed to search parsing.
-FORMAT_PARAMETERS = frozenset({"_format", "_pretty"})
 
 
 def media_type_of(header_value: str) -> str:
@@ -147,8 +146,9 @@ async def read_search_form(request: Request, settings: Settings) -> list[tuple[s
 
 
 def search_parameters(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Query parameters minus those about the representation (``_format``, ``_pretty``)."""
-    return [(name, value) for name, value in params if name not in FORMAT_PARAMETERS]
+    """Query parameters minus those about the representation (``_format``, ``_pretty``), which paging links do
+    not repeat."""
+    return [(name, value) for name, value in params if name not in PRESENTATION_PARAMS]
 
 
 def http_date(stored: StoredResource) -> str:

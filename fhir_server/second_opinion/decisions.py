@@ -200,7 +200,7 @@ async def _check_references(resolver: Resolver, request: DecisionRequest) -> Non
 
 
 async def _authorized_provider(
-    ops: ResourceOperations, resolver: Resolver, request: DecisionRequest, task: dict[str, Any], rules: PlanRules
+    resolver: Resolver, request: DecisionRequest, task: dict[str, Any], rules: PlanRules
 ) -> tuple[str, str]:
     """The Practitioner an approval authorizes and its routing tier: the assigned PractitionerRole's (tier
     recomputed: the member's group, the plan's networks, else out of network), else the Task's proposal."""
@@ -214,7 +214,7 @@ async def _authorized_provider(
             specialty="", reasons=(), member_group=f"Organization/{group}" if group and group != "none" else None,
             involved=frozenset(),
         )
-        tier = tier_of(candidate, routing, Directory((), await plan_networks(ops, rules.key)))
+        tier = tier_of(candidate, routing, Directory((), await plan_networks(resolver.ops, rules.key)))
         return candidate.practitioner, tier
     proposed = proposed_provider_of(task)
     if not proposed:
@@ -309,7 +309,7 @@ async def decide(
         service_request = await resolver.get(task["focus"]["reference"])
         await _check_consultant(tx, request, service_request, catalog, rules)
         approving = request.decision == "approve"
-        provider, tier = await _authorized_provider(tx, resolver, request, task, rules) if approving else (None, "none")
+        provider, tier = await _authorized_provider(resolver, request, task, rules) if approving else (None, "none")
         state = OUTCOME_STATES[request.outcome]
         tags = with_dimension(task.get("meta", {}).get("tag", []), "decision", state.review_action)
         if request.assigned_provider:

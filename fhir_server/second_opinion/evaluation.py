@@ -30,7 +30,6 @@ from fhir_server.second_opinion.plans import PlanCatalog, PlanRules
 from fhir_server.second_opinion.references import Resolver
 from fhir_server.second_opinion.routing import RoutingDecision, RoutingRequest, acceptable_specialties, route
 from fhir_server.second_opinion.workflow import OUTCOME_STATES, build_task, due_time, is_expedited
-from fhir_server.storage.base import ResourceOperations
 
 PROVIDER_TYPES = ("Practitioner/", "PractitionerRole/", "Organization/")
 # Elements of prior opinions that name the professionals who gave them.
@@ -139,10 +138,9 @@ async def involved_practitioners(
     return frozenset(p for p in practitioners if p)
 
 
-async def evaluate(
-    ops: ResourceOperations, resolver: Resolver, service_request: dict[str, Any], catalog: PlanCatalog
-) -> Evaluation:
-    """Decide a request: the plan, what is missing, who is proposed, and what happens."""
+async def evaluate(resolver: Resolver, service_request: dict[str, Any], catalog: PlanCatalog) -> Evaluation:
+    """Decide a request: the plan, what is missing, who is proposed, and what happens (the directory is searched
+    through the resolver's store or transaction)."""
     coverage_ref = (service_request.get("insurance") or [{}])[0].get("reference")
     coverage = await resolver.get(coverage_ref)
     rules = catalog.rules_for(
@@ -163,7 +161,7 @@ async def evaluate(
         requested_by=requester_kind(service_request),
     )
     directory = await provider_directory.load_directory(
-        ops, rules.key, acceptable_specialties(specialty, rules, catalog.specialties)
+        resolver.ops, rules.key, acceptable_specialties(specialty, rules, catalog.specialties)
     )
     decision = route(request, rules, catalog.specialties, directory)
     requestor = provider_requester(service_request)

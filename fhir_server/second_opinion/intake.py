@@ -125,7 +125,7 @@ async def submit(
 
     moment = now()
     received = existing.received if existing else moment
-    evaluation = await evaluate(store, Resolver(store, plan), request_entry.resource, catalog)
+    evaluation = await evaluate(Resolver(store, plan), request_entry.resource, catalog)
     ids = existing.ids if existing else new_ids()
     records = build_records(
         evaluation, request_entry.resource, request_entry.reference, ids, received, moment,
@@ -172,7 +172,7 @@ async def start_from_task(
     if service_request is None:
         raise unprocessable([error("not-found", f"Task.focus {focus!r} names no stored ServiceRequest", "Task.focus")])
     moment = now()
-    evaluation = await evaluate(tx, resolver, service_request, catalog)
+    evaluation = await evaluate(resolver, service_request, catalog)
     ids = RecordIds(str(uuid.uuid4()), str(uuid.uuid4()), task["id"])
     records = build_records(evaluation, service_request, focus, ids, moment, moment, task)
     written = await write_decision(
@@ -200,7 +200,7 @@ async def resume_on_update(
     if case is None or case.task.get("status") != "on-hold":
         return
     moment = now()
-    evaluation = await evaluate(tx, Resolver(tx), stored.resource, catalog)
+    evaluation = await evaluate(Resolver(tx), stored.resource, catalog)
     records = build_records(evaluation, stored.resource, stored.reference, case.ids, case.received, moment, case.task)
     await write_decision(
         tx, evaluation, records,

@@ -30,7 +30,7 @@ def parse_prefer(header: str | None) -> dict[str, str]:
 def base_url_for(request: Request, settings: Settings) -> str:
     """The public base URL: configured behind a proxy, else the one the client used."""
     if settings.public_base_url:
-        return settings.public_base_url.rstrip("/")
+        return settings.public_base()
     return str(request.base_url).rstrip("/") + settings.normalized_base_path()
 
 

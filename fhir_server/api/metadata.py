@@ -106,7 +106,6 @@ def build_capability_statement(settings: Settings, definitions: Any, registry: C
     }
     if system_operations:
         rest["operation"] = [_operation_entry(op) for op in system_operations]
-    base = settings.public_base_url or f"http://{settings.host}:{settings.port}{settings.normalized_base_path()}"
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -114,7 +113,7 @@ def build_capability_statement(settings: Settings, definitions: Any, registry: C
         "publisher": "fhir-second-opinion-server",
         "kind": "instance",
         "software": {"name": "fhir-second-opinion-server", "version": __version__},
-        "implementation": {"description": "Second-opinion requests FHIR server", "url": base},
+        "implementation": {"description": "Second-opinion requests FHIR server", "url": settings.public_base()},
         "fhirVersion": FHIR_VERSION,
         "format": ["json", "application/fhir+json"],
         "rest": [rest],

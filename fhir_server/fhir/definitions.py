@@ -48,6 +48,15 @@ def parent_id(element_id: str) -> str:
     return element_id.rsplit(".", 1)[0] if "." in element_id else ""
 
 
+def is_concrete_resource(definition: dict[str, Any]) -> bool:
+    """A resource type a server can hold: not abstract (``DomainResource``), not a profile of another type."""
+    return (
+        definition.get("kind") == "resource"
+        and not definition.get("abstract")
+        and definition.get("derivation") == "specialization"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Child:
     """One JSON property a parent element accepts: ``name`` is the FHIRPath name (``value`` for ``valueString``)."""
@@ -219,20 +228,12 @@ class DefinitionRegistry:
 
     def is_resource_type(self, name: str) -> bool:
         definition = self._by_url.get(CORE_PREFIX + name)
-        return bool(
-            definition
-            and definition.get("kind") == "resource"
-            and not definition.get("abstract")
-            and definition.get("derivation") == "specialization"
-        )
+        return definition is not None and is_concrete_resource(definition)
 
     def resource_types(self) -> list[str]:
         """Concrete resource types, sorted."""
         return sorted(
-            d["type"]
-            for url, d in self._by_url.items()
-            if url.startswith(CORE_PREFIX) and d.get("kind") == "resource" and not d.get("abstract")
-            and d.get("derivation") == "specialization"
+            d["type"] for url, d in self._by_url.items() if url.startswith(CORE_PREFIX) and is_concrete_resource(d)
         )
 
     def is_primitive_type(self, name: str) -> bool:

@@ -101,10 +101,10 @@ SEARCH_PAGE_SIZE = 200  # resources per page when the domain reads every match o
 BY_ID = SortKey("_id", "token")
 
 
-async def search_every(ops: ResourceOperations, query: SearchQuery, page_size: int | None = None) -> list[dict[str, Any]]:
+async def search_every(ops: ResourceOperations, query: SearchQuery) -> list[dict[str, Any]]:
     """Every current resource matching ``query``, page by page (sorted by id, so pages neither overlap nor skip):
     the rules must see all candidates ("must consider all participating specialists"), not a first page."""
-    size = page_size or SEARCH_PAGE_SIZE
+    size = SEARCH_PAGE_SIZE
     found: list[dict[str, Any]] = []
     offset = 0
     while True:

@@ -36,7 +36,7 @@ from fhir_server.search.index import date_range
 from fhir_server.search.query import parse_search
 from fhir_server.second_opinion.categories import DIMENSION_SYSTEMS, tag_value
 from fhir_server.second_opinion.codes import CANON, TASK_PROFILE, X12_REVIEW_ACTION_SYSTEM
-from fhir_server.second_opinion.references import search_every
+from fhir_server.second_opinion.references import SEARCH_PAGE_SIZE, search_every
 from fhir_server.second_opinion.workflow import instant
 from fhir_server.storage.base import ResourceOperations
 
@@ -55,7 +55,6 @@ CSV_HEADER = ("stratifier", "stratum", "decision", "count", "overdue")
 TOTAL = "total"  # stratifier and stratum of the CSV rows that give a decision group's totals
 
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # a full date: a month or a dateTime is not a report day
-PAGE_SIZE = 200  # resources per search page while reading the period
 PATIENTS_PER_TASK_SEARCH = 100  # members ORed in one Task search
 
 
@@ -113,8 +112,8 @@ async def search_all(
     ops: ResourceOperations, resource_type: str, params: list[tuple[str, str]]
 ) -> list[dict[str, Any]]:
     """Every current resource matching a query string, page by page (:func:`references.search_every`)."""
-    query = parse_search(resource_type, params, default_count=PAGE_SIZE, max_count=PAGE_SIZE, strict=True)
-    return await search_every(ops, query, PAGE_SIZE)
+    query = parse_search(resource_type, params, default_count=SEARCH_PAGE_SIZE, max_count=SEARCH_PAGE_SIZE, strict=True)
+    return await search_every(ops, query)
 
 
 def decision_query(period: ReportPeriod) -> list[tuple[str, str]]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from fhir_server.second_opinion import reports
+from fhir_server.second_opinion import references, reports
 from fhir_server.second_opinion.categories import decision_tags
 from fhir_server.second_opinion.codes import CANON
 from fhir_server.services.validation import collect_issues
@@ -87,7 +87,7 @@ def test_90_2_17_procedures_11_12_q1_by_decision_and_category_on_each_store(clie
 def test_the_report_reads_every_page_on_each_store(client_on_each_store, monkeypatch):
     """The same quarter read two resources a page and one member per Task search: nothing lost or counted twice."""
     first_quarter(client_on_each_store)
-    monkeypatch.setattr(reports, "PAGE_SIZE", 2)
+    monkeypatch.setattr(references, "SEARCH_PAGE_SIZE", 2)
     monkeypatch.setattr(reports, "PATIENTS_PER_TASK_SEARCH", 1)
     assert non_zero(report_table(get_report(client_on_each_store).json())) == Q1_EXPECTED
 

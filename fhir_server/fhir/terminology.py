@@ -12,40 +12,39 @@ from __future__ import annotations
 import gzip
 import json
 from functools import cache
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from fhir_server.fhir.definitions import DATA_DIR, canonical
 
 CodePairs = frozenset[tuple[str, str]]
 
 
+def iter_concepts(concepts: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every concept of a (possibly hierarchical) concept list, each before its children; iterative, so a deep
+    hierarchy cannot exhaust the recursion limit."""
+    stack = list(reversed(list(concepts)))
+    while stack:
+        concept = stack.pop()
+        yield concept
+        stack.extend(reversed(concept.get("concept", [])))
+
+
 def all_codes(concepts: Iterable[dict[str, Any]]) -> Iterable[str]:
     """Every code of a (possibly hierarchical) concept list."""
-    for concept in concepts:
-        yield concept["code"]
-        yield from all_codes(concept.get("concept", []))
+    return (concept["code"] for concept in iter_concepts(concepts))
 
 
 def find_concept(concepts: Iterable[dict[str, Any]], code: str | None) -> dict[str, Any] | None:
-    for concept in concepts:
-        if concept.get("code") == code:
-            return concept
-        found = find_concept(concept.get("concept", []), code)
-        if found is not None:
-            return found
-    return None
+    return next((concept for concept in iter_concepts(concepts) if concept.get("code") == code), None)
 
 
 def displays_of(code_system: dict[str, Any]) -> dict[str, str]:
     """code -> display for every concept of a CodeSystem that has a display."""
-    out: dict[str, str] = {}
-    stack = list(code_system.get("concept", []))
-    while stack:
-        concept = stack.pop()
-        if concept.get("display"):
-            out[concept["code"]] = concept["display"]
-        stack.extend(concept.get("concept", []))
-    return out
+    return {
+        concept["code"]: concept["display"]
+        for concept in iter_concepts(code_system.get("concept", []))
+        if concept.get("display")
+    }
 
 
 class ValueSetExpander:

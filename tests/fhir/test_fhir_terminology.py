@@ -52,6 +52,7 @@ def test_project_value_sets_expand_whole_systems_nested_concepts_and_filters() -
     assert terminology.validate_code(REASON_VALUE_SET + "-surgery", REASON_SYSTEM, "spine") is True
     assert terminology.validate_code(REASON_VALUE_SET + "-surgery", REASON_SYSTEM, "surgery") is False
     assert terminology.display(REASON_SYSTEM, "unclear") == "Unclear diagnosis"
+    assert terminology.display(REASON_SYSTEM, "spine") == "Spine"  # a nested concept
     assert terminology.value_set(REASON_VALUE_SET + "|1.0")["url"] == REASON_VALUE_SET
     assert core_terminology().value_set(REASON_VALUE_SET) is None
 

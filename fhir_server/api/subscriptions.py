@@ -22,9 +22,8 @@ from fastapi.responses import Response
 from fhir_server.api.deps import get_context
 from fhir_server.api.media import fhir_response, read_resource
 from fhir_server.api.registry import OperationRegistration
-from fhir_server.api.rest import add_operation, add_route
-from fhir_server.api.rest import write_response
-from fhir_server.errors import FhirError
+from fhir_server.api.rest import add_operation, add_route, write_response
+from fhir_server.second_opinion.references import read_or_none
 from fhir_server.services.context import RequestContext
 from fhir_server.services.resources import ResourceService, WriteResult, parse_version_tag
 from fhir_server.services.validation import check_writable
@@ -67,19 +66,12 @@ async def create_subscription(request: Request, ctx: RequestContext = Depends(ge
     return write_response(ctx, await _activated(request.app, result))
 
 
-async def _current(store: ResourceStore, resource_id: str) -> dict[str, Any] | None:
-    try:
-        return (await store.read("Subscription", resource_id)).resource
-    except FhirError:  # never existed, or deleted: the update creates it
-        return None
-
-
 async def update_subscription(
     resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
 ) -> Response:
     service: ResourceService = request.app.state.services
     resource = await read_resource(request, service.settings, "Subscription")
-    current = await _current(service.store, resource_id)
+    current = await read_or_none(service.store, f"Subscription/{resource_id}")  # None: the update creates it
     if current is not None:
         resource = with_event_count(resource, event_count(current))
     check_subscription(service, resource, creating=current is None, ctx=ctx)

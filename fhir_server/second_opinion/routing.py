@@ -52,7 +52,6 @@ class RoutingDecision:
     situation: str  # a plans.SITUATIONS entry, or information-missing
     tier: str  # group | network | out-of-network | none
     provider: Candidate | None
-    primary_care: bool
     reason: str  # the reason reported for this request
     qualifying: bool
 
@@ -121,6 +120,8 @@ def reported_reason(request: RoutingRequest, rules: PlanRules) -> tuple[str, boo
 def route(request: RoutingRequest, rules: PlanRules, specialties: Specialties, directory: Directory) -> RoutingDecision:
     primary_care = specialties.is_primary_care(request.specialty)
     reason, qualifying = reported_reason(request, rules)
+    if not request.complete:  # pended for information: nobody is proposed until the request is complete
+        return RoutingDecision(INFORMATION_MISSING, INFORMATION_MISSING, "none", None, reason, qualifying)
     ranked = sorted(
         qualified_candidates(request, rules, specialties, directory),
         key=lambda c: _preference(c, request, rules, directory),
@@ -148,7 +149,5 @@ def route(request: RoutingRequest, rules: PlanRules, specialties: Specialties, d
     if not qualifying:
         situation = "other-reason"  # the list is "not limited to": accepted, and a physician decides
 
-    if not request.complete:
-        return RoutingDecision(INFORMATION_MISSING, INFORMATION_MISSING, "none", None, primary_care, reason, qualifying)
     tier = tier_of(provider, request, directory) if provider else "none"
-    return RoutingDecision(rules.outcome_for(situation), situation, tier, provider, primary_care, reason, qualifying)
+    return RoutingDecision(rules.outcome_for(situation), situation, tier, provider, reason, qualifying)

@@ -59,7 +59,7 @@ from typing import Any
 
 import orjson
 
-from fhir_server.errors import bad_request, conflict, gone, not_found, precondition_failed
+from fhir_server.errors import conflict, gone, not_found
 from fhir_server.search.index import extract_index, normalize_text
 from fhir_server.search.query import (
     Criterion,
@@ -79,10 +79,12 @@ from fhir_server.storage.versioning import (
     MillisecondClock,
     ceil_to_millisecond,
     check_id,
+    check_if_match,
     format_timestamp,
     history_method,
     resource_type_of,
     stamp,
+    update_target,
 )
 
 SCHEMA: tuple[str, ...] = (
@@ -409,18 +411,10 @@ class SqliteOperations(ResourceOperations):
     async def update(
         self, resource: dict[str, Any], *, if_match: int | None = None
     ) -> tuple[StoredResource, bool]:
-        resource_type = resource_type_of(resource)
-        resource_id = resource.get("id")
-        if not resource_id:
-            raise bad_request("An update needs the resource id", "id")
-        check_id(resource_id)
+        resource_type, resource_id = update_target(resource)
         current = self._current(resource_type, resource_id)
         live = current is not None and not current[3]
-        if if_match is not None and (not live or current[1] != if_match):
-            found = f"version {current[1]}" if live else "no current version"
-            raise precondition_failed(
-                f"{resource_type}/{resource_id}: If-Match expected version {if_match}, found {found}"
-            )
+        check_if_match(f"{resource_type}/{resource_id}", if_match, current[1] if live else None)
         return self._write_version(resource_type, resource_id, resource, current), not live
 
     async def delete(
@@ -429,10 +423,7 @@ class SqliteOperations(ResourceOperations):
         current = self._current(resource_type, resource_id)
         if current is None or current[3]:
             return None
-        if if_match is not None and current[1] != if_match:
-            raise precondition_failed(
-                f"{resource_type}/{resource_id}: If-Match expected version {if_match}, found version {current[1]}"
-            )
+        check_if_match(f"{resource_type}/{resource_id}", if_match, current[1])
         return self._write_version(resource_type, resource_id, None, current)
 
     async def enqueue(self, message: OutboxMessage) -> bool:

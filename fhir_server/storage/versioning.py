@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from fhir_server.errors import bad_request
+from fhir_server.errors import bad_request, precondition_failed
 from fhir_server.search.parameters import ParamType
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR R4 id datatype
@@ -41,6 +41,25 @@ def resource_type_of(resource: dict[str, Any]) -> str:
     if not isinstance(resource_type, str) or not resource_type:
         raise bad_request("The resource has no resourceType", "resourceType")
     return resource_type
+
+
+def update_target(resource: dict[str, Any]) -> tuple[str, str]:
+    """``(type, id)`` of the resource an update writes; 400 when the body names no id or an invalid one."""
+    resource_type = resource_type_of(resource)
+    resource_id = resource.get("id")
+    if not resource_id:
+        raise bad_request("An update needs the resource id", "id")
+    check_id(resource_id)
+    return resource_type, resource_id
+
+
+def check_if_match(reference: str, if_match: int | None, live_version: int | None) -> None:
+    """412 unless ``if_match`` (the version the client last saw; None: no condition) is the current version
+    (``live_version``: None when the resource does not exist or is deleted)."""
+    if if_match is None or if_match == live_version:
+        return
+    found = f"version {live_version}" if live_version is not None else "no current version"
+    raise precondition_failed(f"{reference}: If-Match expected version {if_match}, found {found}")
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from fhir_server.errors import bad_request, conflict, gone, not_found, precondition_failed
+from fhir_server.errors import conflict, gone, not_found, precondition_failed
 from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, StoredResource
 from fhir_server.storage.mongo.adapter import (
     Filter,
@@ -32,9 +32,11 @@ from fhir_server.storage.versioning import (
     MillisecondClock,
     ceil_to_millisecond,
     check_id,
+    check_if_match,
     history_method,
     resource_type_of,
     stamp,
+    update_target,
 )
 
 if TYPE_CHECKING:
@@ -49,14 +51,7 @@ def _is_live(current: dict[str, Any] | None) -> bool:
 
 
 def _check_version(current: dict[str, Any] | None, if_match: int | None, reference: str) -> None:
-    if if_match is None:
-        return
-    if not _is_live(current):
-        raise precondition_failed(f"{reference}: If-Match expected version {if_match}, found no current version")
-    if current["version_id"] != if_match:
-        raise precondition_failed(
-            f"{reference}: If-Match expected version {if_match}, found version {current['version_id']}"
-        )
+    check_if_match(reference, if_match, current["version_id"] if _is_live(current) else None)
 
 
 class MongoResourceOperations(ResourceOperations):
@@ -117,11 +112,7 @@ class MongoResourceOperations(ResourceOperations):
         return stored_resource(raw)
 
     async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
-        resource_type = resource_type_of(resource)
-        resource_id = resource.get("id")
-        if not resource_id:
-            raise bad_request("An update needs the resource id", "id")
-        check_id(resource_id)
+        resource_type, resource_id = update_target(resource)
         current = await self._collections.find_current(resource_type, resource_id)
         _check_version(current, if_match, f"{resource_type}/{resource_id}")
         stored = await self._guarded_write(resource_type, resource_id, resource, current, if_match)

@@ -135,8 +135,7 @@ class ResourceService:
                 raise precondition_failed(f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}")
             if matches:
                 return WriteResult(matches[0], created=False, warnings=warnings, existing=True)
-        body = {key: value for key, value in resource.items() if key != "id"}
-        return WriteResult(await self._store_new(ops, body), created=True, warnings=warnings)
+        return WriteResult(await self._store_new(ops, resource), created=True, warnings=warnings)
 
     async def _store_new(
         self, ops: ResourceOperations, resource: dict[str, Any], resource_id: str | None = None

@@ -277,8 +277,7 @@ class BundleProcessor:
             if entry.existing is not None:
                 result = WriteResult(entry.existing, created=False, existing=True)
             elif entry.assigned_id is not None:
-                body = {key: value for key, value in resource.items() if key != "id"}
-                result = await service.create_with_id(body, entry.assigned_id, tx)
+                result = await service.create_with_id(resource, entry.assigned_id, tx)
             else:
                 result = await service.create(resource, if_none_exist=entry.if_none_exist, ops=tx)
         elif len(entry.path) == 1 and entry.query:

@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     report_api.register(app)
     plan_copies.register(app)
     subscription_api.register(app)
-    operations.register(app, base_path)
+    operations.register(app)
     bundles.register(app, base_path)
     rest.register(app, base_path)
     return app

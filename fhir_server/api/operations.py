@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from fhir_server.api.deps import get_context
 from fhir_server.api.media import fhir_response, read_body, check_content_type, parse_json, require_resource
 from fhir_server.api.registry import OperationRegistration
-from fhir_server.api.rest import add_route, require_type, service_of
+from fhir_server.api.rest import add_operation, require_type, service_of
 from fhir_server.errors import bad_request, operation_outcome
 from fhir_server.services.validation import collect_issues
 
@@ -74,15 +74,13 @@ async def _validate(request: Request, resource_type: str, resource_id: str | Non
     return fhir_response(operation_outcome(structure_issues + profile_issues))
 
 
-def register(app: FastAPI, base_path: str) -> None:
+def register(app: FastAPI) -> None:
     """Add the routes (before the generic ``{id}`` routes) and declare ``$validate`` for every type."""
-    add_route(app, base_path, "/{resource_type}/$validate", "POST", validate_type, ("FHIR operations",))
-    add_route(app, base_path, "/{resource_type}/{resource_id}/$validate", "POST", validate_instance, ("FHIR operations",))
-    app.state.registry.add_operation(
-        OperationRegistration(
-            name="validate",
-            definition=VALIDATE_DEFINITION,
-            resource_types=tuple(app.state.definitions.resource_types()),
-            documentation="Validate a resource against the base R4 rules and the profiles this server hosts",
-        )
+    registration = OperationRegistration(
+        name="validate",
+        definition=VALIDATE_DEFINITION,
+        resource_types=tuple(app.state.definitions.resource_types()),
+        documentation="Validate a resource against the base R4 rules and the profiles this server hosts",
     )
+    add_operation(app, "/{resource_type}/$validate", {"POST": validate_type}, registration)
+    add_operation(app, "/{resource_type}/{resource_id}/$validate", {"POST": validate_instance}, registration)

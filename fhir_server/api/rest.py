@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from fhir_server.api.deps import get_context
 from fhir_server.api.registry import OperationRegistration
 from fhir_server.api.media import fhir_response, read_resource, read_search_form, search_parameters, version_headers
-from fhir_server.errors import bad_request, information, not_supported, operation_outcome
+from fhir_server.errors import bad_request, information, operation_outcome
 from fhir_server.services.context import RequestContext
 from fhir_server.services.queries import history_bundle_for, search_bundle, system_search_bundle
 from fhir_server.services.resources import ResourceService, WriteResult, parse_version_tag
@@ -28,8 +28,7 @@ def service_of(request: Request) -> ResourceService:
 
 def require_type(request: Request, resource_type: str) -> str:
     """404 (not-supported) for a type that is not an R4 resource type."""
-    if not service_of(request).knows_type(resource_type):
-        raise not_supported(f"resource type {resource_type!r} is not supported", status=404)
+    service_of(request).require_type(resource_type)
     return resource_type
 
 

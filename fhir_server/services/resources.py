@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server.api.registry import CapabilityRegistry
-from fhir_server.errors import FhirError, Issue, bad_request, precondition_failed
+from fhir_server.errors import FhirError, Issue, bad_request, not_supported, precondition_failed
 from fhir_server.search.query import parse_search
 from fhir_server.services.validation import ResourceValidator, check_writable
 from fhir_server.settings import Settings
@@ -71,6 +71,11 @@ class ResourceService:
         """Whether ``resource_type`` is a concrete R4 resource type this server serves."""
         return self.definitions.is_resource_type(resource_type)
 
+    def require_type(self, resource_type: str) -> None:
+        """404 (not-supported) for a type that is not an R4 resource type: in a URL, a Bundle entry or a query."""
+        if not self.knows_type(resource_type):
+            raise not_supported(f"resource type {resource_type!r} is not supported", status=404)
+
     # -- reads -----------------------------------------------------------------------------------------------
     async def read(self, resource_type: str, resource_id: str, ops: ResourceOperations | None = None) -> StoredResource:
         return await (ops or self.store).read(resource_type, resource_id)
@@ -89,7 +94,10 @@ class ResourceService:
     ) -> list[StoredResource]:
         """Resources matching a conditional query string (``identifier=a|b``), at most ``limit``.
 
-        Unknown parameters are errors here: ignoring one would match too much and break conditional logic."""
+        Unknown parameters are errors here: ignoring one would match too much and break conditional logic. So is
+        a type that is not a resource type (404, as at any URL; a conditional reference names its own): nothing
+        could match, and parsing a query for it would cache search parameters under any string a client makes up."""
+        self.require_type(resource_type)
         params = parse_qsl(query_string.lstrip("?"), keep_blank_values=True)
         if not params:
             raise bad_request(f"the conditional query for {resource_type} is empty")

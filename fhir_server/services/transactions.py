@@ -255,8 +255,7 @@ class BundleProcessor:
         if any(segment.startswith("$") for segment in entry.path):
             raise not_supported(f"operations ({'/'.join(entry.path)}) are not supported inside a Bundle")
         service = self.service
-        if not service.knows_type(entry.resource_type):
-            raise not_supported(f"resource type {entry.resource_type!r} is not supported", status=404)
+        service.require_type(entry.resource_type)
         if entry.method in ("GET", "HEAD"):
             return await self._read_entry(ctx, entry, tx or service.store)
         if entry.method == "DELETE":

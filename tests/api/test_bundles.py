@@ -91,6 +91,16 @@ async def test_transaction_unresolvable_conditional_reference_is_412(client: htt
     assert await count_of(client, "Patient") == 0
 
 
+async def test_transaction_conditional_reference_to_no_resource_type_is_404(client: httpx.AsyncClient) -> None:
+    for reference in ("Nothing?_id=1", "patient?_id=1", "?_id=1"):
+        request = bundle("transaction", entry("POST", "Observation", observation(reference)))
+        response = await client.post("", json=request, headers=FHIR_JSON)
+        assert response.status_code == 404, reference
+        issue = response.json()["issue"][0]
+        assert issue["code"] == "not-supported" and issue["expression"] == ["Bundle.entry[0]"]
+    assert await count_of(client, "Observation") == 0
+
+
 async def test_batch_entries_fail_independently(client: httpx.AsyncClient) -> None:
     await client.put("/Patient/there", json=patient(id="there"), headers=FHIR_JSON)
     request = bundle(

@@ -37,6 +37,18 @@ def media_type_of(header_value: str) -> str:
     return header_value.split(";", 1)[0].strip().lower()
 
 
+def refused(media_range: str) -> bool:
+    """``application/fhir+json;q=0`` says "not this" (RFC 9110 12.4.2): such a range accepts nothing."""
+    for parameter in media_range.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value.strip()) == 0
+            except ValueError:
+                return False
+    return False
+
+
 def check_acceptable(request: Request) -> None:
     """406 when the client will not take JSON: ``_format`` wins over ``Accept`` (FHIR 3.1.0.1.5)."""
     requested_format = request.query_params.get("_format")
@@ -47,7 +59,7 @@ def check_acceptable(request: Request) -> None:
     accept = request.headers.get("accept")
     if not accept:
         return
-    ranges = [media_type_of(part) for part in accept.split(",")]
+    ranges = [media_type_of(part) for part in accept.split(",") if not refused(part)]
     if not any(media_range in ACCEPTABLE_RANGES or media_range == "" for media_range in ranges):
         raise FhirError.single(406, "not-supported", f"cannot answer in {accept!r}: this server speaks {FHIR_JSON}")
 

@@ -54,7 +54,14 @@ async def test_unsupported_media_type(client: httpx.AsyncClient) -> None:
     await assert_no_patients(client)
 
 
-@pytest.mark.parametrize("headers,params", [({"Accept": "application/fhir+xml"}, {}), ({}, {"_format": "xml"})])
+@pytest.mark.parametrize(
+    "headers,params",
+    [
+        ({"Accept": "application/fhir+xml"}, {}),
+        ({}, {"_format": "xml"}),
+        ({"Accept": "application/fhir+json;q=0, application/fhir+xml"}, {}),  # q=0: "not JSON"
+    ],
+)
 async def test_not_acceptable(client: httpx.AsyncClient, headers, params) -> None:
     response = await client.post("/Patient", json=patient(), headers={**FHIR_JSON, **headers}, params=params)
     assert response.status_code == 406 and outcome_issue(response)["code"] == "not-supported"

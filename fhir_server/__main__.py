@@ -1,7 +1,7 @@
 """Command line: ``python -m fhir_server serve | load FILE... | validate FILE [--profile URL]``.
 
 ``--host``, ``--port``, ``--base-path`` and ``--store`` override the ``FHIR_*`` environment settings. ``load``
-goes through the same service layer as HTTP (validation, reference rewriting, hooks), straight into the store.
+goes through the same service layer as HTTP (validation, reference rewriting, change observers), straight into the store.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.validator = validator
     app.state.registry = registry
     app.state.store = store
-    app.state.services = ResourceService(store, validator, definitions, registry, settings, app)
+    app.state.services = ResourceService(store, validator, definitions, settings)
 
     # No 307 redirects for a trailing slash or an encoded one (a redirect would lose a POST/PUT body): unknown
     # URLs answer 404 with an OperationOutcome.

@@ -1,8 +1,8 @@
-"""HTTP side of case management: ``POST [base]/Task/{id}/$decide`` and the hooks that carry a case on.
+"""HTTP side of case management: ``POST [base]/Task/{id}/$decide`` and the observers that carry a case on.
 
 HTTP only: read the Parameters, hand them to :mod:`fhir_server.second_opinion.decisions`, answer its Bundle.
 ``register(app)`` also wires the domain into writes made through REST and transactions:
-- after-create hooks on DiagnosticReport and DocumentReference link a consultation report to its case and
+- change observers on DiagnosticReport and DocumentReference link a consultation report to its case and
   send it to the member's PCP (:mod:`fhir_server.second_opinion.consultations`);
 - a ServiceRequest change observer resumes a pended case when the provider updates the request
   (:func:`fhir_server.second_opinion.intake.resume_on_update`), whichever way the update arrives (REST PUT,
@@ -72,7 +72,8 @@ def register(app: FastAPI) -> None:
             resource_types=("Task",),
             instance=True,
             documentation=(
-                "A physician reviewer approves or denies a second-opinion request in review; "
+                "A physician reviewer approves, denies or refers (consultative review) a second-opinion request "
+                "in review; "
                 "the member and the provider are notified"
             ),
         ),

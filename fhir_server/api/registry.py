@@ -8,9 +8,8 @@ never claim something that is not wired.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-AfterCreateHook = Callable[[Any, Any, Any], Awaitable[None]]  # (app, tx: ResourceOperations, StoredResource)
 
 @dataclass(frozen=True)
 class OperationRegistration:
@@ -27,17 +26,9 @@ class CapabilityRegistry:
     # resource type -> extra documentation lines for the CapabilityStatement (e.g. supported profiles)
     supported_profiles: dict[str, list[str]] = field(default_factory=dict)
 
-    # resource type -> hooks the create interaction runs right after storing a resource of that type, INSIDE the
-    # same store transaction (``await hook(app, tx, stored_resource)``), so a workflow the creation starts (a Task
-    # with the second-opinion profile) is written atomically with it; a hook raising FhirError undoes the create.
-    after_create: dict[str, list[AfterCreateHook]] = field(default_factory=dict)
-
     # resource type -> extensions of its CapabilityStatement ``rest.resource`` entry (e.g. the Subscriptions
     # Backport's ``capabilitystatement-subscriptiontopic-canonical`` on Subscription, advertising a topic)
     resource_extensions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def add_after_create(self, resource_type: str, hook: AfterCreateHook) -> None:
-        self.after_create.setdefault(resource_type, []).append(hook)
 
     def add_resource_extension(self, resource_type: str, extension: dict[str, Any]) -> None:
         extensions = self.resource_extensions.setdefault(resource_type, [])

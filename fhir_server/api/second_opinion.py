@@ -3,8 +3,8 @@
 
 HTTP only: read the body, hand it to :func:`fhir_server.second_opinion.intake.submit`, answer its Bundle.
 ``register(app)`` is called by ``create_app`` before the generic REST routes are added, so that
-``/ServiceRequest/$submit`` wins over ``/{type}/{id}``; it also hooks the creation of a second-opinion Task
-through REST to the same workflow.
+``/ServiceRequest/$submit`` wins over ``/{type}/{id}``; it also observes Task writes, so a client creating a
+second-opinion Task (REST, a Bundle entry, ``load``) starts the same workflow.
 
 The clock is ``app.state.clock`` (:mod:`fhir_server.clock`; tests fix it).
 """
@@ -47,10 +47,15 @@ async def submit(request: Request, ctx: RequestContext = Depends(get_context)) -
     return fhir_response(answer)
 
 
-async def start_workflow_for_task(app: Any, tx: ResourceOperations, stored: StoredResource) -> None:
-    """After-create hook: a second-opinion Task created through REST runs the ``$submit`` workflow."""
-    if stored.resource is not None and intake.starts_workflow(stored.resource):
-        await intake.start_from_task(tx, stored.resource, catalog_of(app), app.state.clock)
+def task_workflow_observer(app: Any) -> Any:
+    """The Task change observer of this app: a client's newly created second-opinion Task (contract
+    "Submitting", last paragraph) runs the ``$submit`` workflow inside the same transaction."""
+
+    async def observer(tx: ResourceOperations, stored: StoredResource, previous: StoredResource | None) -> None:
+        if previous is None and stored.resource is not None and intake.starts_workflow(stored.resource):
+            await intake.start_from_task(tx, stored.resource, catalog_of(app), app.state.clock)
+
+    return observer
 
 
 def register(app: FastAPI) -> None:
@@ -63,8 +68,9 @@ def register(app: FastAPI) -> None:
             name="submit",
             definition=SUBMIT_OPERATION,
             resource_types=("ServiceRequest",),
-            documentation="Submit a second-opinion request Bundle; answers the authorization, the Task and the stored request",
+            documentation="Submit a second-opinion request Bundle; answers the authorization, the Task and the "
+            "stored request",
         ),
         tags=("Second opinion",),
     )
-    app.state.registry.add_after_create("Task", start_workflow_for_task)
+    app.state.change_observers.add("Task", task_workflow_observer(app))

@@ -1,8 +1,8 @@
 """The FHIR interactions on single resources, shared by REST, bundles and the CLI.
 
 HTTP parsing happens before (``api/``), storage after (``storage/``); here live the rules between them:
-validation on every write, conditional create, version checks, URL/body id agreement, and the domain's
-after-create hooks run inside the create's own transaction.
+validation on every write, conditional create, version checks, URL/body id agreement. What the domain does when
+a resource changes runs in the store's change observers (:mod:`fhir_server.storage.observed`), on every path.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fhir_server.api.registry import CapabilityRegistry
 from fhir_server.errors import FhirError, Issue, bad_request, not_supported, precondition_failed
 from fhir_server.search.query import parse_search
 from fhir_server.services.validation import ResourceValidator, check_writable
@@ -56,16 +55,12 @@ class ResourceService:
         store: ResourceStore,
         validator: ResourceValidator,
         definitions: Any,
-        registry: CapabilityRegistry,
         settings: Settings,
-        app: Any = None,
     ) -> None:
         self.store = store
         self.validator = validator
         self.definitions = definitions  # DefinitionRegistry: which resource types exist
-        self.registry = registry
         self.settings = settings
-        self.app = app  # handed to after-create hooks, which may need other services
 
     def knows_type(self, resource_type: str) -> bool:
         """Whether ``resource_type`` is a concrete R4 resource type this server serves."""
@@ -116,17 +111,8 @@ class ResourceService:
         if_none_exist: str | None = None,
         ops: ResourceOperations | None = None,
     ) -> WriteResult:
-        """Validate and store a new resource (server-assigned id), or return the one ``If-None-Exist`` finds.
-
-        When the domain registered after-create hooks for the type, the create and the hooks share one
-        transaction (``ops`` when the caller already holds one) and the answer is the resource as the hooks
-        left it."""
-        resource_type = resource["resourceType"]
+        """Validate and store a new resource (server-assigned id), or return the one ``If-None-Exist`` finds."""
         warnings = check_writable(self.validator, resource)
-        hooks = self.registry.after_create.get(resource_type, [])
-        if ops is None and hooks:
-            async with self.store.transaction() as tx:
-                return await self._create_in(tx, resource, if_none_exist, warnings)
         return await self._create_in(ops or self.store, resource, if_none_exist, warnings)
 
     async def _create_in(
@@ -143,24 +129,14 @@ class ResourceService:
                 raise precondition_failed(f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}")
             if matches:
                 return WriteResult(matches[0], created=False, warnings=warnings, existing=True)
-        return WriteResult(await self._store_new(ops, resource), created=True, warnings=warnings)
-
-    async def _store_new(
-        self, ops: ResourceOperations, resource: dict[str, Any], resource_id: str | None = None
-    ) -> StoredResource:
-        """Create, then run the type's after-create hooks in the same ``ops`` and re-read what they left."""
-        stored = await ops.create(resource, resource_id=resource_id)
-        hooks = self.registry.after_create.get(stored.resource_type, [])
-        for hook in hooks:
-            await hook(self.app, ops, stored)
-        return await ops.read(stored.resource_type, stored.id) if hooks else stored
+        return WriteResult(await ops.create(resource), created=True, warnings=warnings)
 
     async def create_with_id(
         self, resource: dict[str, Any], resource_id: str, ops: ResourceOperations
     ) -> WriteResult:
         """Create with an id chosen in advance (transaction entries whose ``urn:uuid`` was already resolved)."""
         warnings = check_writable(self.validator, resource)
-        return WriteResult(await self._store_new(ops, resource, resource_id), created=True, warnings=warnings)
+        return WriteResult(await ops.create(resource, resource_id=resource_id), created=True, warnings=warnings)
 
     async def update(
         self,

@@ -10,7 +10,10 @@ observers runs in a transaction (the caller's, or one opened for a direct write)
 ``observer(tx, stored, previous)`` for each observer of that type, in registration order: ``tx`` is the same
 transaction (observed too), ``stored`` the new version (a deletion marker for a delete) and ``previous`` the
 version it replaced (None for a creation, or an update of a deleted or unknown resource). An observer that
-raises rolls the whole change back. Types without observers go straight to the inner store: they pay nothing.
+raises rolls the whole change back. An observer may change the written resource itself (a client's Task that
+starts the second-opinion workflow is routed at once): a create or update of an observed type therefore answers
+with the version the observers left, so the client sees what is stored. Types without observers go straight to
+the inner store: they pay nothing.
 """
 
 from __future__ import annotations
@@ -66,20 +69,23 @@ class ObservedOperations(ReadsDelegated):
                 return None
             raise
 
-    async def _notify(self, stored: StoredResource, previous: StoredResource | None) -> None:
-        for observer in self._observers.of(stored.resource_type):
+    async def _notify(self, stored: StoredResource, previous: StoredResource | None) -> StoredResource:
+        """Run the observers; answer the resource's version after them (the same one unless they changed it)."""
+        observers = self._observers.of(stored.resource_type)
+        for observer in observers:
             await observer(self, stored, previous)
+        if not observers or stored.deleted:
+            return stored
+        return await self._tx.read(stored.resource_type, stored.id)
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
         stored = await self._tx.create(resource, resource_id=resource_id)
-        await self._notify(stored, None)
-        return stored
+        return await self._notify(stored, None)
 
     async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
         previous = await self._current(resource_type_of(resource), resource.get("id"))
         stored, created = await self._tx.update(resource, if_match=if_match)
-        await self._notify(stored, previous)
-        return stored, created
+        return await self._notify(stored, previous), created
 
     async def delete(
         self, resource_type: str, resource_id: str, *, if_match: int | None = None

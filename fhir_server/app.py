@@ -20,7 +20,7 @@ from fhir_server.api import reports as report_api
 from fhir_server.api import subscriptions as subscription_api
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.api.registry import CapabilityRegistry
-from fhir_server.clock import utc_now
+from fhir_server.clock import Clock
 from fhir_server.conformance import load_conformance, publish_resources
 from fhir_server.fhir.definitions import core_registry
 from fhir_server.fhir.terminology import core_terminology
@@ -48,8 +48,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.close()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    """The application; ``clock`` (default: one following the wall clock) is the one clock of every component."""
     settings = settings or get_settings()
+    clock = clock or Clock()
     base_path = settings.normalized_base_path()
     app = FastAPI(
         title="Second-opinion FHIR server",
@@ -62,12 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     definitions = core_registry().copy()
     terminology = core_terminology().copy()
     app.state.change_observers = ChangeObservers()
-    store = ObservedStore(open_store(settings.store), app.state.change_observers)
+    store = ObservedStore(open_store(settings.store, clock), app.state.change_observers)
     registry = CapabilityRegistry()
     validator = Validator(definitions, terminology)
 
     app.state.settings = settings
-    app.state.clock = utc_now
+    app.state.clock = clock
     app.state.definitions = definitions
     app.state.terminology = terminology
     app.state.conformance_resources = load_conformance(settings.profiles_dir, definitions, terminology)

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import orjson
 
-from fhir_server.clock import Clock, utc_now
+from fhir_server.clock import Now
 from fhir_server.storage.base import OutboxMessage, ResourceStore
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class OutboxWorker:
         store: ResourceStore,
         *,
         client: httpx.AsyncClient | None = None,
-        clock: Clock = utc_now,
+        clock: Now,
         base_delay: float = 1.0,
         max_delay: float = 300.0,
         lease: float = 60.0,
@@ -149,7 +149,7 @@ def start_worker(app: Any) -> OutboxWorker | None:
         return None
     worker = OutboxWorker(
         app.state.store,
-        clock=lambda: app.state.clock(),  # read at each use: tests may fix the clock after start-up
+        clock=app.state.clock,
         base_delay=settings.outbox_base_delay_seconds,
         max_delay=settings.outbox_max_delay_seconds,
     )

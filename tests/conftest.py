@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from fhir_server.clock import Clock
 from fhir_server.storage import ResourceStore, open_store
 
 BACKENDS = ["sqlite", pytest.param("mongo", marks=pytest.mark.mongo)]
@@ -89,9 +90,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[ResourceStore]:
+def store_clock() -> Clock:
+    """The clock the ``store`` fixture stamps writes with: the wall clock, unless a module overrides this fixture
+    with a frozen one to drive time itself."""
+    return Clock()
+
+
+@pytest.fixture
+async def store(store_url: str, store_clock: Clock) -> AsyncIterator[ResourceStore]:
     """An open, empty store of each backend; dropped afterwards."""
-    backend = open_store(store_url)
+    backend = open_store(store_url, store_clock)
     await backend.open()
     try:
         yield backend

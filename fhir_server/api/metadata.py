@@ -8,7 +8,7 @@ claim what the server does not do. It is serialised once; each request answers t
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -81,7 +81,9 @@ def _resource_entry(
     return entry
 
 
-def build_capability_statement(settings: Settings, definitions: Any, registry: CapabilityRegistry) -> dict[str, Any]:
+def build_capability_statement(
+    settings: Settings, definitions: Any, registry: CapabilityRegistry, published: datetime
+) -> dict[str, Any]:
     """The server's CapabilityStatement (``kind: instance``) as a JSON dict."""
     operations_by_type: dict[str, list[OperationRegistration]] = defaultdict(list)
     system_operations: list[OperationRegistration] = []
@@ -109,7 +111,7 @@ def build_capability_statement(settings: Settings, definitions: Any, registry: C
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": published.isoformat(timespec="seconds"),
         "publisher": "fhir-second-opinion-server",
         "kind": "instance",
         "software": {"name": "fhir-second-opinion-server", "version": __version__},
@@ -127,7 +129,9 @@ async def capability_statement(request: Request, _: Any = Depends(get_context)) 
 
 def publish(app: FastAPI) -> None:
     """Build and cache the statement; call once everything (profiles, operations) is registered."""
-    statement = build_capability_statement(app.state.settings, app.state.definitions, app.state.registry)
+    statement = build_capability_statement(
+        app.state.settings, app.state.definitions, app.state.registry, app.state.clock()
+    )
     app.state.capability_statement = orjson.dumps(statement)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fhir_server.clock import Clock, utc_now
+from fhir_server.clock import Now
 from fhir_server.errors import error, operation_outcome, unprocessable
 from fhir_server.second_opinion.cases import existing_case, new_ids
 from fhir_server.second_opinion.codes import TASK_CODE_SYSTEM, TASK_PROFILE, codes_in
@@ -109,7 +109,7 @@ async def submit(
     validator: ResourceValidator | None,
     catalog: PlanCatalog,
     base_url: str,
-    now: Clock = utc_now,
+    now: Now,
 ) -> dict[str, Any]:
     """``POST [base]/ServiceRequest/$submit``: the answer Bundle (ClaimResponse, Task, ServiceRequest, Claim)."""
     entries = check_envelope(bundle)
@@ -163,7 +163,7 @@ def starts_workflow(task: dict[str, Any]) -> bool:
 
 
 async def start_from_task(
-    tx: ResourceOperations, task: dict[str, Any], catalog: PlanCatalog, now: Clock = utc_now
+    tx: ResourceOperations, task: dict[str, Any], catalog: PlanCatalog, now: Now
 ) -> dict[str, Any]:
     """Run the workflow for a Task just created (inside its transaction); returns the Task's new version."""
     focus = task["focus"]["reference"]
@@ -189,7 +189,7 @@ async def resume_on_update(
     stored: StoredResource,
     previous: StoredResource | None,
     catalog: PlanCatalog,
-    now: Clock = utc_now,
+    now: Now,
 ) -> None:
     """Change observer of ServiceRequest: the provider answers a pended case (Task ``on-hold``) by updating the
     request (issue 5 "Pended for information"); the case is re-evaluated inside the update's transaction and

@@ -59,6 +59,7 @@ from typing import Any
 
 import orjson
 
+from fhir_server.clock import Now, utc_now
 from fhir_server.errors import conflict, gone, not_found
 from fhir_server.search.index import extract_index, normalize_text
 from fhir_server.search.query import (
@@ -427,7 +428,7 @@ class SqliteOperations(ResourceOperations):
         return self._write_version(resource_type, resource_id, None, current)
 
     async def enqueue(self, message: OutboxMessage) -> bool:
-        return sqlite_outbox.enqueue(self._db, message, self._clock.next())
+        return sqlite_outbox.enqueue(self._db, message, self._clock.now())
 
     async def search(self, query: SearchQuery) -> Page:
         where, params = _where_sql(query)
@@ -478,22 +479,22 @@ class SqliteOperations(ResourceOperations):
 class SqliteStore(ReadsDelegated):
     """:class:`~fhir_server.storage.base.ResourceStore` on one SQLite file (or ``:memory:``)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Now = utc_now) -> None:
         self.path = str(path)
         self._scratch_dir: str | None = None  # the temporary directory of a ``:memory:`` store
         self._lock = asyncio.Lock()
-        self._clock = MillisecondClock()
+        self._clock = MillisecondClock(clock)
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._checkpointer: sqlite_connection.Checkpointer | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> "SqliteStore":
+    def from_url(cls, url: str, clock: Now = utc_now) -> "SqliteStore":
         """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``."""
         prefix = "sqlite:///"
         if not url.startswith(prefix):
             raise ValueError(f"not a SQLite store URL: {url!r} (use sqlite:///path/file.db)")
-        return cls(url[len(prefix):])
+        return cls(url[len(prefix):], clock)
 
     @property
     def in_memory(self) -> bool:

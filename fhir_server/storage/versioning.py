@@ -12,6 +12,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from fhir_server.clock import Now, utc_now
 from fhir_server.errors import bad_request, precondition_failed
 from fhir_server.search.parameters import ParamType
 
@@ -97,11 +98,12 @@ class MillisecondClock:
     history order never disagree with version order.
     """
 
-    def __init__(self, last: datetime | None = None) -> None:
+    def __init__(self, now: Now = utc_now, last: datetime | None = None) -> None:
+        self.now = now
         self.last = last
 
     def next(self, previous: datetime | None = None) -> datetime:
-        moment = datetime.now(timezone.utc)
+        moment = self.now()
         moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
         floor = max((t for t in (self.last, previous) if t is not None), default=None)
         if floor is not None and moment <= floor:

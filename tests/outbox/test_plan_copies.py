@@ -30,7 +30,7 @@ def group(store_url: str, tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(store=store_url, mappings_dir=mappings_with_endpoint(tmp_path / "mappings", PLAN_ENDPOINT),
                         outbox_enabled=False)
     app = create_app(settings)
-    app.state.clock = lambda: FIXED_NOW
+    app.state.clock.freeze(FIXED_NOW)
     with TestClient(app) as client:
         assert client.post("/fhir", json=load_json(DIRECTORY_FILE), headers=FHIR_JSON).status_code == 200
         yield client

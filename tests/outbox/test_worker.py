@@ -14,10 +14,11 @@ import httpx
 import orjson
 import pytest
 
+from fhir_server.clock import Clock
 from fhir_server.outbox import OutboxWorker
 from fhir_server.storage.base import OutboxMessage
 
-START = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)  # after the created_at the store stamps
+START = datetime(2026, 3, 8, 9, 30, tzinfo=timezone.utc)  # any moment: the store and the worker share the clock
 
 
 class Receiver:
@@ -35,20 +36,15 @@ class Receiver:
         return httpx.Response(int(answer), json={"resourceType": "OperationOutcome", "answer": answer})
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+@pytest.fixture
+def clock() -> Clock:
+    """One frozen clock for the store (it stamps when a message is due) and the workers (they read what is due)."""
+    return Clock(frozen_at=START)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def store_clock(clock: Clock) -> Clock:
+    return clock
 
 
 @pytest.fixture
@@ -105,7 +101,7 @@ async def test_failures_back_off_exponentially_up_to_the_cap_then_deliver(store,
     for _ in range(6):
         assert await worker.run_once() == 0
         failed = await only_message(store)
-        waits.append((failed.next_attempt_at - clock.now).total_seconds())
+        waits.append((failed.next_attempt_at - clock()).total_seconds())
         clock.advance(waits[-1] - 0.001)
         assert await worker.run_once() == 0  # not due yet: not tried
         clock.advance(0.001)
@@ -114,7 +110,7 @@ async def test_failures_back_off_exponentially_up_to_the_cap_then_deliver(store,
     assert failed.attempts == 6 and failed.last_error.startswith("HTTP 503")
     assert await worker.run_once() == 1
     assert len(receiver.received) == 7
-    assert (await only_message(store)).delivered_at == clock.now
+    assert (await only_message(store)).delivered_at == clock()
 
 
 async def test_a_refused_connection_is_a_failed_attempt_with_its_error(store, worker_for):
@@ -126,21 +122,21 @@ async def test_a_refused_connection_is_a_failed_attempt_with_its_error(store, wo
     assert "ConnectError" in failed.last_error and "refused" in failed.last_error
 
 
-def test_jitter_takes_a_random_half_of_the_delay(store):
-    assert OutboxWorker(store, base_delay=1.0, max_delay=100.0, jitter=lambda: 0.0).retry_delay(3).total_seconds() == 4
-    assert OutboxWorker(store, base_delay=1.0, max_delay=100.0, jitter=lambda: 1.0).retry_delay(3).total_seconds() == 8
-    huge = OutboxWorker(store, base_delay=1.0, max_delay=100.0, jitter=lambda: 1.0).retry_delay(500)
+def test_jitter_takes_a_random_half_of_the_delay(store, clock):
+    assert OutboxWorker(store, clock=clock, base_delay=1.0, max_delay=100.0, jitter=lambda: 0.0).retry_delay(3).total_seconds() == 4
+    assert OutboxWorker(store, clock=clock, base_delay=1.0, max_delay=100.0, jitter=lambda: 1.0).retry_delay(3).total_seconds() == 8
+    huge = OutboxWorker(store, clock=clock, base_delay=1.0, max_delay=100.0, jitter=lambda: 1.0).retry_delay(500)
     assert huge.total_seconds() == 100
 
 
-async def test_one_failing_destination_does_not_hold_back_the_others(store, worker_for):
+async def test_one_failing_destination_does_not_hold_back_the_others(store, worker_for, clock):
     def by_destination(request: httpx.Request) -> httpx.Response:
         return httpx.Response(500 if request.url.host == "down.test" else 200)
 
     await store.enqueue(OutboxMessage(id="to-down", channel="c", destination="http://down.test/", payload={"a": 1}))
     await store.enqueue(OutboxMessage(id="to-up", channel="c", destination="http://up.test/", payload={"a": 2}))
     async with httpx.AsyncClient(transport=httpx.MockTransport(by_destination)) as client:
-        assert await OutboxWorker(store, client=client, clock=lambda: START).run_once() == 1
+        assert await OutboxWorker(store, client=client, clock=clock).run_once() == 1
     states = {m.id: (m.delivered_at is not None, m.attempts) for m in await store.outbox_messages()}
     assert states == {"to-down": (False, 1), "to-up": (True, 0)}
 
@@ -148,7 +144,7 @@ async def test_one_failing_destination_does_not_hold_back_the_others(store, work
 async def test_a_second_worker_does_not_take_a_leased_message(store, worker_for, clock):
     """Worker A claimed the message and died before answering: worker B waits for the lease to run out."""
     await store.enqueue(copy())
-    await store.claim_outbox(clock.now, clock.now + timedelta(seconds=30))  # A's claim
+    await store.claim_outbox(clock(), clock() + timedelta(seconds=30))  # A's claim
     receiver = Receiver(200)
     worker_b = worker_for(receiver)
     clock.advance(29)
@@ -157,9 +153,9 @@ async def test_a_second_worker_does_not_take_a_leased_message(store, worker_for,
     assert await worker_b.run_once() == 1
 
 
-async def test_background_start_and_stop(store):
+async def test_background_start_and_stop(store, clock):
     """The polling task runs and stops cleanly; the client it opened itself is closed."""
-    worker = OutboxWorker(store, client=None)
+    worker = OutboxWorker(store, client=None, clock=clock)
     worker.start(poll_seconds=3600)
     worker.start(poll_seconds=3600)  # idempotent
     await worker.stop()

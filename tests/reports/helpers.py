@@ -27,7 +27,7 @@ def utc(text: str) -> datetime:
 
 def at(client: TestClient, moment: datetime) -> None:
     """Move the server's clock."""
-    client.app.state.clock = lambda: moment  # type: ignore[attr-defined]
+    client.app.state.clock.freeze(moment)  # type: ignore[attr-defined]
 
 
 def certified_at(client: TestClient, moment: datetime, identifier: str) -> Answer:

@@ -124,7 +124,7 @@ async def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fa
         outbox_enabled=False,
     )
     application = create_app(settings)
-    application.state.clock = lambda: FIXED_NOW
+    application.state.clock.freeze(FIXED_NOW)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:

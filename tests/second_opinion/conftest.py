@@ -44,7 +44,7 @@ def directory_resources() -> list[dict[str, Any]]:
 
 def running_app(store: str) -> Iterator[TestClient]:
     app = create_app(Settings(store=store))
-    app.state.clock = lambda: FIXED_NOW
+    app.state.clock.freeze(FIXED_NOW)
     with TestClient(app) as test_client:
         loaded = test_client.post("/fhir", json=load_json(DIRECTORY_FILE), headers=FHIR_JSON)
         assert loaded.status_code == 200, loaded.text

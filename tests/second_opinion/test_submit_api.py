@@ -360,6 +360,6 @@ def test_health_net_all_participating_specialists_are_considered_beyond_a_first_
 def test_the_authorization_is_valid_from_the_plans_local_day_of_receipt(client):
     """Rule 10 "validity period", counted on the plan's calendar (time zone America/Los_Angeles): a request
     received at 19:00 on 25 November in California (03:00 on the 26th in UTC) is authorized from the 25th."""
-    client.app.state.clock = lambda: datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)
+    client.app.state.clock.freeze(datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc))
     answer = submit_ok(client, submission())
     assert answer.claim_response["preAuthPeriod"] == {"start": "2026-11-25", "end": "2027-02-23"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -26,7 +25,7 @@ BASE = "http://testserver/fhir"
 async def served(store_url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app on ``store_url`` (lifespan run), and a client of it."""
     app = create_app(Settings(store=store_url, outbox_enabled=False))
-    app.state.clock = lambda: FIXED_NOW
+    app.state.clock.freeze(FIXED_NOW)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
             yield app, http
@@ -56,14 +55,14 @@ async def load_directory(http: httpx.AsyncClient) -> None:
 
 
 class Delivery:
-    """The outbox worker of an app, on a clock the test moves."""
+    """The outbox worker of an app, on the app's own (frozen) clock, which the test moves."""
 
     def __init__(self, app: FastAPI) -> None:
-        self.now = FIXED_NOW
-        self.worker = OutboxWorker(app.state.store, clock=lambda: self.now, base_delay=2.0, jitter=lambda: 1.0)
+        self.clock = app.state.clock
+        self.worker = OutboxWorker(app.state.store, clock=self.clock, base_delay=2.0, jitter=lambda: 1.0)
 
     async def run(self, after_seconds: float = 0) -> int:
-        self.now = self.now + timedelta(seconds=after_seconds)
+        self.clock.advance(after_seconds)
         return await self.worker.run_once()
 
     async def close(self) -> None:

@@ -147,7 +147,7 @@ class MongoResourceOperations(ResourceOperations):
             ) from exc
 
     async def enqueue(self, message: OutboxMessage) -> bool:
-        return await self._collections.insert_message(outbox_record(message, self._clock.next()))
+        return await self._collections.insert_message(outbox_record(message, self._clock.now()))
 
     async def _page(self, history: bool, query: Filter, sort: Sort, offset: int, count: int, with_total: bool) -> Page:
         rows = await self._collections.find_page(history, query, sort, offset, count + 1)

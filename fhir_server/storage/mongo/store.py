@@ -21,6 +21,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from fhir_server.clock import Now, utc_now
 from fhir_server.errors import conflict
 from fhir_server.storage.base import OutboxMessage, StoredResource
 from fhir_server.storage.delegation import ReadsDelegated
@@ -50,16 +51,16 @@ def _lost_race(error: Exception) -> bool:
 class MongoStore(ReadsDelegated):
     """``ResourceStore`` on MongoDB (see :mod:`fhir_server.storage.mongo` for the data model)."""
 
-    def __init__(self, url: str, database: str = DEFAULT_DATABASE) -> None:
+    def __init__(self, url: str, database: str = DEFAULT_DATABASE, clock: Now = utc_now) -> None:
         self.url = url
         self.database_name = database
         self._client: AsyncMongoClient | None = None
         self._database: AsyncDatabase | None = None
-        self._clock = MillisecondClock()
+        self._clock = MillisecondClock(clock)
 
     @classmethod
-    def from_url(cls, url: str) -> "MongoStore":
-        return cls(url, database_name(url))
+    def from_url(cls, url: str, clock: Now = utc_now) -> "MongoStore":
+        return cls(url, database_name(url), clock)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 

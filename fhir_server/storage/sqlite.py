@@ -51,11 +51,11 @@ import shutil
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -137,6 +137,7 @@ SCHEMA: tuple[str, ...] = (
 _PREFIX_END = "\U0010ffff"  # sorts after every character: [p, p + this) is "starts with p"
 
 Sql = tuple[str, list[Any]]
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -430,6 +431,11 @@ class SqliteOperations(ResourceOperations):
     async def enqueue(self, message: OutboxMessage) -> bool:
         return sqlite_outbox.enqueue(self._db, message, self._clock.now())
 
+    async def lock(self, key: str) -> None:
+        """Nothing to do: a write transaction holds the file's one write lock (``BEGIN IMMEDIATE``) from its
+        start, so every transaction, in every process sharing the file, already runs after or before this one,
+        and its reads see everything committed before it."""
+
     async def search(self, query: SearchQuery) -> Page:
         where, params = _where_sql(query)
         source = _from_sql(query)
@@ -554,6 +560,11 @@ class SqliteStore(ReadsDelegated):
     async def transaction(self) -> AsyncIterator[SqliteOperations]:
         async with self._writing() as writer:
             yield SqliteOperations(writer, self._clock)
+
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        """One transaction: the write lock it holds from the start means it never conflicts, so never reruns."""
+        async with self.transaction() as tx:
+            return await work(tx)
 
     def _reads(self) -> SqliteOperations:
         """Operations on the reader connection: committed data only, never waiting for the writer."""

@@ -54,9 +54,10 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fhir_server.app import create_app
+    from fhir_server.serving import uvicorn_options
 
     settings = settings_from(args)
-    common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level}
+    common = uvicorn_options(settings)
     if settings.workers > 1:
         # Worker processes build their own app from the environment: hand the command-line overrides down.
         for name, value in flag_overrides(args).items():

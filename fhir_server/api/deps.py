@@ -28,10 +28,23 @@ def parse_prefer(header: str | None) -> dict[str, str]:
 
 
 def base_url_for(request: Request, settings: Settings) -> str:
-    """The public base URL: configured behind a proxy, else the one the client used."""
-    if settings.public_base_url:
+    """The base of the absolute URLs an answer carries (``Location``, ``fullUrl``, paging links).
+
+    The configured public base when there is one (behind a proxy); else the one the client used, but only when
+    its ``Host`` names this server (``FHIR_ALLOWED_HOSTS``, ``FHIR_HOST``): anyone can send ``Host:
+    evil.example``, and an answer (or a cache in front) must not then point clients at it. Any other Host gets
+    the configured base."""
+    if settings.public_base_url or not host_allowed(request.url.hostname, settings):
         return settings.public_base()
     return str(request.base_url).rstrip("/") + settings.normalized_base_path()
+
+
+def host_allowed(hostname: str | None, settings: Settings) -> bool:
+    """Whether a request's host name (no port) is one of the names this server answers to."""
+    if not hostname:
+        return False
+    allowed = {name.lower().strip("[]") for name in [*settings.allowed_hosts, settings.host]}
+    return hostname.lower().strip("[]") in allowed
 
 
 def context_from_request(request: Request) -> RequestContext:

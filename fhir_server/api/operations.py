@@ -63,7 +63,7 @@ async def _validate(request: Request, resource_type: str, resource_id: str | Non
     check_content_type(request)
     body = await read_body(request, service.settings.max_body_bytes)
     if body.strip():
-        resource, profiles = unpack_validate_input(require_resource(parse_json(body, service.settings.max_json_depth)))
+        resource, profiles = unpack_validate_input(require_resource(parse_json(body, service.settings)))
     elif resource_id is not None:
         resource, profiles = (await service.read(resource_type, resource_id)).resource or {}, []
     else:

@@ -106,7 +106,8 @@ class ResourceService:
         if not params:
             raise bad_request(f"the conditional query for {resource_type} is empty")
         query = parse_search(
-            resource_type, params, default_count=limit, max_count=limit, strict=True
+            resource_type, params, default_count=limit, max_count=limit, strict=True,
+            limits=self.settings.search_limits(),
         )
         query.count, query.offset, query.total = limit, 0, "none"
         query.includes, query.revincludes = [], []

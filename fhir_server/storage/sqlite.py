@@ -238,7 +238,17 @@ def _criterion_sql(resource_type: str, criterion: Criterion) -> Sql:
         condition, bound = _value_sql(criterion, value)
         alternatives.append(f"({condition})")
         params.extend(bound)
-    return f"r.id {membership} ({rows} AND ({' OR '.join(alternatives)}))", params
+    return f"r.id {membership} ({rows} AND {_any_of(alternatives)})", params
+
+
+def _any_of(conditions: list[str]) -> str:
+    """``(a OR b OR ...)`` nested as a balanced tree: SQLite parses a flat chain of n ORs into a tree n deep and
+    refuses one deeper than 1000 ("Expression tree is too large"); balanced, it is log2(n) deep, so an
+    ``_include`` batch or a client's OR values never reach that limit, whatever their number."""
+    if len(conditions) == 1:
+        return conditions[0]
+    middle = len(conditions) // 2
+    return f"({_any_of(conditions[:middle])} OR {_any_of(conditions[middle:])})"
 
 
 def _where_sql(query: SearchQuery) -> Sql:

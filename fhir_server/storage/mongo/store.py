@@ -68,6 +68,15 @@ async def _pause(attempt: int) -> None:
     await asyncio.sleep(random.uniform(0, ceiling))
 
 
+async def _abort(session: AsyncClientSession) -> None:
+    """Roll back what is still open; a failure to (the server is gone, say) leaves the server to time it out."""
+    if session.in_transaction:
+        try:
+            await session.abort_transaction()
+        except PyMongoError:
+            pass
+
+
 async def _commit(session: AsyncClientSession) -> None:
     """Commit, again when the outcome is unknown (a commit is idempotent; running the work again is not)."""
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
@@ -154,15 +163,16 @@ class MongoStore(ReadsDelegated):
                 raise _conflict() from exc
 
     async def atomically(self, work: Callable[[MongoResourceOperations], Awaitable[T]]) -> T:
-        """``work`` in one transaction, run again on a transient conflict (see the module docstring)."""
+        """``work`` in one transaction, run again on a transient conflict (see the module docstring). Anything
+        else ``work`` raises (a FHIR error) ends the transaction, rolled back, and reaches the caller as it is;
+        ending the session aborts a transaction left open by a cancellation."""
         async with self._mongo.start_session() as session:
             for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
                 await session.start_transaction()
                 try:
                     result = await work(self._operations(session))
-                except BaseException as exc:
-                    if session.in_transaction:
-                        await session.abort_transaction()
+                except Exception as exc:
+                    await _abort(session)
                     if not isinstance(exc, (VersionRace, PyMongoError)) or not _lost_race(exc):
                         raise
                     if attempt == TRANSACTION_ATTEMPTS:
@@ -172,7 +182,9 @@ class MongoStore(ReadsDelegated):
                 try:
                     await _commit(session)
                 except PyMongoError as exc:
-                    if not exc.has_error_label("TransientTransactionError") or attempt == TRANSACTION_ATTEMPTS:
+                    if not _lost_race(exc):
+                        raise
+                    if exc.has_error_label("UnknownTransactionCommitResult") or attempt == TRANSACTION_ATTEMPTS:
                         raise _conflict() from exc
                     await _pause(attempt)
                     continue

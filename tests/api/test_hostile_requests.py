@@ -113,6 +113,12 @@ async def test_a_page_of_many_matches_carries_every_revinclude(tmp_path: Path):
     assert elapsed < SECOND
 
 
+async def test_a_type_repeated_in_a_system_search_is_searched_once(client: httpx.AsyncClient):
+    await client.post("/Patient", json=patient("Once"), headers=FHIR_JSON)
+    answer = await timed(client, "GET", "/?_type=" + ",".join(["Patient"] * 3000))
+    assert answer.status_code == 200 and answer.json()["total"] == 1
+
+
 # -- 6: offsets --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("url", ["/Patient?_offset=9999999999999999999", "/Patient/_history?_offset=9999999999999999999",

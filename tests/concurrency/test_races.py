@@ -4,6 +4,7 @@ result, and every racer gets the FHIR answer (never a 409 or a 5xx).
 - ``If-None-Exist``: 20 concurrent ``POST Patient`` with the same condition store one Patient; the winner gets 201,
   every other request 200 with that Patient.
 - transaction Bundles whose one entry is a conditional create (``ifNoneExist``): 10 concurrent ones store one.
+- conditional updates (``PUT Patient?identifier=...``): 6 concurrent ones create one Patient, versions 1 to 6.
 - ``$submit`` of one request identifier, 8 at once (4 for a pended case): one ServiceRequest, Task, Claim,
   ClaimResponse and Patient; every answer names the same ClaimResponse and Task.
 """
@@ -67,6 +68,17 @@ def test_concurrent_transactions_with_the_same_if_none_exist_store_one_resource(
     assert [answer.status_code for answer in answers] == [200] * 10, [answer.text[:300] for answer in answers]
     statuses = sorted(answer.json()["entry"][0]["response"]["status"] for answer in answers)
     assert statuses == ["200 OK"] * 9 + ["201 Created"]
+    assert count(server, "Patient", identifier=f"{MRN}|{mrn}") == 1
+
+
+def test_concurrent_conditional_updates_create_one_resource_and_version_it(server: str):
+    mrn = f"put-{uuid.uuid4().hex[:8]}"
+    url = f"{server}/Patient?identifier={MRN}|{mrn}"
+    answers = asyncio.run(race([("PUT", url, patient(mrn), FHIR_JSON)] * 6))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200] * 5 + [201], [answer.text[:300] for answer in answers if answer.status_code >= 300]
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    assert sorted(int(answer.json()["meta"]["versionId"]) for answer in answers) == list(range(1, 7))
     assert count(server, "Patient", identifier=f"{MRN}|{mrn}") == 1
 
 

@@ -31,6 +31,7 @@ from fhir_server.fhir.definitions import (
     canonical,
     choice_suffix,
 )
+from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
 from fhir_server.fhir.terminology import Terminology
 
 INTEGER_RANGES = {
@@ -55,6 +56,7 @@ LITERAL_REFERENCE = re.compile(
 # A relative literal reference as a whole (R4 3.3.3): Type/id, optionally with its version.
 RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
 RESOURCE_TYPE = "Resource"
+CONTAINED_STEP = re.compile(r"\.contained\[\d+\]$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +130,11 @@ class ElementRules:
     targets: tuple[str, ...]
     targets_changed: bool
     constraint: tuple[str, Any] | None
+    invariants: tuple[Invariant, ...]  # FHIRPath constraints (the profile pass: only those the profile adds)
 
     @classmethod
-    def of(cls, element: dict[str, Any], base: dict[str, Any] | None) -> "ElementRules":
+    def of(cls, element: dict[str, Any], base: dict[str, Any] | None, source: str,
+           core_keys: frozenset[str] = frozenset()) -> "ElementRules":
         binding = element.get("binding") or {}
         value_set = binding.get("valueSet")
         targets = reference_targets(element)
@@ -142,6 +146,7 @@ class ElementRules:
             targets=targets,
             targets_changed=targets != reference_targets(base),
             constraint=value_constraint(element),
+            invariants=tuple(i for i in invariants_of(element, source) if i.key not in core_keys),
         )
 
 
@@ -151,8 +156,9 @@ class Validator:
     def __init__(self, registry: DefinitionRegistry, terminology: Terminology) -> None:
         self.registry = registry
         self.terminology = terminology
-        # id(element) -> its binding/target/value rules; each entry holds its element, so ids are never reused
-        self.element_rules_cache: dict[int, ElementRules] = {}
+        self.invariants = InvariantEngine()
+        # (pass, id(element)) -> its binding/target/value rules; each entry holds its element, so ids stay its own
+        self.element_rules_cache: dict[tuple[bool, int], ElementRules] = {}
 
     def validate_structure(self, resource: dict[str, Any]) -> list[Issue]:
         """Base R4 rules of the resource's own type (and of every resource it contains)."""
@@ -168,14 +174,13 @@ class Validator:
         resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
         if not isinstance(resource_type, str):
             return issues
-        hosted = set(self.registry.hosted_profiles())
         to_check: list[str] = []
         if check_meta_profiles:
             claimed = (resource.get("meta") or {}).get("profile") if isinstance(resource.get("meta"), dict) else None
             for position, url in enumerate(claimed if isinstance(claimed, list) else []):
                 if not isinstance(url, str) or canonical(url) == CORE_PREFIX + resource_type:
                     continue
-                if canonical(url) in hosted:
+                if self.registry.is_profile(url):
                     to_check.append(canonical(url))
                 else:
                     issues.append(warning(
@@ -208,6 +213,7 @@ class Validator:
         if index.root_id != resource_type:
             return [error("invalid", f"Profile {url} constrains {index.root_id}, not {resource_type}", resource_type)]
         run = _Run(self, profile_mode=True)
+        run.resources.append((resource, resource))
         run.obj(resource, index, index.root_id, resource_type, run.scope_of(resource, EMPTY_SCOPE), is_root=True)
         return run.issues
 
@@ -221,14 +227,33 @@ class _Run:
         self.rules = self.registry.primitive_rules()
         self.profile_mode = profile_mode
         self.rules_cache = validator.element_rules_cache
+        self.invariant_engine = validator.invariants
         self.issues: list[Issue] = []
+        self.resources: list[tuple[Any, Any]] = []  # (%resource, %rootResource) of the resources being walked
 
-    def element_rules(self, element: dict[str, Any]) -> "ElementRules":
+    def element_rules(self, element: dict[str, Any], source: str = "") -> "ElementRules":
         cache = self.rules_cache
-        rules = cache.get(id(element))
+        key = (self.profile_mode, id(element))
+        rules = cache.get(key)
         if rules is None:
-            rules = cache[id(element)] = ElementRules.of(element, self.registry.base_element(element))
+            core_keys = self.registry.core_constraint_keys() if self.profile_mode else frozenset()
+            rules = cache[key] = ElementRules.of(element, self.registry.base_element(element), source, core_keys)
         return rules
+
+    def invariants(self, node: Any, element: dict[str, Any], type_path: str, source: str, expression: str) -> None:
+        """The element's FHIRPath invariants on one value: error-severity ones fail, warning ones warn."""
+        rules = self.element_rules(element, source)
+        if not rules.invariants or not self.resources:
+            return
+        resource, root = self.resources[-1]
+        for invariant in rules.invariants:
+            if self.invariant_engine.holds(invariant, node, type_path, resource, root):
+                continue
+            text = f"Constraint {invariant.key} failed: {invariant.human}"
+            if invariant.severity == "error":
+                self.issues.append(error("invariant", text, expression))
+            else:
+                self.issues.append(warning("invariant", text, expression))
 
     def fail(self, code: str, diagnostics: str, expression: str) -> None:
         self.issues.append(error(code, diagnostics, expression))
@@ -266,8 +291,14 @@ class _Run:
             return
         index = self.registry.index(resource_type)
         assert index is not None
-        self.obj(resource, index, resource_type, expression or resource_type, self.scope_of(resource, outer),
-                 is_root=True)
+        # %rootResource of a contained resource is its container; of anything else, the resource itself.
+        root = self.resources[-1][1] if self.resources and CONTAINED_STEP.search(expression) else resource
+        self.resources.append((resource, root))
+        try:
+            self.obj(resource, index, resource_type, expression or resource_type, self.scope_of(resource, outer),
+                     is_root=True)
+        finally:
+            self.resources.pop()
 
     # -- objects --------------------------------------------------------------------------------------------
 
@@ -309,6 +340,8 @@ class _Run:
         self.cardinality(index, element_id, counts, expression)
         if not self.profile_mode and element_id == "Extension" and index.root_id == "Extension":
             self.extension_shape(value, expression)
+        if element_id == index.root_id:
+            self.invariants(value, index.by_id[element_id], element_id, index.url, expression)
 
     def unknown_property(self, key: str, index: StructureIndex, element_id: str, expression: str) -> None:
         """A property the element does not define: a choice of a type not allowed, or an unknown element."""
@@ -389,6 +422,10 @@ class _Run:
                 target = self.registry.descend(index, child)
                 if target is not None and (not self.profile_mode or target[0] is index):
                     self.obj(item, target[0], target[1], path, scope)
+            if item is not None:
+                inline = child.type not in self.rules and index.has_children(child.element.get("id", ""))
+                self.invariants(item, child.element, child.element["path"] if inline else child.type, index.url,
+                                path)
             self.item_rules(item, child.element, child.type, path, scope)
             if slice_elements:
                 collected.append((path, item))

@@ -25,12 +25,14 @@ from typing import Any, Callable, Iterator
 from fhir_server.errors import Issue, error, warning
 from fhir_server.fhir.definitions import (
     CORE_PREFIX,
+    FHIRPATH_SYSTEM_PREFIX,
     Child,
     DefinitionRegistry,
     StructureIndex,
     canonical,
     choice_suffix,
 )
+from fhir_server.fhir.datatype_rules import TYPE_RULES, check_resource_id
 from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
 from fhir_server.fhir.terminology import Terminology
 
@@ -107,6 +109,12 @@ def values_at(item: Any, path: str) -> list[Any]:
                 following.extend(found if isinstance(found, list) else [found])
         current = following
     return current
+
+
+def is_system_typed(element: dict[str, Any]) -> bool:
+    """An element typed with a FHIRPath system type (``Resource.id``, ``Element.id``, ``Extension.url``): a bare
+    JSON value that has no ``_name`` companion with an id or extensions."""
+    return any(t.get("code", "").startswith(FHIRPATH_SYSTEM_PREFIX) for t in element.get("type", ()))
 
 
 def max_allows(maximum: str | None, count: int) -> bool:
@@ -258,6 +266,9 @@ class _Run:
     def fail(self, code: str, diagnostics: str, expression: str) -> None:
         self.issues.append(error(code, diagnostics, expression))
 
+    def warn(self, code: str, diagnostics: str, expression: str) -> None:
+        self.issues.append(warning(code, diagnostics, expression))
+
     # -- resources ----------------------------------------------------------------------------------------
 
     def scope_of(self, resource: dict[str, Any], outer: ReferenceScope) -> ReferenceScope:
@@ -338,8 +349,14 @@ class _Run:
                 )
             self.property(item, value.get("_" + key), child, index, expression, scope)
         self.cardinality(index, element_id, counts, expression)
-        if not self.profile_mode and element_id == "Extension" and index.root_id == "Extension":
-            self.extension_shape(value, expression)
+        if not self.profile_mode and element_id == index.root_id:
+            if element_id == "Extension":
+                self.extension_shape(value, expression)
+            if is_root:
+                check_resource_id(self, value, expression)
+            type_rule = TYPE_RULES.get(element_id)
+            if type_rule is not None:
+                type_rule(self, value, expression)
         if element_id == index.root_id:
             self.invariants(value, index.by_id[element_id], element_id, index.url, expression)
 
@@ -461,6 +478,13 @@ class _Run:
             )
         if self.profile_mode:
             return
+        if is_system_typed(child.element):
+            self.fail("structure", f"'{key[1:]}' cannot have an id or extensions", f"{expression}.{key}")
+            return
+        values = parent.get(key[1:])
+        if isinstance(value, list) and isinstance(values, list) and len(value) != len(values):
+            self.fail("structure", f"'{key}' has {len(value)} items but '{key[1:]}' has {len(values)}: the two "
+                      "arrays must align", f"{expression}.{key}")
         index = self.registry.index(child.type)
         assert index is not None
         for path, item, _ in self.items(value, child, expression):

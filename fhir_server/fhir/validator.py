@@ -32,6 +32,7 @@ from fhir_server.fhir.definitions import (
     canonical,
     choice_suffix,
 )
+from fhir_server.fhir.bundle_rules import check_bundle
 from fhir_server.fhir.datatype_rules import TYPE_RULES, check_resource_id
 from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
 from fhir_server.fhir.terminology import Terminology
@@ -238,6 +239,7 @@ class _Run:
         self.invariant_engine = validator.invariants
         self.issues: list[Issue] = []
         self.resources: list[tuple[Any, Any]] = []  # (%resource, %rootResource) of the resources being walked
+        self.bundle_references: list[list[tuple[str, str]]] = []  # per Bundle being walked: (reference, path)
 
     def element_rules(self, element: dict[str, Any], source: str = "") -> "ElementRules":
         cache = self.rules_cache
@@ -305,11 +307,17 @@ class _Run:
         # %rootResource of a contained resource is its container; of anything else, the resource itself.
         root = self.resources[-1][1] if self.resources and CONTAINED_STEP.search(expression) else resource
         self.resources.append((resource, root))
+        is_bundle = resource_type == "Bundle"
+        if is_bundle:
+            self.bundle_references.append([])
         try:
             self.obj(resource, index, resource_type, expression or resource_type, self.scope_of(resource, outer),
                      is_root=True)
         finally:
             self.resources.pop()
+            references = self.bundle_references.pop() if is_bundle else []
+        if is_bundle:
+            check_bundle(self, resource, expression or resource_type, references)
 
     # -- objects --------------------------------------------------------------------------------------------
 
@@ -540,6 +548,8 @@ class _Run:
                 self.extensible_binding(item, type_name, rules.value_set, expression)
         if type_name == "Reference" and isinstance(item, dict) and not profile_mode:
             self.reference_form(item, expression, scope)
+            if self.bundle_references and isinstance(item.get("reference"), str):
+                self.bundle_references[-1].append((item["reference"], expression))
         if type_name == "Reference" and isinstance(item, dict) and (rules.targets_changed or not profile_mode):
             self.reference_target(item, rules.targets, expression, scope)
         if profile_mode and rules.constraint is not None:

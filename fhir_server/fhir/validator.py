@@ -34,6 +34,7 @@ from fhir_server.fhir.definitions import (
 )
 from fhir_server.fhir.bundle_rules import check_bundle
 from fhir_server.fhir.datatype_rules import TYPE_RULES, check_resource_id
+from fhir_server.fhir.extension_rules import check_extensions
 from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
 from fhir_server.fhir.terminology import Terminology
 
@@ -59,6 +60,7 @@ LITERAL_REFERENCE = re.compile(
 # A relative literal reference as a whole (R4 3.3.3): Type/id, optionally with its version.
 RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
 RESOURCE_TYPE = "Resource"
+EXTENSION_KEYS = {"extension": False, "modifierExtension": True}  # JSON name -> is the modifier array
 CONTAINED_STEP = re.compile(r"\.contained\[\d+\]$")
 
 
@@ -231,6 +233,7 @@ class _Run:
     """One validation pass: the issues found so far and whether base or profile rules apply."""
 
     def __init__(self, validator: Validator, *, profile_mode: bool) -> None:
+        self.validator = validator
         self.registry = validator.registry
         self.terminology = validator.terminology
         self.rules = self.registry.primitive_rules()
@@ -356,6 +359,8 @@ class _Run:
                     len(item) if isinstance(item, list) else 1
                 )
             self.property(item, value.get("_" + key), child, index, expression, scope)
+            if key in EXTENSION_KEYS and not self.profile_mode and isinstance(item, list):
+                self.extensions(item, EXTENSION_KEYS[key], value, index, element_id, f"{expression}.{key}")
         self.cardinality(index, element_id, counts, expression)
         if not self.profile_mode and element_id == index.root_id:
             if element_id == "Extension":
@@ -398,6 +403,35 @@ class _Run:
                 if id(rule.element) not in counts:  # an absent sliced element still owes its required slices
                     self.slices([], rule.element, rule.name, index.slices[rule.element["id"]], index, expression,
                                 EMPTY_SCOPE)
+
+    def extensions(self, items: list[Any], modifier: bool, parent: dict[str, Any], index: StructureIndex,
+                   element_id: str, path: str) -> None:
+        """Known extensions against their definitions (context, modifier, value); unknown ones warned about."""
+        element = index.by_id.get(element_id, {})
+        if element_id == index.root_id:
+            parent_type = index.root_id
+        else:
+            types = element.get("type") or [{"code": "BackboneElement"}]
+            parent_type = types[0].get("code", "BackboneElement")
+        check_extensions(
+            self,
+            ((f"{path}[{position}]", item) for position, item in enumerate(items)),
+            modifier=modifier,
+            parent_path=element.get("path", element_id),
+            parent_type=parent_type,
+            parent_url=parent.get("url") if parent_type == "Extension" else None,
+            validate_value=self.extension_value,
+        )
+
+    def extension_value(self, item: Any, url: str, path: str) -> None:
+        """Walk one extension against its (core) definition's snapshot, as a profile: value type, cardinality."""
+        definition_index = self.registry.index(url)
+        if definition_index is None:
+            return
+        run = _Run(self.validator, profile_mode=True)
+        run.issues = self.issues
+        run.resources = self.resources
+        run.obj(item, definition_index, definition_index.root_id, path, EMPTY_SCOPE)
 
     def extension_shape(self, extension: dict[str, Any], expression: str) -> None:
         has_value = any(is_value_key(key) for key in extension)

@@ -60,7 +60,7 @@ def test_the_cardinality_of_a_complex_extension(core_validator: Validator) -> No
 
 def test_modifier_extensions_only_where_allowed(core_validator: Validator) -> None:
     order = {"resourceType": "NutritionOrder", "status": "active", "intent": "order",
-             "patient": {"reference": "Patient/1"}, "dateTime": "2026-01-05"}
+             "patient": {"reference": "Patient/1"}, "dateTime": "2026-01-05", "oralDiet": {"instruction": "soft"}}
     assert found(core_validator, order | {"modifierExtension": [{"url": MODIFIER, "valueBoolean": True}]}) == []
     assert found(core_validator, order | {"extension": [{"url": MODIFIER, "valueBoolean": True}]}) == [
         ("error", "extension", ("NutritionOrder.extension[0]",))

@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import re
-from typing import Any, Callable
+from typing import Any
 
 from fhir_server.fhir.findings import Findings
 
@@ -42,8 +42,3 @@ def check_attachment(findings: Findings, attachment: dict[str, Any], expression:
         # lenient here too; the size is unambiguous and is an error.
         findings.warn("value", "Attachment hash is not the base64 SHA-1 of its data", expression + ".hash")
 
-
-# Type name -> rule run on every value of that type (structure pass), after the walk of its children.
-TYPE_RULES: dict[str, Callable[[Findings, dict[str, Any], str], None]] = {
-    "Attachment": check_attachment,
-}

@@ -182,6 +182,7 @@ class DefinitionRegistry:
         self._indexes: dict[str, StructureIndex] = {}
         self._primitive_rules: dict[str, PrimitiveRule] | None = None
         self._core_constraint_keys: frozenset[str] | None = None
+        self._questionnaires: dict[str, dict[str, Any]] = {}
         for definition in definitions:
             self._by_url[definition["url"]] = definition
 
@@ -202,6 +203,7 @@ class DefinitionRegistry:
         other._indexes = dict(self._indexes)
         other._primitive_rules = self._primitive_rules
         other._core_constraint_keys = self._core_constraint_keys
+        other._questionnaires = dict(self._questionnaires)
         return other
 
     # -- lookup -------------------------------------------------------------------------------------------
@@ -213,6 +215,13 @@ class DefinitionRegistry:
         self._indexes.pop(url, None)
         if url not in self._hosted:
             self._hosted.append(url)
+
+    def add_questionnaire(self, questionnaire: dict[str, Any]) -> None:
+        """Host a Questionnaire: responses naming it are validated against its items."""
+        self._questionnaires[canonical(questionnaire["url"])] = questionnaire
+
+    def questionnaire(self, url: str) -> dict[str, Any] | None:
+        return self._questionnaires.get(canonical(url))
 
     def get(self, url_or_type: str) -> dict[str, Any] | None:
         """A StructureDefinition by canonical URL (``|version`` ignored) or by bare type name (``Patient``)."""

@@ -33,10 +33,11 @@ from fhir_server.fhir.definitions import (
     choice_suffix,
 )
 from fhir_server.fhir.bundle_rules import check_bundle
-from fhir_server.fhir.datatype_rules import TYPE_RULES, check_resource_id
+from fhir_server.fhir.datatype_rules import check_resource_id
 from fhir_server.fhir.extension_rules import check_extensions
 from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
 from fhir_server.fhir.terminology import Terminology
+from fhir_server.fhir.type_rules import TYPE_RULES
 
 INTEGER_RANGES = {
     "integer": (-2147483648, 2147483647),

@@ -21,6 +21,13 @@ from fhir_server.fhir.findings import Findings
 # Cross-version extensions (R4 2.17.4 / the inter-version rules): their definitions are implied by the other
 # version's element, e.g. http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic.url.
 CROSS_VERSION = re.compile(r"http://hl7\.org/fhir/\d\.\d/StructureDefinition/extension-[A-Za-z]+(\.[A-Za-z\[\]]+)*")
+# The specification's own publishing extensions, whose declared contexts its own artifacts do not keep (fhir-type
+# on ElementDefinition.type rather than .code, normative-version on CodeSystems): never judged by context.
+PUBLISHING_EXTENSIONS = frozenset({
+    "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type",
+    "http://hl7.org/fhir/StructureDefinition/structuredefinition-normative-version",
+    "http://hl7.org/fhir/StructureDefinition/regex",
+})
 # Contexts that admit any element: the HL7 definitions use them for extensions that may go anywhere.
 EVERYWHERE = frozenset({"Element", "Base"})
 
@@ -65,11 +72,6 @@ def context_allows(registry: DefinitionRegistry, definition: dict[str, Any], par
             return True
         if "." in expression and parent_type and parent_type in element_types(registry, expression):
             return True  # a context by path, met by a value of that element's type (``Patient.birthDate``)
-        if expression.startswith(parent_path + "."):
-            # On the parent of its context element: the core's own snapshots put structuredefinition-fhir-type
-            # (context ElementDefinition.type.code) on ElementDefinition.type, and the reference validator
-            # accepts them.
-            return True
     return False
 
 
@@ -109,7 +111,8 @@ def check_extensions(
             findings.fail("extension", f"Extension {url} is a modifier: it belongs in modifierExtension", path)
         elif modifier and not is_modifier:
             findings.fail("extension", f"Extension {url} is not a modifier: it belongs in extension", path)
-        if not context_allows(registry, definition, parent_path, parent_type, parent_url):
+        if canonical(url) not in PUBLISHING_EXTENSIONS and not context_allows(
+                registry, definition, parent_path, parent_type, parent_url):
             allowed = ", ".join(c.get("expression", "") for c in definition.get("context", ()))
             findings.fail("extension", f"Extension {url} is not allowed on {parent_path} (contexts: {allowed})",
                           path)

@@ -35,6 +35,7 @@ from fhir_server.fhir.definitions import (
 from fhir_server.fhir.bundle_rules import check_bundle
 from fhir_server.fhir.datatype_rules import check_resource_id
 from fhir_server.fhir.extension_rules import check_extensions
+from fhir_server.fhir.slicing import Undecidable, contains_pattern, matching_slice, value_constraint
 from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
 from fhir_server.fhir.terminology import Terminology
 from fhir_server.fhir.type_rules import TYPE_RULES
@@ -80,39 +81,38 @@ def is_value_key(key: str) -> bool:
     return key.startswith("value") and len(key) > 5 and key[5].isupper()
 
 
-def contains_pattern(instance: Any, pattern: Any) -> bool:
-    """FHIR ``pattern[x]`` semantics: objects by their pattern keys, arrays by containment, primitives by equality."""
-    if isinstance(pattern, dict):
-        return isinstance(instance, dict) and all(
-            key in instance and contains_pattern(instance[key], value) for key, value in pattern.items()
-        )
-    if isinstance(pattern, list):
-        items = instance if isinstance(instance, list) else [instance]
-        return all(any(contains_pattern(item, wanted) for item in items) for wanted in pattern)
-    return instance == pattern
+def type_profiles(element: dict[str, Any] | None) -> tuple[str, ...]:
+    return tuple(sorted(p for t in (element or {}).get("type", ()) for p in t.get("profile", ())))
 
 
-def value_constraint(element: dict[str, Any]) -> tuple[str, Any] | None:
-    """``("fixed" | "pattern", value)`` of an element, if it carries one."""
-    for key, value in element.items():
-        if key.startswith("fixed") and len(key) > 5:
-            return "fixed", value
-        if key.startswith("pattern") and len(key) > 7:
-            return "pattern", value
+def prefixed(element: dict[str, Any], stem: str) -> tuple[str, Any] | None:
+    """The ``stem[x]`` entry of an element (``minValueInteger``), if any."""
+    return next(((key, value) for key, value in element.items() if key.startswith(stem) and len(key) > len(stem)),
+                None)
+
+
+def comparable_bound(value: Any) -> Any:
+    """What a min/maxValue compares: numbers, a Quantity's value, ISO date/time strings as written."""
+    if isinstance(value, dict):
+        return value.get("value")
+    return value
+
+
+def outside_bounds(item: Any, minimum: Any, maximum: Any) -> str | None:
+    """Why the item breaks a minValue/maxValue (None: it does not, or they cannot be compared)."""
+    value = comparable_bound(item)
+    for bound, word, breaks in ((minimum, "less", lambda a, b: a < b), (maximum, "more", lambda a, b: a > b)):
+        if bound is None:
+            continue
+        limit = comparable_bound(bound)
+        if isinstance(value, str) and isinstance(limit, str) and len(value) != len(limit):
+            continue  # date/time strings of different precision do not compare by text
+        try:
+            if value is not None and limit is not None and breaks(value, limit):
+                return f"{value!r} is {word} than the profile allows ({limit!r})"
+        except TypeError:
+            continue
     return None
-
-
-def values_at(item: Any, path: str) -> list[Any]:
-    """The values a simple dotted discriminator path reaches in an instance (lists flattened)."""
-    current = [item]
-    for step in path.split("."):
-        following: list[Any] = []
-        for value in current:
-            if isinstance(value, dict) and step in value:
-                found = value[step]
-                following.extend(found if isinstance(found, list) else [found])
-        current = following
-    return current
 
 
 def is_system_typed(element: dict[str, Any]) -> bool:
@@ -143,6 +143,8 @@ class ElementRules:
     targets_changed: bool
     constraint: tuple[str, Any] | None
     invariants: tuple[Invariant, ...]  # FHIRPath constraints (the profile pass: only those the profile adds)
+    profiles_changed: bool  # the element's type profiles differ from the core element's
+    bounds: tuple[tuple[str, Any] | None, tuple[str, Any] | None]  # (minValue[x], maxValue[x]) as (JSON key, value)
 
     @classmethod
     def of(cls, element: dict[str, Any], base: dict[str, Any] | None, source: str,
@@ -159,6 +161,8 @@ class ElementRules:
             targets_changed=targets != reference_targets(base),
             constraint=value_constraint(element),
             invariants=tuple(i for i in invariants_of(element, source) if i.key not in core_keys),
+            profiles_changed=type_profiles(element) != type_profiles(base),
+            bounds=(prefixed(element, "minValue"), prefixed(element, "maxValue")),
         )
 
 
@@ -487,6 +491,8 @@ class _Run:
                 self.invariants(item, child.element, child.element["path"] if inline else child.type, index.url,
                                 path)
             self.item_rules(item, child.element, child.type, path, scope)
+            if self.profile_mode and item is not None and self.element_rules(child.element).profiles_changed:
+                self.type_profiles(item, child.element, path, scope)
             if slice_elements:
                 collected.append((path, item))
         if slice_elements:
@@ -587,6 +593,11 @@ class _Run:
                 self.bundle_references[-1].append((item["reference"], expression))
         if type_name == "Reference" and isinstance(item, dict) and (rules.targets_changed or not profile_mode):
             self.reference_target(item, rules.targets, expression, scope)
+        low, high = rules.bounds
+        if (low is not None or high is not None) and item is not None:
+            problem = outside_bounds(item, low[1] if low else None, high[1] if high else None)
+            if problem is not None:
+                self.fail("value", problem, expression)
         if profile_mode and rules.constraint is not None:
             kind, expected = rules.constraint
             matches = item == expected if kind == "fixed" else contains_pattern(item, expected)
@@ -710,12 +721,15 @@ class _Run:
         slicing = sliced.get("slicing") or {}
         discriminators = slicing.get("discriminator", [])
         members: dict[str, int] = {element["id"]: 0 for element in slice_elements}
-        for path, item in items:
-            matched = next(
-                (s for s in slice_elements if discriminators
-                 and all(self.discriminator_matches(item, s, d, index) for d in discriminators)),
-                None,
-            )
+        placed: list[tuple[str, Any, dict[str, Any] | None]] = []
+        try:
+            for path, item in items:
+                found = matching_slice(item, slice_elements, discriminators, index, self.conforms) \
+                    if discriminators else None
+                placed.append((path, item, found))
+        except Undecidable:
+            return  # a discriminator this validator cannot follow: leave the slicing unjudged, never guess
+        for path, item, matched in placed:
             if matched is None:
                 if slicing.get("rules") == "closed":
                     self.fail("structure", f"The item matches none of the slices of '{name}' and the slicing "
@@ -745,23 +759,36 @@ class _Run:
             if profile_index is not None and profile_index is not index and "snapshot" in profile_index.definition:
                 self.obj(item, profile_index, profile_index.root_id, path, scope)
 
-    def discriminator_matches(self, item: Any, slice_element: dict[str, Any], discriminator: dict[str, Any],
-                              index: StructureIndex) -> bool:
-        if discriminator.get("type") not in ("value", "pattern"):
+    def conforms(self, value: Any, url: str) -> bool:
+        """Does a value meet a profile (a ``profile`` discriminator)? Judged by a silent profile pass."""
+        profile_index = self.registry.index(url)
+        if profile_index is None or "snapshot" not in profile_index.definition:
             return False
-        path = discriminator.get("path", "$this")
-        target = slice_element if path == "$this" else index.by_id.get(f"{slice_element['id']}.{path}")
-        constraint = value_constraint(target) if target is not None else None
-        if constraint is None and path == "url":
-            profiles = [p for t in slice_element.get("type", ()) for p in t.get("profile", ())]
-            constraint = ("fixed", canonical(profiles[0])) if profiles else None
-        if constraint is None:
+        if isinstance(value, dict) and "resourceType" in value and value["resourceType"] != profile_index.root_id:
             return False
-        kind, expected = constraint
-        candidates = [item] if path == "$this" else values_at(item, path)
-        if kind == "fixed":
-            return any(candidate == expected for candidate in candidates)
-        return any(contains_pattern(candidate, expected) for candidate in candidates)
+        run = _Run(self.validator, profile_mode=True)
+        run.resources = self.resources
+        run.obj(value, profile_index, profile_index.root_id, "", EMPTY_SCOPE,
+                is_root=isinstance(value, dict) and "resourceType" in value)
+        return not any(issue.is_error for issue in run.issues)
+
+    def type_profiles(self, item: Any, element: dict[str, Any], path: str, scope: ReferenceScope) -> None:
+        """A profile on an element's type (``Parameters.parameter.resource`` of a given profile): walk the value
+        against it; a resource of a type none of the profiles constrains fails outright."""
+        urls = [p for t in element.get("type", ()) for p in t.get("profile", ())]
+        indexes = [i for i in (self.registry.index(u) for u in urls) if i is not None and "snapshot" in i.definition]
+        if not indexes or not isinstance(item, dict):
+            return
+        is_resource = "resourceType" in item
+        if is_resource:
+            fitting = [i for i in indexes if i.root_id == item["resourceType"]]
+            if not fitting:
+                self.fail("invalid", f"A {item['resourceType']} is not what the profile requires here "
+                          f"({', '.join(urls)})", path)
+                return
+            indexes = fitting[:1]
+        for profile_index in indexes[:1]:
+            self.obj(item, profile_index, profile_index.root_id, path, scope, is_root=is_resource)
 
 
 BINDING_CHECKS: dict[str, Callable[[_Run, Any, str, str], None]] = {
@@ -769,5 +796,6 @@ BINDING_CHECKS: dict[str, Callable[[_Run, Any, str, str], None]] = {
     "string": _Run.code_binding,
     "uri": _Run.code_binding,
     "Coding": _Run.coding_binding,
+    "Quantity": _Run.coding_binding,  # a Quantity bound to units is judged by its system and code
     "CodeableConcept": _Run.codeable_concept_binding,
 }

@@ -100,6 +100,8 @@ class StructureIndex:
     cardinality: dict[int, Cardinality] = field(default_factory=dict)  # id(child element) -> its cardinality
     required: dict[str, list[Cardinality]] = field(default_factory=dict)  # parent id -> children with min > 0
     sliced: dict[str, list[Cardinality]] = field(default_factory=dict)  # parent id -> children that are sliced
+    # (slice id, discriminator path) -> the element that path names in the slice (filled by slicing, on first use)
+    discriminator_targets: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
     @classmethod
     def build(cls, definition: dict[str, Any]) -> "StructureIndex":

@@ -77,11 +77,27 @@ def values_at(item: Any, path: str) -> list[Any]:
     return [value for value, _ in typed_values_at(item, path)]
 
 
+def unsliced(element_id: str) -> str:
+    return ".".join(segment.split(":", 1)[0] for segment in element_id.split("."))
+
+
 def slice_element_at(index: StructureIndex, slice_element: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The element of a slice a discriminator path names; through nested slices too (bp's component slices fix
+    ``code.coding:SBPCode.code``, reached by the path ``code.coding.code``), preferring one that fixes a value."""
     if path == "$this":
         return slice_element
     base = f"{slice_element['id']}.{path}"
-    return index.by_id.get(base) or index.by_id.get(base + "[x]")
+    direct = index.by_id.get(base) or index.by_id.get(base + "[x]")
+    if direct is not None and value_constraint(direct) is not None:
+        return direct
+    key = (slice_element["id"], path)
+    if key not in index.discriminator_targets:
+        prefix = slice_element["id"] + "."
+        wanted = {unsliced(base), unsliced(base) + "[x]"}
+        nested = [e for element_id, e in index.by_id.items()
+                  if element_id.startswith(prefix) and unsliced(element_id) in wanted]
+        index.discriminator_targets[key] = next((e for e in nested if value_constraint(e) is not None), direct)
+    return index.discriminator_targets[key]
 
 
 def discriminator_matches(item: Any, slice_element: dict[str, Any], discriminator: dict[str, Any],
@@ -89,6 +105,8 @@ def discriminator_matches(item: Any, slice_element: dict[str, Any], discriminato
     """Does the item meet the slice at this discriminator (None: the slice does not constrain it)?"""
     kind = discriminator.get("type")
     path = discriminator.get("path", "$this")
+    if "(" in path:
+        raise Undecidable(path)  # resolve(), extension('url'), ofType(): not a path of the JSON itself
     target = slice_element_at(index, slice_element, path)
     if kind in ("value", "pattern"):
         constraint = value_constraint(target) if target is not None else None

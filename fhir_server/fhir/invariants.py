@@ -25,8 +25,9 @@ from fhirpathpy.models import models
 LOG = logging.getLogger(__name__)
 R4_MODEL = models["r4"]
 # Invariants the structural walk checks itself, with a precise location (ref-1: the contained target exists;
-# ele-1/ext-1: no empty elements, value or children). Evaluating them again would report them twice.
-STRUCTURAL_KEYS = frozenset({"ele-1", "ext-1", "ref-1"})
+# ele-1/ext-1: no empty elements, value or children; dom-3: contained resources referenced, which fhirpathpy
+# cannot evaluate). Evaluating them again would report them twice.
+STRUCTURAL_KEYS = frozenset({"ele-1", "ext-1", "ref-1", "dom-3"})
 # Invariants the core marks as best practice (``elementdefinition-bestpractice``): recommendations the reference
 # validator reports only when asked to, not problems of the resource (dom-6: "should have narrative").
 BEST_PRACTICE_KEYS = frozenset({"dom-6", "con-3"})

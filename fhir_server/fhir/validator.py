@@ -33,7 +33,7 @@ from fhir_server.fhir.definitions import (
     choice_suffix,
 )
 from fhir_server.fhir.bundle_rules import check_bundle
-from fhir_server.fhir.datatype_rules import check_resource_id
+from fhir_server.fhir.datatype_rules import check_contained_referenced, check_resource_id
 from fhir_server.fhir.extension_rules import check_extensions
 from fhir_server.fhir.slicing import Undecidable, contains_pattern, matching_slice, value_constraint
 from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
@@ -372,6 +372,7 @@ class _Run:
                 self.extension_shape(value, expression)
             if is_root:
                 check_resource_id(self, value, expression)
+                check_contained_referenced(self, value, expression)
             type_rule = TYPE_RULES.get(element_id)
             if type_rule is not None:
                 type_rule(self, value, expression)

@@ -54,6 +54,13 @@ TWINS = [
         ("error", "dom-2", ("Patient",)),
         id="dom-2",
     ),
+    pytest.param(  # dom-3 (checked natively: fhirpathpy cannot evaluate its expression)
+        {"resourceType": "Patient", "contained": [{"resourceType": "Organization", "id": "o", "name": "X"}],
+         "managingOrganization": {"reference": "#o"}},
+        {"resourceType": "Patient", "contained": [{"resourceType": "Organization", "id": "o", "name": "X"}]},
+        ("error", "dom-3", ("Patient.contained[0]",)),
+        id="dom-3",
+    ),
     pytest.param(  # cpt-2: a contact point with a value needs a system
         {"resourceType": "Patient", "telecom": [{"system": "phone", "value": "555"}]},
         {"resourceType": "Patient", "telecom": [{"value": "555"}]},

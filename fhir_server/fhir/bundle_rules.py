@@ -108,8 +108,9 @@ def check_searchset(findings: Findings, bundle: dict[str, Any], expression: str)
             findings.fail("invalid", f"A {kind} found as a match of a {wanted} search", where + ".resource")
 
 
-def resolves(literal: str, full_url: str | None, full_urls: set[str]) -> bool:
-    """Does a literal reference name an entry? Relative ones resolve against the referencing entry's base."""
+def resolves(literal: str, full_url: str | None, full_urls: set[str], tails: set[str]) -> bool:
+    """Does a literal reference name an entry? Relative ones resolve against the referencing entry's base, or
+    name an entry whose RESTful fullUrl ends in them (``tails``: the ``Type/id`` of each such fullUrl)."""
     if literal in full_urls:
         return True
     if RELATIVE.match(literal):
@@ -117,7 +118,7 @@ def resolves(literal: str, full_url: str | None, full_urls: set[str]) -> bool:
         match = RESTFUL.match(full_url or "")
         if match is not None and match["base"] and match["base"] + plain in full_urls:
             return True
-        return any(url.endswith("/" + plain) for url in full_urls)
+        return plain in tails
     return False
 
 
@@ -126,13 +127,14 @@ def check_references(findings: Findings, bundle: dict[str, Any], expression: str
     kind = bundle.get("type")
     positions = dict(entries(bundle))
     full_urls = {e["fullUrl"] for e in positions.values() if isinstance(e.get("fullUrl"), str)}
+    tails = {f"{m['type']}/{m['id']}" for m in map(RESTFUL.match, full_urls) if m is not None and m["base"]}
     for literal, path in references:
         step = ENTRY_STEP.match(path[len(expression):])
         if step is None or literal.startswith("#") or "?" in literal:
             continue
         position = int(step[1])
         entry = positions.get(position, {})
-        if resolves(literal, entry.get("fullUrl"), full_urls):
+        if resolves(literal, entry.get("fullUrl"), full_urls, tails):
             continue
         where = path + ".reference"
         if literal.startswith(("urn:uuid:", "urn:oid:")):

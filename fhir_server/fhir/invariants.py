@@ -48,7 +48,8 @@ FUNCTIONS = {
     "hasValue": {"fn": _has_value, "arity": {0: []}},
     "trace": {"fn": _trace, "arity": {0: [], 1: ["String"], 2: ["String", "Expr"]}},
 }
-OPTIONS = {"userInvocationTable": FUNCTIONS}
+# Raw results: an invariant's verdict is a boolean; converting whatever else it returns back to JSON is waste.
+OPTIONS = {"userInvocationTable": FUNCTIONS, "returnRawData": True}
 
 
 @dataclass(frozen=True, slots=True)

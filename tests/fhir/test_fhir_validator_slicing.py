@@ -96,6 +96,16 @@ def parameters_profile() -> dict[str, Any]:
     )
 
 
+def closed_extensions_profile() -> dict[str, Any]:
+    return profile(
+        "closed-extensions", "Patient",
+        {"id": "Patient.extension", "slicing": {"discriminator": [{"type": "value", "path": "url"}],
+                                                "rules": "closed"}},
+        {"id": "Patient.extension:birthPlace", "sliceName": "birthPlace", "min": 0, "max": "1",
+         "type": [{"code": "Extension", "profile": [CORE + "patient-birthPlace"]}]},
+    )
+
+
 def unresolvable_profile() -> dict[str, Any]:
     return profile(
         "by-reference", "Observation",
@@ -112,7 +122,7 @@ def validator() -> Validator:
     REGISTRY_BEFORE[adult["url"]] = adult
     registry.add(adult)
     for built in (bundle_profile(), adults_bundle_profile(), weight_profile(), parameters_profile(),
-                  unresolvable_profile()):
+                  unresolvable_profile(), closed_extensions_profile()):
         registry.add(built)
     terminology = core_terminology().copy()
     terminology.add({"resourceType": "ValueSet", "url": WEIGHT_UNITS, "status": "active", "compose": {"include": [
@@ -222,3 +232,15 @@ def test_a_type_profile_on_an_unsliced_element(validator: Validator) -> None:
 def test_a_discriminator_that_cannot_be_followed_leaves_the_slicing_unjudged(validator: Validator) -> None:
     observation = weight(performer=[{"reference": "Organization/1"}])
     assert profile_errors(validator, observation, "by-reference") == []
+
+
+def test_an_unknown_extension_is_an_error_only_where_a_profile_closes_the_extensions(validator: Validator) -> None:
+    unknown = {"url": "http://example.org/fhir/StructureDefinition/unknown", "valueString": "x"}
+    birth_place = {"url": CORE + "patient-birthPlace", "valueAddress": {"city": "Fresno"}}
+    patient = {"resourceType": "Patient", "extension": [birth_place, unknown]}
+    assert [(i.severity, i.expression) for i in validator.validate_structure(patient)] == [
+        ("warning", ("Patient.extension[1]",))
+    ]
+    assert profile_errors(validator, patient, "closed-extensions") == [("structure", ("Patient.extension[1]",))]
+    assert profile_errors(validator, {"resourceType": "Patient", "extension": [birth_place]},
+                          "closed-extensions") == []

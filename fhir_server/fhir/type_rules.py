@@ -10,12 +10,11 @@ from typing import Any, Callable
 
 from fhir_server.fhir.datatype_rules import check_attachment
 from fhir_server.fhir.findings import Findings
-from fhir_server.fhir.questionnaire_rules import check_questionnaire, check_response
+from fhir_server.fhir.questionnaire_rules import check_questionnaire
 
 TypeRule = Callable[[Findings, dict[str, Any], str], None]
 
 TYPE_RULES: dict[str, TypeRule] = {
     "Attachment": check_attachment,
     "Questionnaire": check_questionnaire,
-    "QuestionnaireResponse": check_response,
 }

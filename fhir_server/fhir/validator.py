@@ -7,11 +7,12 @@ Two passes, because the API answers them differently (base-rule failures 400, pr
   shape, contained and Bundle/Parameters resources recursively, reference target types, the FHIRPath invariants
   of the core (``invariants``), and the rules stated in prose that one module per family checks (resource ids and
   Attachments: ``datatype_rules``; Bundles: ``bundle_rules``; extensions against their definitions:
-  ``extension_rules``; QuestionnaireResponses against their Questionnaire: ``questionnaire_rules``);
+  ``extension_rules``; Questionnaires: ``questionnaire_rules``);
 * the *profile* pass walks it against a profile snapshot and reports only what the profile adds to the base:
   narrowed cardinality, fixed/pattern values, min/maxValue, changed bindings and reference targets, restricted
   choice types, type profiles, the profile's own invariants, slices (``slicing``: value, pattern, exists, type
-  and profile discriminators) and the extension definitions the slices name.
+  and profile discriminators) and the extension definitions the slices name; a QuestionnaireResponse is held
+  to the Questionnaire it names here too (``questionnaire_rules``).
 
 The walk works on plain dicts and precomputed lookup tables (``definitions.StructureIndex``); it never builds
 model objects. ``bench/validator.py`` measures it per resource over the official examples.
@@ -38,6 +39,7 @@ from fhir_server.fhir.definitions import (
 from fhir_server.fhir.bundle_rules import check_bundle
 from fhir_server.fhir.datatype_rules import check_contained_referenced, check_resource_id
 from fhir_server.fhir.extension_rules import check_extensions
+from fhir_server.fhir.questionnaire_rules import check_response
 from fhir_server.fhir.slicing import Undecidable, contains_pattern, matching_slice, value_constraint
 from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
 from fhir_server.fhir.terminology import Terminology
@@ -214,7 +216,16 @@ class Validator:
                 to_check.append(canonical(url))
         for url in to_check:
             issues.extend(self._validate_one_profile(resource, url))
+        if resource_type == "QuestionnaireResponse":
+            issues.extend(self._validate_against_questionnaire(resource))
         return issues
+
+    def _validate_against_questionnaire(self, response: dict[str, Any]) -> list[Issue]:
+        """A response against the Questionnaire it names: the form is to a response what a profile is to a
+        resource, so its failures are profile failures (422), not invalid FHIR (400)."""
+        run = _Run(self, profile_mode=True)
+        check_response(run, response, "QuestionnaireResponse")
+        return run.issues
 
     def validate(
         self, resource: dict[str, Any], profiles: Sequence[str] = (), *, check_meta_profiles: bool = True

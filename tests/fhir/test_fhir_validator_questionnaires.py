@@ -130,3 +130,12 @@ def test_enable_when_names_an_item_of_the_questionnaire(validator: Validator) ->
     broken = copy.deepcopy(QUESTIONNAIRE)
     broken["item"][0]["item"][1]["enableWhen"][0]["question"] = "nope"
     assert found(validator, broken) == [("invalid", ("Questionnaire.item[0].item[1].enableWhen[0].question",))]
+
+
+def test_a_response_breaking_its_form_is_a_profile_failure(validator: Validator) -> None:
+    """Valid FHIR that does not fit its form: reported by the profile pass (422), not the structure pass (400)."""
+    broken = response(findings(agreement(AGREE)), {"linkId": "nope"})
+    assert validator.validate_structure(broken) == []
+    assert [(i.code, i.expression) for i in validator.validate_profiles(broken)] == [
+        ("structure", ("QuestionnaireResponse.item[1].linkId",))
+    ]

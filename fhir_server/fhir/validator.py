@@ -39,9 +39,9 @@ from fhir_server.fhir.definitions import (
 from fhir_server.fhir.bundle_rules import check_bundle
 from fhir_server.fhir.datatype_rules import check_contained_referenced, check_resource_id
 from fhir_server.fhir.extension_rules import check_extensions
+from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
 from fhir_server.fhir.questionnaire_rules import check_response
 from fhir_server.fhir.slicing import Undecidable, contains_pattern, matching_slice, value_constraint
-from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
 from fhir_server.fhir.terminology import Terminology
 from fhir_server.fhir.type_rules import TYPE_RULES
 

@@ -52,6 +52,19 @@ FUNCTIONS = {
 OPTIONS = {"userInvocationTable": FUNCTIONS, "returnRawData": True}
 
 
+# fhirpathpy matches a FHIR primitive only by its FHIR name: ``answerBoolean is Boolean`` (que-7) is false there,
+# true in the reference engine, where FHIR.boolean is also a System.Boolean. Invariants test FHIR data, so the
+# System name is read as the FHIR one.
+SYSTEM_TYPE_TEST = re.compile(r"\b(is|as|ofType)(\s*\(?\s*)(?:System\.)?(Boolean|String|Integer|Decimal|Date|DateTime|Time)\b")
+FHIR_PRIMITIVE = {"Boolean": "boolean", "String": "string", "Integer": "integer", "Decimal": "decimal", "Date": "date",
+                  "DateTime": "dateTime", "Time": "time"}
+
+
+def for_engine(expression: str) -> str:
+    """The expression as fhirpathpy must read it to mean what the specification means (see SYSTEM_TYPE_TEST)."""
+    return SYSTEM_TYPE_TEST.sub(lambda m: f"{m[1]}{m[2]}{FHIR_PRIMITIVE[m[3]]}", expression)
+
+
 @dataclass(frozen=True, slots=True)
 class Invariant:
     """One constraint of an element, as much of it as validation reports."""
@@ -130,7 +143,7 @@ class InvariantEngine:
         except KeyError:
             pass
         try:
-            function: Compiled | None = compile_fhirpath(invariant.expression, R4_MODEL, OPTIONS)
+            function: Compiled | None = compile_fhirpath(for_engine(invariant.expression), R4_MODEL, OPTIONS)
         except Exception as problem:  # noqa: BLE001 - any parser failure means "cannot evaluate", never a crash
             self._skip(invariant, f"does not compile: {problem}")
             function = None

@@ -61,6 +61,18 @@ TWINS = [
         ("error", "dom-3", ("Patient.contained[0]",)),
         id="dom-3",
     ),
+    pytest.param(  # que-7: "answer is Boolean" holds for a FHIR boolean, as in the reference engine
+        {"resourceType": "Questionnaire", "status": "active", "item": [
+            {"linkId": "a", "type": "boolean"},
+            {"linkId": "b", "type": "string", "enableWhen": [{"question": "a", "operator": "exists",
+                                                              "answerBoolean": True}]}]},
+        {"resourceType": "Questionnaire", "status": "active", "item": [
+            {"linkId": "a", "type": "boolean"},
+            {"linkId": "b", "type": "string", "enableWhen": [{"question": "a", "operator": "exists",
+                                                              "answerString": "yes"}]}]},
+        ("error", "que-7", ("Questionnaire.item[1].enableWhen[0]",)),
+        id="que-7",
+    ),
     pytest.param(  # cpt-2: a contact point with a value needs a system
         {"resourceType": "Patient", "telecom": [{"system": "phone", "value": "555"}]},
         {"resourceType": "Patient", "telecom": [{"value": "555"}]},

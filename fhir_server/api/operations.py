@@ -80,7 +80,8 @@ def register(app: FastAPI) -> None:
         name="validate",
         definition=VALIDATE_DEFINITION,
         resource_types=tuple(app.state.definitions.resource_types()),
-        documentation="Validate a resource against the base R4 rules and the profiles this server hosts",
+        documentation="Validate a resource against the base R4 rules, the profiles this server hosts and those of the "
+                      "R4 specification (vitalsigns, bp, ...)",
     )
     add_operation(app, "/{resource_type}/$validate", {"POST": validate_type}, registration)
     add_operation(app, "/{resource_type}/{resource_id}/$validate", {"POST": validate_instance}, registration)

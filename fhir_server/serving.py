@@ -16,6 +16,7 @@ build; asyncio and h11 otherwise); ``FHIR_EVENT_LOOP`` / ``FHIR_HTTP_IMPLEMENTAT
 
 from __future__ import annotations
 
+import importlib
 import socket
 
 import uvicorn
@@ -51,17 +52,18 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
     )
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, app_factory: str = APP_FACTORY) -> None:
     """Serve until interrupted. Several workers each build their app from the environment (the caller puts any
-    command-line overrides there) and accept from the one socket bound here."""
+    command-line overrides there) and accept from the one socket bound here. ``app_factory`` (``module:callable``
+    taking the settings) is another app for the benchmark's framework ceiling, served the same way."""
     sock = listening_socket(settings.host, settings.port)
     try:
         if settings.workers > 1:
-            Multiprocess(uvicorn_config(settings, APP_FACTORY), sockets=[sock]).run()
+            Multiprocess(uvicorn_config(settings, app_factory), sockets=[sock]).run()
         else:
-            from fhir_server.app import create_app
-
-            uvicorn.Server(uvicorn_config(settings, create_app(settings))).run(sockets=[sock])
+            module, _, name = app_factory.partition(":")
+            factory = getattr(importlib.import_module(module), name)
+            uvicorn.Server(uvicorn_config(settings, factory(settings))).run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:

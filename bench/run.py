@@ -127,6 +127,12 @@ def measure(port: int, make: loadgen.RequestMaker, clients: int, duration: float
                        numbers=numbers).summary()
 
 
+async def set_up(base: str) -> list[workloads.Workload]:
+    """The workloads, with their data set up on the server at ``base``."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        return await workloads.set_up(client, base, BASE_PATH)
+
+
 class Report:
     """Rows printed as they come and kept for the JSON file."""
 
@@ -174,9 +180,8 @@ def bench_config(report: Report, plan: Plan, store_kind: str, store_url: str, de
                         "peak_rss_mib": peak_rss_mib(process.pid)}, None)
     port = free_port()
     with server([sys.executable, "-m", "fhir_server", "serve"], {**env, "FHIR_STORE": store_url}, port) as process:
-        with httpx.Client(timeout=60) as client:
-            chosen = [w for w in workloads.set_up(client, f"http://127.0.0.1:{port}{BASE_PATH}", BASE_PATH)
-                      if not only or any(text in w.name for text in only)]
+        chosen = [w for w in asyncio.run(set_up(f"http://127.0.0.1:{port}{BASE_PATH}"))
+                  if not only or any(text in w.name for text in only)]
         for clients in (plan.clients, 1):
             for workload in chosen:
                 result = measure(port, workload.make, clients,

@@ -84,19 +84,17 @@ def transaction_of(size: int) -> bytes:
     return orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 
 
-def load_directory(client: httpx.Client, base: str) -> None:
-    client.post(base, content=DIRECTORY.read_bytes(), headers=FHIR_JSON).raise_for_status()
-
-
-def set_up(client: httpx.Client, base: str, base_path: str) -> list[Workload]:
+async def set_up(client: httpx.AsyncClient, base: str, base_path: str) -> list[Workload]:
     """Load the directory and the data the reads and searches need; the workloads, in the order they run
     (reads and searches first, while the data they find is what was set up)."""
-    load_directory(client, base)
-    patient = client.post(f"{base}/Patient", json=PATIENT, headers=FHIR_JSON).json()
+    (await client.post(base, content=DIRECTORY.read_bytes(), headers=FHIR_JSON)).raise_for_status()
+    patient = (await client.post(f"{base}/Patient", json=PATIENT, headers=FHIR_JSON)).json()
     samples = submit_samples()
-    answers = [client.post(f"{base}/ServiceRequest/$submit", headers=FHIR_JSON,
-                           content=sample.replace(UNIQUE, f"setup{n}".encode())).json()
-               for n, sample in enumerate(samples * 4)]
+    answers = []
+    for number, sample in enumerate(samples * 4):
+        response = await client.post(f"{base}/ServiceRequest/$submit", headers=FHIR_JSON,
+                                     content=sample.replace(UNIQUE, f"setup{number}".encode()))
+        answers.append(response.raise_for_status().json())
     request = answers[0]["entry"][2]["resource"]
     task = answers[0]["entry"][1]["resource"]
     submit = [numbered("POST", f"{base_path}/ServiceRequest/$submit", sample) for sample in samples]

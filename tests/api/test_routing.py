@@ -1,0 +1,58 @@
+"""FhirRoute: handlers that need no dependency solving are called directly; any other keeps FastAPI's handler."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from fhir_server.api import rest
+from fhir_server.api.deps import get_context
+from fhir_server.api.errors import install_error_handlers
+from fhir_server.api.routing import FhirRoute
+from fhir_server.app import create_app
+from fhir_server.services.context import RequestContext
+from fhir_server.settings import Settings
+
+
+def test_every_rest_and_operation_route_is_served_directly() -> None:
+    app = create_app(Settings(store="sqlite:///:memory:"))
+    routes = [route for route in app.routes if isinstance(route, FhirRoute)]
+    assert len(routes) >= len(rest.ROUTES)
+    assert all(route.direct for route in routes), [route.path for route in routes if not route.direct]
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    app.state.settings = Settings(store="sqlite:///:memory:")
+    install_error_handlers(app)
+
+    async def direct(kind: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
+        return Response(f"{kind} {ctx.base_url} {ctx.prefer_return} {request.method}".encode())
+
+    async def with_query(kind: str, request: Request, count: int = 3) -> Response:
+        return Response(f"{kind} {count + 1}".encode())
+
+    app.router.add_api_route("/direct/{kind}", direct, methods=["GET"], route_class_override=FhirRoute)
+    app.router.add_api_route("/query/{kind}", with_query, methods=["GET"], route_class_override=FhirRoute)
+    return app
+
+
+async def test_a_direct_route_gets_its_path_strings_the_request_and_the_context() -> None:
+    app = _app()
+    assert {route.path: route.direct for route in app.routes if isinstance(route, FhirRoute)} == {
+        "/direct/{kind}": True, "/query/{kind}": False}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as client:
+        response = await client.get("/direct/Patient", headers={"Prefer": "return=minimal"})
+        assert response.text == "Patient http://h/fhir minimal GET"
+        # the context's checks still run: a client that accepts no JSON gets 406
+        assert (await client.get("/direct/Patient", headers={"Accept": "text/html"})).status_code == 406
+
+
+async def test_a_route_with_a_query_parameter_keeps_fastapis_validation() -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://h") as client:
+        assert (await client.get("/query/x?count=41")).text == "x 42"
+        # validated by FastAPI: the request validation error, as the app answers it (400 OperationOutcome)
+        refused = await client.get("/query/x?count=many")
+        assert refused.status_code == 400 and refused.json()["resourceType"] == "OperationOutcome"
+    assert "/fhir/{resource_type}/{resource_id}" in create_app(Settings(store="sqlite:///:memory:")).openapi()["paths"]

@@ -282,6 +282,7 @@ def main() -> None:
     parser.add_argument("--defaults", choices=("off", "on", "both"), default=None)
     parser.add_argument("--scale", type=int, nargs="*", default=None, help="stored-request counts (none: skip)")
     parser.add_argument("--only", action="append", help="only the workloads whose name contains this text")
+    parser.add_argument("--scale-only", action="store_true", help="only the scale test")
     parser.add_argument("--duration", type=float, default=None, help="seconds measured per run")
     parser.add_argument("--clients", type=int, default=32)
     args = parser.parse_args()
@@ -302,7 +303,7 @@ def main() -> None:
     with ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         for kind in stores:
-            for defaults in modes:
+            for defaults in ([] if args.scale_only else modes):
                 for workers in args.workers:
                     with store_url(kind, workdir, f"{defaults}{workers}") as url:
                         bench_config(report, plan, kind, url, defaults, workers, args.only)

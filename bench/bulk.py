@@ -31,7 +31,7 @@ REQUESTS_PER_PATIENT = 10
 OPEN_REQUESTS = 600
 OWNERS = ("ppg-valley", "ppg-coastal", "ipa-harbor", "ipa-sunrise", "org-health-net", "org-blue-shield-promise")
 SPECIALTIES = ("207RC0000X", "207RG0100X", "207RN0300X", "207RR0500X", "207RX0202X", "207Q00000X")
-BATCH = 2000
+BATCH = 500
 
 
 def patient(number: int) -> dict[str, Any]:
@@ -71,8 +71,9 @@ def task(number: int, request_id: str, patient_id: str) -> dict[str, Any]:
 
 
 async def load(store: ResourceStore, first: int, count: int) -> float:
-    """Store requests ``first`` .. ``first + count - 1``; answers the requests per second it managed."""
-    began = time.perf_counter()
+    """Store requests ``first`` .. ``first + count - 1``; answers the requests per second of CPU time it took (on
+    a busy machine the wall-clock rate says more about the neighbours)."""
+    began = time.process_time()
     for start in range(first, first + count, BATCH):
         async with store.transaction() as tx:
             for number in range(start, min(start + BATCH, first + count)):
@@ -81,7 +82,7 @@ async def load(store: ResourceStore, first: int, count: int) -> float:
                     await tx.update({**patient(number // REQUESTS_PER_PATIENT), "id": patient_id})
                 request = await tx.update({**service_request(number, patient_id), "id": f"bulk-sr-{number}"})
                 await tx.update({**task(number, request[0].id, patient_id), "id": f"bulk-task-{number}"})
-    return count / (time.perf_counter() - began)
+    return count / max(time.process_time() - began, 1e-9)
 
 
 def probe(stored: int) -> dict[str, str]:
@@ -105,7 +106,7 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0)
     args = parser.parse_args()
     rate = asyncio.run(load_into(args.store, args.first, args.count))
-    print(f"{args.count} requests stored ({rate:.0f} requests/s, 2-3 resources each)")
+    print(f"{args.count} requests stored ({rate:.0f} requests per CPU second, 2-3 resources each)")
 
 
 if __name__ == "__main__":

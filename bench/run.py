@@ -202,7 +202,7 @@ def bench_scale(report: Report, plan: Plan, store_kind: str, store_url: str, cou
         began = time.perf_counter()
         rate = asyncio.run(bulk.load_into(store_url, loaded, count - loaded)) if count > loaded else 0.0
         print(f"# {store_kind}: {count} stored requests ({count - loaded} loaded in "
-              f"{time.perf_counter() - began:.0f} s, {rate:.0f} requests/s)", flush=True)
+              f"{time.perf_counter() - began:.0f} s, {rate:.0f} requests per CPU second)", flush=True)
         loaded = count
         port = free_port()
         with server([sys.executable, "-m", "fhir_server", "serve"], env, port) as process:

@@ -21,7 +21,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
-from starlette.routing import request_response
+from starlette._utils import get_route_path
+from starlette.routing import Match, request_response
+from starlette.types import Scope
 
 from fhir_server.api.deps import context_from_request, get_context
 
@@ -57,8 +59,25 @@ def direct_call(route: APIRoute) -> Callable[[Request], Awaitable[Response]] | N
     return call
 
 
+# Where the request's path segments are kept in the scope, split once for all the routes that look at them.
+_SEGMENTS = "fhir_server.path_segments"
+
+
+def path_segments(scope: Scope) -> list[str]:
+    segments = scope.get(_SEGMENTS)
+    if segments is None:
+        segments = scope[_SEGMENTS] = get_route_path(scope).split("/")
+    return segments
+
+
 class FhirRoute(APIRoute):
-    """An ``APIRoute`` served by :func:`direct_call` when its handler allows it."""
+    """An ``APIRoute`` served by :func:`direct_call` when its handler allows it, and quick to turn a request down.
+
+    The router asks every route in turn until one matches: a read, behind the operations and the literal REST
+    routes, was asked of some twenty routes, each a regular expression and FastAPI's bookkeeping (a third of the
+    CPU time of a read). A FHIR route's path has a fixed number of segments (``{name}`` stops at ``/``) and some
+    literal ones (``$submit``, ``_history``): a path that differs in either cannot match, and is refused from
+    its segments alone before anything else is tried."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -66,3 +85,15 @@ class FhirRoute(APIRoute):
         self.direct = call is not None
         if call is not None:
             self.app = request_response(call)
+        segments = self.path.split("/")
+        # A ``{name:path}`` parameter spans segments: such a route is left to the regular expression alone.
+        self._shape: tuple[int, tuple[tuple[int, str], ...]] | None = None if ":path}" in self.path else (
+            len(segments), tuple((position, text) for position, text in enumerate(segments) if "{" not in text))
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if self._shape is not None and scope["type"] == "http":
+            count, literals = self._shape
+            segments = path_segments(scope)
+            if len(segments) != count or any(segments[position] != text for position, text in literals):
+                return Match.NONE, {}
+        return super().matches(scope)

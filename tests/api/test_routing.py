@@ -56,3 +56,25 @@ async def test_a_route_with_a_query_parameter_keeps_fastapis_validation() -> Non
         refused = await client.get("/query/x?count=many")
         assert refused.status_code == 400 and refused.json()["resourceType"] == "OperationOutcome"
     assert "/fhir/{resource_type}/{resource_id}" in create_app(Settings(store="sqlite:///:memory:")).openapi()["paths"]
+
+
+def _scope(path: str, method: str = "GET", root_path: str = "") -> dict:
+    return {"type": "http", "method": method, "path": root_path + path, "root_path": root_path}
+
+
+def test_a_path_of_another_shape_is_refused_from_its_segments_before_the_pattern() -> None:
+    import re
+
+    from starlette.routing import Match
+
+    async def history(resource_type: str, request: Request) -> Response:
+        return Response(b"")
+
+    route = FhirRoute("/fhir/{resource_type}/_history", history, methods=["GET"], response_class=Response)
+    assert route.matches(_scope("/fhir/Patient/_history"))[0] is Match.FULL
+    assert route.matches(_scope("/fhir/Patient/_history", root_path="/proxy"))[0] is Match.FULL
+    assert route.matches(_scope("/fhir/Patient/_history", method="POST"))[0] is Match.PARTIAL  # 405, as before
+    # a pattern that would take anything: the segments alone turn these down
+    route.path_regex = re.compile(".*")
+    for other in ("/fhir/Patient/123", "/fhir/Patient/_history/1", "/fhir/Patient", "/r4/Patient/_history"):
+        assert route.matches(_scope(other))[0] is Match.NONE, other

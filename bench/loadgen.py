@@ -5,7 +5,8 @@ does, and ``hey`` sends one fixed body, where ``$submit`` needs a unique identif
 connection is an ``asyncio.Protocol`` with httptools' C response parser on uvloop (both come with the server's
 default install), and a request is bytes made by a callable: about 20 µs of client CPU per request.
 
-Each run is bounded in time: a warm-up whose requests are not counted, then ``duration`` seconds measured.
+Each run is bounded in time: a warm-up whose requests are not counted, then ``duration`` seconds measured, then
+at most ``grace`` seconds for the requests still in flight.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class _Connection(asyncio.Protocol):
 
 
 async def _drive(host: str, port: int, make: RequestMaker, concurrency: int, warmup: float, duration: float,
-                 numbers: itertools.count) -> Measurement:
+                 numbers: itertools.count, grace: float) -> Measurement:
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     statuses: Counter = Counter()
@@ -136,15 +137,21 @@ async def _drive(host: str, port: int, make: RequestMaker, concurrency: int, war
         if connection is not None and connection.transport is not None:
             connection.transport.close()
 
-    await asyncio.gather(*(client() for _ in range(concurrency)))
+    tasks = [asyncio.ensure_future(client()) for _ in range(concurrency)]
+    _, unfinished = await asyncio.wait(tasks, timeout=warmup + duration + grace)
+    for task in unfinished:  # a request still unanswered ``grace`` seconds after the end counts as an error
+        task.cancel()
+    await asyncio.gather(*unfinished, return_exceptions=True)
     latencies.sort()
-    return Measurement(seconds=loop.time() - measure_from, latencies=latencies, errors=errors, statuses=statuses)
+    return Measurement(seconds=min(loop.time(), stop_at) - measure_from, latencies=latencies,
+                       errors=errors + len(unfinished), statuses=statuses)
 
 
 def run(host: str, port: int, make: RequestMaker, *, concurrency: int, duration: float, warmup: float,
-        numbers: itertools.count | None = None) -> Measurement:
-    """Drive ``make``'s requests from ``concurrency`` connections for ``warmup`` + ``duration`` seconds."""
+        numbers: itertools.count | None = None, grace: float = 30.0) -> Measurement:
+    """Drive ``make``'s requests from ``concurrency`` connections for ``warmup`` + ``duration`` seconds; requests
+    still unanswered ``grace`` seconds later are abandoned and counted as errors."""
     numbers = numbers if numbers is not None else itertools.count()
     factory = uvloop.new_event_loop if uvloop is not None else None
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(_drive(host, port, make, concurrency, warmup, duration, numbers))
+        return runner.run(_drive(host, port, make, concurrency, warmup, duration, numbers, grace))

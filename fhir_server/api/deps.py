@@ -27,11 +27,25 @@ def parse_prefer(header: str | None) -> dict[str, str]:
     return preferences
 
 
+# Request base URLs by what they are made of (scheme, Host, server address, root paths): building one from the
+# scope costs more than the rest of a read's context. Client-chosen Host values are many at worst: bounded.
+_BASE_URLS: dict[tuple[object, ...], str] = {}
+_BASE_URLS_KEPT = 256
+
+
 def base_url_for(request: Request, settings: Settings) -> str:
     """The public base URL: configured behind a proxy, else the one the client used."""
     if settings.public_base_url:
         return settings.public_base()
-    return str(request.base_url).rstrip("/") + settings.normalized_base_path()
+    scope = request.scope
+    key = (scope.get("scheme"), request.headers.get("host"), scope.get("server"), scope.get("root_path"),
+           scope.get("app_root_path"), settings.normalized_base_path())
+    base = _BASE_URLS.get(key)
+    if base is None:
+        if len(_BASE_URLS) >= _BASE_URLS_KEPT:
+            _BASE_URLS.clear()
+        base = _BASE_URLS[key] = str(request.base_url).rstrip("/") + settings.normalized_base_path()
+    return base
 
 
 def context_from_request(request: Request) -> RequestContext:

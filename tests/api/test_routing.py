@@ -78,3 +78,14 @@ def test_a_path_of_another_shape_is_refused_from_its_segments_before_the_pattern
     route.path_regex = re.compile(".*")
     for other in ("/fhir/Patient/123", "/fhir/Patient/_history/1", "/fhir/Patient", "/r4/Patient/_history"):
         assert route.matches(_scope(other))[0] is Match.NONE, other
+
+
+async def test_the_base_url_follows_each_requests_host_and_scheme(tmp_path) -> None:
+    """Base URLs are remembered by what they are made of: another Host or scheme gets its own."""
+    app = create_app(Settings(store=f"sqlite:///{tmp_path / 'hosts.db'}"))
+    async with app.router.lifespan_context(app):
+        for base in ("http://one.example", "http://two.example:8080", "https://one.example", "http://one.example"):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as client:
+                created = await client.post("/fhir/Patient", json={"resourceType": "Patient"},
+                                            headers={"Content-Type": "application/fhir+json"})
+                assert created.headers["location"].startswith(f"{base}/fhir/Patient/"), base

@@ -36,4 +36,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 if __name__ == "__main__":
     from fhir_server.serving import serve
 
-    serve(Settings(), app_factory="ceiling:create_app")
+    sys.exit(serve(Settings(), app_factory="ceiling:create_app"))

@@ -57,8 +57,7 @@ def serve(args: argparse.Namespace) -> int:
     # Worker processes build their own app from the environment: hand the command-line overrides down.
     for name, value in flag_overrides(args).items():
         os.environ[f"FHIR_{name.upper()}"] = str(value)
-    run_server(settings)
-    return 0
+    return run_server(settings)
 
 
 def validate(args: argparse.Namespace) -> int:

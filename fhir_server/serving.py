@@ -20,6 +20,7 @@ import importlib
 import socket
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from fhir_server.settings import Settings
@@ -52,19 +53,26 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
     )
 
 
-def serve(settings: Settings, app_factory: str = APP_FACTORY) -> None:
-    """Serve until interrupted. Several workers each build their app from the environment (the caller puts any
-    command-line overrides there) and accept from the one socket bound here. ``app_factory`` (``module:callable``
-    taking the settings) is another app for the benchmark's framework ceiling, served the same way."""
+def serve(settings: Settings, app_factory: str = APP_FACTORY) -> int:
+    """Serve until interrupted; the exit status (uvicorn's start-up failure status when one worker could not
+    start, as ``uvicorn.run`` answers). Several workers each build their app from the environment (the caller puts
+    any command-line overrides there) and accept from the one socket bound here. ``app_factory``
+    (``module:callable`` taking the settings) is another app for the benchmark's framework ceiling, served the
+    same way."""
     sock = listening_socket(settings.host, settings.port)
     try:
         if settings.workers > 1:
             Multiprocess(uvicorn_config(settings, app_factory), sockets=[sock]).run()
-        else:
-            module, _, name = app_factory.partition(":")
-            factory = getattr(importlib.import_module(module), name)
-            uvicorn.Server(uvicorn_config(settings, factory(settings))).run(sockets=[sock])
+            return 0
+        module, _, name = app_factory.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+        server = uvicorn.Server(uvicorn_config(settings, factory(settings)))
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+        return 0 if server.started else STARTUP_FAILURE
     except KeyboardInterrupt:
-        pass
+        return 0
     finally:
         sock.close()

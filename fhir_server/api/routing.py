@@ -25,15 +25,20 @@ from starlette._utils import get_route_path
 from starlette.routing import Match, request_response
 from starlette.types import Scope
 
-from fhir_server.api.deps import context_from_request, get_context
+from fhir_server.api.deps import get_context
 
 Handler = Callable[..., Awaitable[Response]]
+
+
+def _asks_for_parameters(dependant: Any) -> bool:
+    return bool(dependant.query_params or dependant.header_params or dependant.cookie_params
+                or dependant.body_params)
 
 
 def direct_call(route: APIRoute) -> Callable[[Request], Awaitable[Response]] | None:
     """The handler as ``request -> response`` when it needs no dependency solving; None otherwise."""
     dependant = route.dependant
-    if dependant.query_params or dependant.header_params or dependant.cookie_params or dependant.body_params:
+    if _asks_for_parameters(dependant):
         return None
     if any(field.field_info.annotation is not str for field in dependant.path_params):
         return None
@@ -41,7 +46,9 @@ def direct_call(route: APIRoute) -> Callable[[Request], Awaitable[Response]] | N
         return None
     context_names = []
     for dependency in dependant.dependencies:
-        if dependency.call is not get_context or dependency.name is None:
+        # get_context as it is: taking the request alone (should it ever need more, FastAPI serves the route)
+        if (dependency.call is not get_context or dependency.name is None or dependency.dependencies
+                or dependency.path_params or _asks_for_parameters(dependency)):
             return None
         context_names.append(dependency.name)
     endpoint: Handler = route.endpoint
@@ -50,8 +57,8 @@ def direct_call(route: APIRoute) -> Callable[[Request], Awaitable[Response]] | N
     async def call(request: Request) -> Response:
         arguments: dict[str, Any] = dict(request.path_params)
         arguments[request_name] = request
-        if context_names:
-            context = context_from_request(request)
+        if context_names:  # the dependency itself, so that whatever it checks is checked here too
+            context = await get_context(request)
             for name in context_names:
                 arguments[name] = context
         return await endpoint(**arguments)

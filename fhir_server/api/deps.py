@@ -38,8 +38,9 @@ def base_url_for(request: Request, settings: Settings) -> str:
     if settings.public_base_url:
         return settings.public_base()
     scope = request.scope
-    key = (scope.get("scheme"), request.headers.get("host"), scope.get("server"), scope.get("root_path"),
-           scope.get("app_root_path"), settings.normalized_base_path())
+    server = scope.get("server")  # a tuple, or a list from some servers and test clients
+    key = (scope.get("scheme"), request.headers.get("host"), tuple(server) if server else None,
+           scope.get("root_path"), scope.get("app_root_path"), settings.normalized_base_path())
     base = _BASE_URLS.get(key)
     if base is None:
         if len(_BASE_URLS) >= _BASE_URLS_KEPT:

@@ -89,3 +89,13 @@ async def test_the_base_url_follows_each_requests_host_and_scheme(tmp_path) -> N
                 created = await client.post("/fhir/Patient", json={"resourceType": "Patient"},
                                             headers={"Content-Type": "application/fhir+json"})
                 assert created.headers["location"].startswith(f"{base}/fhir/Patient/"), base
+
+
+def test_a_server_address_given_as_a_list_makes_a_base_url_too(tmp_path) -> None:
+    """Starlette's TestClient puts ``server`` in the scope as a list."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(Settings(store=f"sqlite:///{tmp_path / 'list.db'}"))) as client:
+        created = client.post("/fhir/Patient", json={"resourceType": "Patient"},
+                              headers={"Content-Type": "application/fhir+json"})
+        assert created.status_code == 201 and created.headers["location"].startswith("http://testserver/fhir/")

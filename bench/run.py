@@ -53,13 +53,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BASE_PATH = "/fhir"
 
 # Environment per production-defaults mode. "on" is the server's own defaults. When the security settings land
-# (authorization, audit), "on" keeps their defaults and "off" lists them here switched off; requests then also
-# need the token of :data:`AUTH_HEADERS`.
+# (authorization, audit), "on" keeps their defaults and "off" lists them here switched off; the "on" requests will
+# then also need a token (``loadgen.http_request`` takes extra headers).
 PRODUCTION_DEFAULTS: dict[str, dict[str, str]] = {
     "on": {},
     "off": {"FHIR_LOG_LEVEL": "warning"},  # no access log line per request
 }
-AUTH_HEADERS: dict[str, dict[str, str]] = {"on": {}, "off": {}}
 
 # Targets of the issue (2 workers, 32 clients, embedded store): printed beside the figures, never asserted.
 TARGETS = {"p99_ms_loaded": 50.0, "p99_ms_one_client": 5.0, "peak_rss_mib": 400.0, "scale_p95_ratio": 1.5}

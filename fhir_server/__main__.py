@@ -51,21 +51,13 @@ def read_json_file(path: str) -> dict[str, Any]:
 
 # -- commands -------------------------------------------------------------------------------------------------
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from fhir_server.app import create_app
-    from fhir_server.serving import uvicorn_options
+    from fhir_server.serving import serve as run_server
 
     settings = settings_from(args)
-    common = uvicorn_options(settings)
-    if settings.workers > 1:
-        # Worker processes build their own app from the environment: hand the command-line overrides down.
-        for name, value in flag_overrides(args).items():
-            os.environ[f"FHIR_{name.upper()}"] = str(value)
-        uvicorn.run("fhir_server.app:create_app", factory=True, workers=settings.workers, **common)
-    else:
-        uvicorn.run(create_app(settings), **common)
-    return 0
+    # Worker processes build their own app from the environment: hand the command-line overrides down.
+    for name, value in flag_overrides(args).items():
+        os.environ[f"FHIR_{name.upper()}"] = str(value)
+    return run_server(settings)
 
 
 def validate(args: argparse.Namespace) -> int:

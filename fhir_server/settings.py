@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,7 +64,11 @@ class Settings(BaseSettings):
     outbox_max_delay_seconds: float = 300.0
 
     log_level: str = "info"
-    workers: int = 1
+    # Server processes sharing the listening socket (``serve``), and the HTTP stack each runs: ``auto`` takes
+    # uvloop and httptools where they are installed (the default install has them), asyncio and h11 otherwise.
+    workers: int = Field(default=1, ge=1)
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    http_implementation: Literal["auto", "h11", "httptools"] = "auto"
 
     def public_base(self) -> str:
         """The server's own base URL, for absolute URLs made without a request to take it from (outgoing copies,

@@ -27,6 +27,12 @@ def parse_prefer(header: str | None) -> dict[str, str]:
     return preferences
 
 
+# Request base URLs by what they are made of (scheme, Host, server address, root paths): building one from the
+# scope costs more than the rest of a read's context. Client-chosen Host values are many at worst: bounded.
+_BASE_URLS: dict[tuple[object, ...], str] = {}
+_BASE_URLS_KEPT = 256
+
+
 def base_url_for(request: Request, settings: Settings) -> str:
     """The base of the absolute URLs an answer carries (``Location``, ``fullUrl``, paging links).
 
@@ -36,7 +42,16 @@ def base_url_for(request: Request, settings: Settings) -> str:
     the configured base."""
     if settings.public_base_url or not host_allowed(request.url.hostname, settings):
         return settings.public_base()
-    return str(request.base_url).rstrip("/") + settings.normalized_base_path()
+    scope = request.scope
+    server = scope.get("server")  # a tuple, or a list from some servers and test clients
+    key = (scope.get("scheme"), request.headers.get("host"), tuple(server) if server else None,
+           scope.get("root_path"), scope.get("app_root_path"), settings.normalized_base_path())
+    base = _BASE_URLS.get(key)
+    if base is None:
+        if len(_BASE_URLS) >= _BASE_URLS_KEPT:
+            _BASE_URLS.clear()
+        base = _BASE_URLS[key] = str(request.base_url).rstrip("/") + settings.normalized_base_path()
+    return base
 
 
 def host_allowed(hostname: str | None, settings: Settings) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timezone
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -51,17 +52,23 @@ def refused(media_range: str) -> bool:
 
 def check_acceptable(request: Request) -> None:
     """406 when the client will not take JSON: ``_format`` wins over ``Accept`` (FHIR 3.1.0.1.5)."""
-    requested_format = request.query_params.get("_format")
+    # the query string is parsed only when it may name a _format (most requests have none)
+    requested_format = request.query_params.get("_format") if b"_format" in request.scope["query_string"] else None
     if requested_format is not None:
         if media_type_of(requested_format) not in JSON_FORMAT_VALUES:
             raise FhirError.single(406, "not-supported", f"_format {requested_format!r} is not supported: use json")
         return
     accept = request.headers.get("accept")
-    if not accept:
-        return
-    ranges = [media_type_of(part) for part in accept.split(",") if not refused(part)]
-    if not any(media_range in ACCEPTABLE_RANGES or media_range == "" for media_range in ranges):
+    if accept and not accepts_json(accept):
         raise FhirError.single(406, "not-supported", f"cannot answer in {accept!r}: this server speaks {FHIR_JSON}")
+
+
+@lru_cache(maxsize=512)
+def accepts_json(accept: str) -> bool:
+    """Whether an ``Accept`` header takes a JSON answer. Cached: a client sends the same header every time, and
+    this runs on every request."""
+    ranges = [media_type_of(part) for part in accept.split(",") if not refused(part)]
+    return any(media_range in ACCEPTABLE_RANGES or media_range == "" for media_range in ranges)
 
 
 def check_content_type(request: Request, *, allow_form: bool = False) -> str:

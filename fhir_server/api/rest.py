@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from fhir_server.api.deps import get_context
 from fhir_server.api.registry import OperationRegistration
+from fhir_server.api.routing import FhirRoute
 from fhir_server.api.media import fhir_response, read_resource, read_search_form, search_parameters, version_headers
 from fhir_server.errors import bad_request, information, operation_outcome
 from fhir_server.services.context import RequestContext
@@ -192,10 +193,11 @@ ROUTES: tuple[tuple[str, str, Any], ...] = (
 def add_route(app: FastAPI, base_path: str, path: str, method: str, handler: Any, tags: tuple[str, ...] = ("FHIR REST",)) -> None:
     """Add ``handler`` at ``base_path + path``; the base itself also answers with a trailing slash (a redirect
     would lose a POST body)."""
-    app.add_api_route(base_path + path or "/", handler, methods=[method], name=handler.__name__, tags=list(tags),
-                      response_class=Response)
+    app.router.add_api_route(base_path + path or "/", handler, methods=[method], name=handler.__name__,
+                             tags=list(tags), response_class=Response, route_class_override=FhirRoute)
     if not path and base_path:
-        app.add_api_route(base_path + "/", handler, methods=[method], include_in_schema=False, response_class=Response)
+        app.router.add_api_route(base_path + "/", handler, methods=[method], include_in_schema=False,
+                                 response_class=Response, route_class_override=FhirRoute)
 
 
 def add_operation(

@@ -138,6 +138,8 @@ _PREFIX_END = "\U0010ffff"  # sorts after every character: [p, p + this) is "sta
 
 Sql = tuple[str, list[Any]]
 T = TypeVar("T")
+# Index rows counted per criterion to choose the one that drives a search with several (see _where_sql).
+ESTIMATE_CAP = 1000
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -226,19 +228,20 @@ def _applies(criterion: Criterion) -> bool:
 _ROWS_OF_TYPE: dict[str, str] = {"date": " AND low IS NOT NULL"}
 
 
-def _criterion_sql(resource_type: str, criterion: Criterion) -> Sql:
-    rows = "SELECT id FROM search_index WHERE type = ? AND param = ?"
+def _rows_sql(resource_type: str, criterion: Criterion, owner: str = "") -> Sql:
+    """The conditions on index rows that a criterion matches (``:missing`` only names the parameter); ``owner``
+    ties them to the resource row being checked (a correlated form)."""
+    rows = f"type = ? AND param = ?{owner}"
     params: list[Any] = [resource_type, criterion.name]
-    membership = "IN" if _narrows(criterion) else "NOT IN"
     if criterion.missing is not None:
-        return f"r.id {membership} ({rows})", params
+        return rows, params
     rows += _ROWS_OF_TYPE.get(criterion.type, "")
     alternatives = []
     for value in criterion.values:
         condition, bound = _value_sql(criterion, value)
         alternatives.append(f"({condition})")
         params.extend(bound)
-    return f"r.id {membership} ({rows} AND {_any_of(alternatives)})", params
+    return f"{rows} AND {_any_of(alternatives)}", params
 
 
 def _any_of(conditions: list[str]) -> str:
@@ -251,11 +254,54 @@ def _any_of(conditions: list[str]) -> str:
     return f"({_any_of(conditions[:middle])} OR {_any_of(conditions[middle:])})"
 
 
-def _where_sql(query: SearchQuery) -> Sql:
+def _criterion_sql(resource_type: str, criterion: Criterion) -> Sql:
+    """``r.id [NOT] IN (matching ids)``: SQLite walks the list (or builds it once, for ``NOT IN``)."""
+    rows, params = _rows_sql(resource_type, criterion)
+    membership = "IN" if _narrows(criterion) else "NOT IN"
+    return f"r.id {membership} (SELECT id FROM search_index WHERE {rows})", params
+
+
+# Values whose condition fixes every column of their value index before ``id``: with ``id = r.id`` added, the check
+# is one seek in that (covering) index. Any other value would make the planner scan all of the value's rows.
+_SEEKS_TO_ID: dict[type, Callable[[Any], bool]] = {
+    ReferenceValue: lambda value: value.url is not None or value.resource_type is not None,
+    TokenValue: lambda value: bool(value.system) and value.code is not None,
+    UriValue: lambda value: True,
+}
+
+
+def _check_sql(resource_type: str, criterion: Criterion) -> Sql:
+    """``EXISTS`` over the resource's own index rows of the parameter: a narrowing criterion that does not drive
+    the search costs one index probe per candidate, however many resources it matches. The probe is a seek in the
+    value's own index when the value fixes it up to ``id`` (:data:`_SEEKS_TO_ID`), else the resource's rows of
+    the parameter (``search_by_owner``)."""
+    rows, params = _rows_sql(resource_type, criterion, " AND id = r.id")
+    seeks = (criterion.modifier is None and len(criterion.values) == 1
+             and _SEEKS_TO_ID.get(type(criterion.values[0]), lambda _value: False)(criterion.values[0]))
+    index = "" if seeks else " INDEXED BY search_by_owner"
+    return f"EXISTS (SELECT 1 FROM search_index{index} WHERE {rows})", params
+
+
+def _estimate_sql(resource_type: str, criterion: Criterion, cap: int) -> Sql:
+    """How many index rows a criterion matches, counted up to ``cap``: enough to pick the most selective one."""
+    rows, params = _rows_sql(resource_type, criterion)
+    return f"SELECT COUNT(*) FROM (SELECT 1 FROM search_index WHERE {rows} LIMIT ?)", [*params, cap]
+
+
+def _where_sql(query: SearchQuery, driver: Criterion | None = None) -> Sql:
+    """The WHERE clause. One narrowing criterion drives the search (``driver``, by default the first): the resources
+    its index rows name are probed one by one, and every other narrowing criterion is checked on each of them
+    (:func:`_check_sql`) rather than listed in full: with several criteria, the cost follows the most selective
+    one, not the largest (``Task?owner=&status=``: a group's few open tasks among all its closed ones)."""
     clauses = ["r.type = ?", "r.is_current = 1", "r.deleted = 0"]
     params: list[Any] = [query.resource_type]
-    for criterion in filter(_applies, query.criteria):
-        clause, bound = _criterion_sql(query.resource_type, criterion)
+    applied = [criterion for criterion in query.criteria if _applies(criterion)]
+    if driver is None:
+        driver = next((criterion for criterion in applied if _narrows(criterion)), None)
+    for criterion in applied:
+        narrowing_check = _narrows(criterion) and criterion is not driver
+        make = _check_sql if narrowing_check else _criterion_sql
+        clause, bound = make(query.resource_type, criterion)
         clauses.append(clause)
         params.extend(bound)
     return " AND ".join(clauses), params
@@ -345,10 +391,12 @@ class SqliteOperations(ResourceOperations):
         moment = self._clock.next(datetime.fromisoformat(current[2]) if current is not None else None)
         stored = stamp(resource, resource_id, version, moment) if resource is not None else None
         db = self._db
-        db.execute(
-            "UPDATE resources SET is_current = 0 WHERE type = ? AND id = ? AND is_current = 1",
-            (resource_type, resource_id),
-        )
+        if current is not None:  # a new resource has no current row to retire and no index rows to replace
+            db.execute(
+                "UPDATE resources SET is_current = 0 WHERE type = ? AND id = ? AND is_current = 1",
+                (resource_type, resource_id),
+            )
+            db.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (resource_type, resource_id))
         db.execute(
             "INSERT INTO resources (type, id, version, last_updated, deleted, is_current, json)"
             " VALUES (?, ?, ?, ?, ?, 1, ?)",
@@ -361,7 +409,6 @@ class SqliteOperations(ResourceOperations):
                 orjson.dumps(stored) if stored is not None else None,
             ),
         )
-        db.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (resource_type, resource_id))
         if stored is not None:
             db.executemany(
                 "INSERT INTO search_index (type, id, param, system, code, text, value, exact, ref_type, ref_id,"
@@ -445,9 +492,22 @@ class SqliteOperations(ResourceOperations):
         """Nothing to do: a write transaction holds the file's one write lock (``BEGIN IMMEDIATE``) from its
         start, so every transaction, in every process sharing the file, already runs after or before this one,
         and its reads see everything committed before it."""
+=======
+    def _driver(self, query: SearchQuery) -> Criterion | None:
+        """The narrowing criterion that matches the fewest index rows (counted up to :data:`ESTIMATE_CAP` each),
+        when there is a choice."""
+        narrowing = [criterion for criterion in query.criteria if _applies(criterion) and _narrows(criterion)]
+        if len(narrowing) < 2:
+            return None
+
+        def estimate(criterion: Criterion) -> int:
+            sql, params = _estimate_sql(query.resource_type, criterion, ESTIMATE_CAP)
+            return self._db.execute(sql, params).fetchone()[0]
+
+        return min(narrowing, key=estimate)
 
     async def search(self, query: SearchQuery) -> Page:
-        where, params = _where_sql(query)
+        where, params = _where_sql(query, self._driver(query))
         source = _from_sql(query)
         total = None
         if query.total != "none" or query.count == 0:

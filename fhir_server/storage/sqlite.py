@@ -492,7 +492,7 @@ class SqliteOperations(ResourceOperations):
         """Nothing to do: a write transaction holds the file's one write lock (``BEGIN IMMEDIATE``) from its
         start, so every transaction, in every process sharing the file, already runs after or before this one,
         and its reads see everything committed before it."""
-=======
+
     def _driver(self, query: SearchQuery) -> Criterion | None:
         """The narrowing criterion that matches the fewest index rows (counted up to :data:`ESTIMATE_CAP` each),
         when there is a choice."""

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fhir_server serve | load FILE... | validate FILE [--profile URL]``.
+"""Command line: ``python -m fhir_server serve | load FILE... | validate FILE [--profile URL] | outbox list|retry``.
 
 ``--host``, ``--port``, ``--base-path`` and ``--store`` override the ``FHIR_*`` environment settings. ``load``
 goes through the same service layer as HTTP (validation, reference rewriting, change observers), straight into the store.
@@ -119,6 +119,47 @@ async def _load(settings: Settings, files: Sequence[str]) -> int:
     return 1 if failures else 0
 
 
+def outbox(args: argparse.Namespace) -> int:
+    """``outbox list`` prints the messages (waiting and dead by default); ``outbox retry [ID...]`` revives dead
+    ones (all of them when no id is given) so the workers send them again."""
+    return asyncio.run(_outbox(settings_from(args), args))
+
+
+LISTED_STATES = {"undelivered": {"pending", "dead"}, "all": {"pending", "dead", "delivered"}}
+
+
+def message_state(message: Any) -> str:
+    if message.delivered_at is not None:
+        return "delivered"
+    return "dead" if message.dead else "pending"
+
+
+async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from fhir_server.clock import Clock
+    from fhir_server.storage import open_store
+
+    store = open_store(settings.store, Clock())
+    await store.open()
+    try:
+        if args.action == "retry":
+            revived = await store.outbox_retry(args.ids or None, Clock()())
+            sys.stdout.write(f"{revived} dead message(s) queued again\n")
+            return 0 if revived or not args.ids else 1
+        wanted = LISTED_STATES.get(args.state, {args.state})
+        shown = 0
+        for message in await store.outbox_messages():
+            state = message_state(message)
+            if state not in wanted:
+                continue
+            shown += 1
+            sys.stdout.write("\t".join([state, message.id, message.channel, message.destination,
+                                         f"attempts={message.attempts}", (message.last_error or "")[:120]]) + "\n")
+        sys.stderr.write(f"{shown} message(s)\n")
+        return 0
+    finally:
+        await store.close()
+
+
 # -- parser ---------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fhir-server", description="FHIR R4 server for second-opinion requests")
@@ -141,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     validate_parser.add_argument("--profile", action="append", default=[], metavar="URL",
                                  help="also validate against this profile (repeatable)")
     validate_parser.set_defaults(handler=validate)
+
+    outbox_parser = commands.add_parser("outbox", parents=[common], help="list or retry outgoing messages")
+    outbox_actions = outbox_parser.add_subparsers(dest="action", required=True)
+    list_parser = outbox_actions.add_parser("list", parents=[common], help="messages not yet delivered")
+    list_parser.add_argument("--state", choices=("undelivered", "pending", "dead", "delivered", "all"),
+                             default="undelivered", help="which messages (default: pending and dead)")
+    retry_parser = outbox_actions.add_parser("retry", parents=[common], help="send dead messages again")
+    retry_parser.add_argument("ids", nargs="*", metavar="ID", help="message ids (default: every dead message)")
+    outbox_parser.set_defaults(handler=outbox)
     return parser
 
 

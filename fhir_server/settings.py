@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,8 +39,15 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     outbox_base_delay_seconds: float = 1.0
     outbox_max_delay_seconds: float = 300.0
+    # Attempts before a message is parked as dead (a plan's ``delivery.max_attempts`` overrides it for its copies).
+    outbox_max_attempts: int = Field(default=10, ge=1)
 
     log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
+    # Browser origins allowed to call the API, comma-separated ("*" for any); empty: CORS off.
+    cors_origins: str = ""
+    # Answers at least this large are gzipped for clients that accept it.
+    gzip_min_bytes: int = Field(default=1024, ge=0)
     workers: int = 1
 
     def public_base(self) -> str:
@@ -48,6 +56,9 @@ class Settings(BaseSettings):
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}{self.normalized_base_path()}"
+
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     def normalized_base_path(self) -> str:
         """``/fhir`` form: leading slash, no trailing slash ('' for the root)."""

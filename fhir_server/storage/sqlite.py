@@ -73,7 +73,7 @@ from fhir_server.search.query import (
     UriValue,
 )
 from fhir_server.storage import sqlite_connection, sqlite_outbox
-from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, StoredResource
+from fhir_server.storage.base import OutboxMessage, OutboxSummary, Page, ResourceOperations, StoredResource
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.versioning import (
     SORT_ATTRIBUTES,
@@ -512,6 +512,7 @@ class SqliteStore(ReadsDelegated):
         self._writer = sqlite_connection.connect(file)
         for statement in SCHEMA:  # waiting (busy timeout) for another worker creating it at the same moment
             self._writer.execute(statement)
+        sqlite_outbox.add_missing_columns(self._writer)
         self._writer.execute("PRAGMA busy_timeout = 0")  # from now on, see sqlite_connection.begin_immediate
         self._reader = sqlite_connection.connect(file)
         self._checkpointer = sqlite_connection.Checkpointer(file)
@@ -596,6 +597,20 @@ class SqliteStore(ReadsDelegated):
     async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
         async with self._writing() as db:
             sqlite_outbox.mark_failed(db, message_id, error, next_attempt_at)
+
+    async def ping(self) -> None:
+        self._connection(self._reader).execute("SELECT 1").fetchone()
+
+    async def outbox_dead(self, message_id: str, error: str, at: datetime) -> None:
+        async with self._writing() as db:
+            sqlite_outbox.mark_dead(db, message_id, error, at)
+
+    async def outbox_retry(self, message_ids: list[str] | None, now: datetime) -> int:
+        async with self._writing() as db:
+            return sqlite_outbox.revive(db, message_ids, now)
+
+    async def outbox_summary(self) -> OutboxSummary:
+        return sqlite_outbox.summary(self._connection(self._reader))
 
     async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
         return sqlite_outbox.messages(self._connection(self._reader), channel)

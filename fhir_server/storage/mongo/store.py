@@ -23,7 +23,7 @@ from pymongo.errors import PyMongoError
 
 from fhir_server.clock import Now, utc_now
 from fhir_server.errors import conflict
-from fhir_server.storage.base import OutboxMessage, StoredResource
+from fhir_server.storage.base import OutboxMessage, OutboxSummary, StoredResource
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.mongo.adapter import MongoCollections, VersionRace, outbox_message
 from fhir_server.storage.mongo.operations import MongoResourceOperations
@@ -81,6 +81,9 @@ class MongoStore(ReadsDelegated):
                 "the MongoDB server is a standalone one; the store needs transactions, which need a "
                 "replica set (a single-node one will do) or a sharded cluster"
             )
+
+    async def ping(self) -> None:
+        await self._mongo.admin.command("ping")
 
     async def close(self) -> None:
         if self._client is not None:
@@ -167,6 +170,18 @@ class MongoStore(ReadsDelegated):
     async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
         update = {"$inc": {"attempts": 1}, "$set": {"last_error": error, "next_attempt_at": next_attempt_at}}
         await MongoCollections(self._db).update_message(message_id, update, undelivered_only=True)
+
+    async def outbox_dead(self, message_id: str, error: str, at: datetime) -> None:
+        update = {"$inc": {"attempts": 1}, "$set": {"last_error": error, "dead_at": at}}
+        await MongoCollections(self._db).update_message(message_id, update, undelivered_only=True)
+
+    async def outbox_retry(self, message_ids: list[str] | None, now: datetime) -> int:
+        return await MongoCollections(self._db).revive_messages(message_ids, now)
+
+    async def outbox_summary(self) -> OutboxSummary:
+        raw = await MongoCollections(self._db).message_summary()
+        return OutboxSummary(pending=raw["pending"], dead=raw["dead"], delivered=raw["delivered"],
+                             oldest_pending_at=raw["oldest"])
 
     async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
         return [outbox_message(raw) for raw in await MongoCollections(self._db).find_messages(channel)]

@@ -54,9 +54,16 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fhir_server.app import create_app
+    from fhir_server.logs import configure_logging
+    from fhir_server.startup import check_store
 
     settings = settings_from(args)
-    common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level}
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(check_store(settings))
+    # log_config=None: uvicorn keeps the logging set up above; its access log is off (it prints query strings,
+    # which carry identifiers): the server's own access log names the path only.
+    common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level, "log_config": None,
+              "access_log": False}
     if settings.workers > 1:
         # Worker processes build their own app from the environment: hand the command-line overrides down.
         for name, value in flag_overrides(args).items():
@@ -195,8 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; a start-up problem (a bad setting, a store that cannot be used) is one line on stderr and
+    exit status 2, never a traceback."""
+    from pydantic import ValidationError
+
+    from fhir_server.startup import EXIT_STARTUP_ERROR, settings_problem
+    from fhir_server.storage import StoreUnavailable
+
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except ValidationError as exc:
+        sys.stderr.write(f"error: {settings_problem(exc)}\n")
+    except StoreUnavailable as exc:
+        sys.stderr.write(f"error: {exc}\n")
+    return EXIT_STARTUP_ERROR
 
 
 if __name__ == "__main__":

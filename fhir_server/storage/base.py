@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
 
 
+class StoreUnavailable(ValueError):
+    """The store cannot be used as configured (unknown URL scheme, unwritable path, database not answering or
+    unable to run transactions). Its message is one line an operator can act on: it names the path or the URL
+    (without credentials). A ValueError, as a bad store URL always was."""
+
+
 @dataclass(frozen=True)
 class StoredResource:
     """One version of one resource as the store holds it."""

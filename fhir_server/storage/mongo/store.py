@@ -23,7 +23,7 @@ from pymongo.errors import PyMongoError
 
 from fhir_server.clock import Now, utc_now
 from fhir_server.errors import conflict
-from fhir_server.storage.base import OutboxMessage, OutboxSummary, StoredResource
+from fhir_server.storage.base import OutboxMessage, OutboxSummary, StoredResource, StoreUnavailable
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.mongo.adapter import MongoCollections, VersionRace, outbox_message
 from fhir_server.storage.mongo.operations import MongoResourceOperations
@@ -34,11 +34,29 @@ DEFAULT_DATABASE = "fhir"
 # Version races a single write retries on the newer version before giving up with a 409.
 RACE_ATTEMPTS = 5
 RETRYABLE_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
+# How long an operation waits for a MongoDB server to answer before failing (start-up, readiness).
+SERVER_SELECTION_TIMEOUT_MS = 5000
 
 
 def database_name(url: str) -> str:
     """The database a ``mongodb://host:port/dbname?options`` URL names (``fhir`` when it names none)."""
     return unquote(urlsplit(url).path.strip("/")) or DEFAULT_DATABASE
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def connect_timeout_options(url: str) -> dict[str, int]:
+    """Fail fast at start-up when nobody answers (pymongo waits 30 s by default), unless the URL sets its own."""
+    if "serverselectiontimeoutms" in url.lower():
+        return {}
+    return {"serverSelectionTimeoutMS": SERVER_SELECTION_TIMEOUT_MS}
 
 
 def _lost_race(error: Exception) -> bool:
@@ -67,9 +85,17 @@ class MongoStore(ReadsDelegated):
     async def open(self) -> None:
         if self._client is None:
             # tz_aware: dates come back as UTC-aware datetimes, as StoredResource.last_updated promises.
-            self._client = AsyncMongoClient(self.url, tz_aware=True, uuidRepresentation="standard")
+            self._client = AsyncMongoClient(self.url, tz_aware=True, uuidRepresentation="standard",
+                                            **connect_timeout_options(self.url))
             self._database = self._client[self.database_name]
-        await self._require_transactions()
+        try:
+            await self._require_transactions()
+        except PyMongoError as exc:
+            await self.close()
+            raise StoreUnavailable(f"MongoDB at {redacted(self.url)} did not answer: {type(exc).__name__}") from None
+        except StoreUnavailable:
+            await self.close()
+            raise
         await MongoCollections(self._db).ensure_indexes()
 
     async def _require_transactions(self) -> None:
@@ -77,9 +103,9 @@ class MongoStore(ReadsDelegated):
         mongod: start it with ``--replSet`` and initiate the set, as docker/compose.yaml does)."""
         hello = await self._mongo.admin.command("hello")
         if "setName" not in hello and hello.get("msg") != "isdbgrid":
-            raise RuntimeError(
-                "the MongoDB server is a standalone one; the store needs transactions, which need a "
-                "replica set (a single-node one will do) or a sharded cluster"
+            raise StoreUnavailable(
+                f"MongoDB at {redacted(self.url)} is a standalone server; the store needs transactions, which need "
+                "a replica set (a single-node one will do) or a sharded cluster"
             )
 
     async def ping(self) -> None:

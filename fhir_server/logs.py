@@ -22,6 +22,21 @@ RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "correlati
 # log (it prints query strings) is switched off by ``serve``.
 LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 HANDLER_NAME = "fhir-server"
+# httpx logs every outgoing request's full URL at INFO (a subscriber's URL may carry a token): warnings only. The
+# outbox worker logs its own failed deliveries.
+QUIETER_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING}
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (a redirected or captured stderr too)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass
 
 
 def formatter(log_format: str) -> logging.Formatter:
@@ -35,12 +50,14 @@ def configure_logging(level: str = "info", log_format: str = "json") -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.set_name(HANDLER_NAME)
     handler.addFilter(CorrelationIdFilter(default_value="-"))
     handler.setFormatter(formatter(log_format))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name, quieter in QUIETER_LOGGERS.items():
+        logging.getLogger(name).setLevel(quieter)
     for name in LIBRARY_LOGGERS:
         library = logging.getLogger(name)
         library.handlers.clear()

@@ -98,7 +98,8 @@ def _literal_type(path: str, is_resource_type: Any) -> str:
 
 
 class AllowedMethods:
-    """``OPTIONS`` on any URL: 200 with the ``Allow`` list of the routes that match the path (404 when none does).
+    """``OPTIONS`` on any URL: 200 with the ``Allow`` list of the routes of the path template that serves it (404
+    when none does).
     A CORS preflight (``Access-Control-Request-Method``) is left to the CORS middleware outside this one."""
 
     def __init__(self, app: ASGIApp, router: Router) -> None:
@@ -109,11 +110,12 @@ class AllowedMethods:
         if scope["type"] != "http" or scope["method"] != "OPTIONS":
             await self.app(scope, receive, send)
             return
-        allowed: set[str] = set()
-        for route in self.router.routes:
-            match, _ = route.matches({**scope, "method": "GET"})
-            if match != Match.NONE:
-                allowed.update(getattr(route, "methods", None) or ())
+        matching = [route for route in self.router.routes if route.matches(scope)[0] != Match.NONE]
+        # The path template that wins for this URL (``/fhir/metadata`` before ``/fhir/{resource_type}``): the
+        # methods of its routes, not those of a more general template the URL would never reach.
+        winner = getattr(matching[0], "path", None) if matching else None
+        allowed = {method for route in matching if getattr(route, "path", None) == winner
+                   for method in (getattr(route, "methods", None) or ())}
         if allowed:
             answer = Response(status_code=200, headers={"Allow": ", ".join(sorted(allowed | {"OPTIONS"}))})
         else:

@@ -15,7 +15,8 @@ from typing import Any, Sequence
 
 import orjson
 
-from fhir_server.errors import FhirError, error, operation_outcome
+from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.loading import read_json_file
 from fhir_server.settings import Settings
 
 # Command-line flags that override the setting of the same name.
@@ -34,19 +35,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def read_json_file(path: str) -> dict[str, Any]:
-    """A JSON object from a file; problems become a FhirError so they print as an OperationOutcome."""
-    try:
-        value = orjson.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise FhirError([error("not-found", f"{path}: {exc.strerror}")]) from None
-    except orjson.JSONDecodeError as exc:
-        raise FhirError([error("structure", f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}")]) from None
-    if not isinstance(value, dict) or not value.get("resourceType"):
-        raise FhirError([error("structure", f"{path}: not a FHIR resource")])
-    return value
 
 
 # -- commands -------------------------------------------------------------------------------------------------
@@ -97,12 +85,15 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def load(args: argparse.Namespace) -> int:
-    """POST each file (a batch/transaction Bundle, another Bundle, or a resource) into the configured store."""
-    return asyncio.run(_load(settings_from(args), args.files))
+    """Store resources, Bundles and NDJSON from files and directories (see :mod:`fhir_server.loading`)."""
+    return asyncio.run(_load(settings_from(args), args.files, progress=not args.no_progress))
 
 
-async def _load(settings: Settings, files: Sequence[str]) -> int:
+async def _load(settings: Settings, paths: Sequence[str], progress: bool = True) -> int:
+    from tqdm import tqdm
+
     from fhir_server.app import create_app
+    from fhir_server.loading import documents, expand, refuse_submit_request
     from fhir_server.services.context import RequestContext
     from fhir_server.services.transactions import BundleProcessor, as_transaction
 
@@ -111,19 +102,68 @@ async def _load(settings: Settings, files: Sequence[str]) -> int:
     failures = 0
     async with app.router.lifespan_context(app):
         processor = BundleProcessor(app.state.services)
-        for path in files:
-            try:
-                response = await processor.process(ctx, as_transaction(read_json_file(path)))
-            except FhirError as exc:
-                failures += 1
-                sys.stderr.write(f"{path}: failed ({exc.status})\n")
-                print_json(operation_outcome(exc.issues))
-                continue
-            statuses = [entry.get("response", {}).get("status", "") for entry in response["entry"]]
-            failed = [status for status in statuses if not status.startswith("2")]
-            failures += bool(failed)
-            sys.stdout.write(f"{path}: {len(statuses) - len(failed)} of {len(statuses)} entries stored\n")
+        with tqdm(desc="loading", unit=" resources", file=sys.stderr, disable=not progress) as bar:
+            for path in expand(list(paths)):
+                try:
+                    for document in documents(path):
+                        content = document.content
+                        if content.get("resourceType") != "Bundle":
+                            await _store_one(app.state.services, content)
+                            bar.update(1)
+                            continue
+                        refuse_submit_request(content, document.where, settings.public_base())
+                        response = await processor.process(ctx, as_transaction(content))
+                        failures += _report(document, response)
+                        bar.update(document.size)
+                except FhirError as exc:
+                    failures += 1
+                    bar.write(f"{path}: failed ({exc.status})", file=sys.stderr)
+                    print_json(operation_outcome(exc.issues))
     return 1 if failures else 0
+
+
+async def _store_one(services: Any, resource: dict[str, Any]) -> None:
+    """One resource, as ``PUT`` under its id (``POST`` without one): its errors name its own elements."""
+    resource_id = resource.get("id")
+    if resource_id:
+        await services.update(resource["resourceType"], resource_id, resource)
+    else:
+        await services.create(resource)
+
+
+def entry_outcome(outcome: dict[str, Any], index: int, resource: dict[str, Any]) -> dict[str, Any]:
+    """An entry's OperationOutcome with locations in the resource's own terms (``Patient.gender``, not
+    ``Bundle.entry[3].resource.gender``): a loaded file's resources are not a Bundle the user wrote."""
+    prefix = f"Bundle.entry[{index}]"
+    resource_type = resource.get("resourceType")
+    if not resource_type:
+        return outcome
+    issues = []
+    for issue in outcome.get("issue", []):
+        fixed = dict(issue)
+        fixed["expression"] = [e.replace(f"{prefix}.resource", resource_type, 1) for e in issue.get("expression", [])]
+        if not fixed["expression"]:
+            del fixed["expression"]
+        diagnostics = issue.get("diagnostics", "")
+        if diagnostics.startswith(prefix) and "): " in diagnostics:
+            fixed["diagnostics"] = diagnostics.split("): ", 1)[1]
+        issues.append(fixed)
+    return {**outcome, "issue": issues}
+
+
+def _report(document: Any, response: dict[str, Any]) -> int:
+    """Print the failed entries (with their NDJSON line) and a summary line; 1 when any entry failed."""
+    entries = response.get("entry") or []
+    failed = [(index, entry) for index, entry in enumerate(entries)
+              if not entry.get("response", {}).get("status", "").startswith("2")]
+    sent = document.content.get("entry") or []
+    for index, entry in failed:
+        where = f"{document.where}:{document.lines[index]}" if document.lines else f"{document.where} entry {index}"
+        sys.stderr.write(f"{where}: {entry['response'].get('status')}\n")
+        if entry["response"].get("outcome"):
+            print_json(entry_outcome(entry["response"]["outcome"], index, sent[index].get("resource") or {}))
+    sys.stdout.write(f"{document.where}: {len(entries) - len(failed)} of {len(entries)} entries stored\n")
+    return 1 if failed else 0
 
 
 def outbox(args: argparse.Namespace) -> int:
@@ -181,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.set_defaults(handler=serve)
 
     load_parser = commands.add_parser("load", parents=[common], help="store bundles or resources from files")
-    load_parser.add_argument("files", nargs="+", metavar="FILE")
+    load_parser.add_argument("files", nargs="+", metavar="FILE|DIR",
+                             help="resources, Bundles (.json) and NDJSON (.ndjson) files, or directories of them")
+    load_parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     load_parser.set_defaults(handler=load)
 
     validate_parser = commands.add_parser("validate", parents=[common], help="validate a resource file")

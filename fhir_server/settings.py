@@ -13,7 +13,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FHIR_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FHIR_", env_file=".env", extra="ignore", env_nested_delimiter="__")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     outbox_base_delay_seconds: float = 1.0
     outbox_max_delay_seconds: float = 300.0
+    # Where each plan's copies of delegated decisions go (plan key -> FHIR base URL): plan data ships none.
+    # FHIR_PLAN_COPY_ENDPOINT__BLUE_SHIELD_PROMISE_CMC=https://... (underscores stand for the key's hyphens), or
+    # FHIR_PLAN_COPY_ENDPOINT='{"blue-shield-promise-cmc": "https://..."}'.
+    plan_copy_endpoint: dict[str, str] = Field(default_factory=dict)
     # Attempts before a message is parked as dead (a plan's ``delivery.max_attempts`` overrides it for its copies).
     outbox_max_attempts: int = Field(default=10, ge=1)
 
@@ -56,6 +60,12 @@ class Settings(BaseSettings):
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}{self.normalized_base_path()}"
+
+    def plan_copy_endpoint_for(self, plan_key: str) -> str | None:
+        """The configured endpoint of a plan, its key matched without regard to case or ``_`` versus ``-``."""
+        wanted = plan_key.lower().replace("_", "-")
+        return next((url for key, url in self.plan_copy_endpoint.items()
+                     if key.lower().replace("_", "-") == wanted and url), None)
 
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]

@@ -185,6 +185,8 @@ def start_worker(app: Any) -> OutboxWorker | None:
         base_delay=settings.outbox_base_delay_seconds,
         max_delay=settings.outbox_max_delay_seconds,
         max_attempts=settings.outbox_max_attempts,
+        lease=settings.outbox_lease_seconds,
+        timeout=settings.outbox_timeout_seconds,
         metrics=getattr(app.state, "metrics", None),
     )
     worker.start(settings.outbox_poll_seconds)

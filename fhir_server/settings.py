@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     outbox_base_delay_seconds: float = 1.0
     outbox_max_delay_seconds: float = 300.0
+    # A delivery attempt's HTTP timeout, and how long a claimed message stays leased to the instance trying it
+    # (another instance takes it over after that: a crashed instance's messages come back).
+    outbox_timeout_seconds: float = Field(default=10.0, gt=0)
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
     # Where each plan's copies of delegated decisions go (plan key -> FHIR base URL): plan data ships none.
     # FHIR_PLAN_COPY_ENDPOINT__BLUE_SHIELD_PROMISE_CMC=https://... (underscores stand for the key's hyphens), or
     # FHIR_PLAN_COPY_ENDPOINT='{"blue-shield-promise-cmc": "https://..."}'.

@@ -56,10 +56,21 @@ def serve(args: argparse.Namespace) -> int:
         # Worker processes build their own app from the environment: hand the command-line overrides down.
         for name, value in flag_overrides(args).items():
             os.environ[f"FHIR_{name.upper()}"] = str(value)
-        uvicorn.run("fhir_server.app:create_app", factory=True, workers=settings.workers, **common)
+        uvicorn.run("fhir_server.__main__:worker_app", factory=True, workers=settings.workers, **common)
     else:
         uvicorn.run(create_app(settings), **common)
     return 0
+
+
+def worker_app() -> Any:
+    """The app of one of several server processes (``FHIR_WORKERS``): each sets up its own logging as ``serve``
+    did, since uvicorn leaves logging alone (``log_config=None``)."""
+    from fhir_server.app import create_app
+    from fhir_server.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 def validate(args: argparse.Namespace) -> int:

@@ -18,13 +18,13 @@ from pythonjsonlogger.json import JsonFormatter
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"
 RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "correlation_id": "request_id"}
-# Loggers of the libraries the server runs on: their records go through the same handler, uvicorn's own access
-# log (it prints query strings) is switched off by ``serve``.
+# Loggers of the libraries the server runs on: their records go through the same handler.
 LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 HANDLER_NAME = "fhir-server"
-# httpx logs every outgoing request's full URL at INFO (a subscriber's URL may carry a token): warnings only. The
-# outbox worker logs its own failed deliveries.
-QUIETER_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING}
+# httpx logs every outgoing request's full URL at INFO (a subscriber's URL may carry a token), uvicorn's access log
+# every request's query string (member identifiers): warnings only. The outbox worker logs its own failed
+# deliveries, the server its own access lines.
+QUIETER_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "uvicorn.access": logging.WARNING}
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

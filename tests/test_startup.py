@@ -65,3 +65,24 @@ def test_credentials_never_appear_in_the_error(tmp_path: Path) -> None:
     result = serve(tmp_path, FHIR_STORE="mongodb://admin:s3cret@127.0.0.1:9/fhir")
     assert_one_line_error(result, "admin:***@127.0.0.1:9")
     assert "s3cret" not in result.stderr
+
+
+@pytest.mark.mongo
+def test_a_standalone_mongodb_is_refused_for_want_of_transactions(tmp_path: Path) -> None:
+    """A real standalone server (the suite's MongoDB wire-protocol server, told to present itself as one)."""
+    import shutil
+
+    from tests.conftest import _free_port, _wait_for_mongo
+
+    executable = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
+    port = _free_port()
+    standalone = subprocess.Popen([executable, "--host", "127.0.0.1", "--port", str(port), "--storage-path",
+                                   ":memory:", "--standalone", "--log-level", "ERROR"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_mongo(f"mongodb://127.0.0.1:{port}/?directConnection=true", standalone)
+        result = serve(tmp_path, FHIR_STORE=f"mongodb://127.0.0.1:{port}/fhir?directConnection=true")
+    finally:
+        standalone.terminate()
+        standalone.wait(timeout=20)
+    assert_one_line_error(result, f"127.0.0.1:{port}", "standalone", "replica set")

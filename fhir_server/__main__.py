@@ -35,6 +35,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()
 
 
 # -- commands -------------------------------------------------------------------------------------------------
@@ -124,12 +125,14 @@ async def _load(settings: Settings, paths: Sequence[str], progress: bool = True)
                             continue
                         refuse_submit_request(content, document.where, settings.public_base())
                         response = await processor.process(ctx, as_transaction(content))
-                        failures += _report(document, response)
+                        with tqdm.external_write_mode(file=sys.stderr):  # lines printed above the bar
+                            failures += _report(document, response)
                         bar.update(document.size)
                 except FhirError as exc:
                     failures += 1
-                    bar.write(f"{path}: failed ({exc.status})", file=sys.stderr)
-                    print_json(operation_outcome(exc.issues))
+                    with tqdm.external_write_mode(file=sys.stderr):
+                        sys.stderr.write(f"{path}: failed ({exc.status})\n")
+                        print_json(operation_outcome(exc.issues))
     return 1 if failures else 0
 
 
@@ -174,6 +177,7 @@ def _report(document: Any, response: dict[str, Any]) -> int:
         if entry["response"].get("outcome"):
             print_json(entry_outcome(entry["response"]["outcome"], index, sent[index].get("resource") or {}))
     sys.stdout.write(f"{document.where}: {len(entries) - len(failed)} of {len(entries)} entries stored\n")
+    sys.stdout.flush()
     return 1 if failed else 0
 
 

@@ -169,7 +169,9 @@ def test_concurrent_submits_of_one_request_through_two_instances_store_one_case(
 @pytest.mark.mongo
 def test_an_instance_killed_mid_delivery_loses_nothing(shared_store: str):
     with Receiver(hold=1) as receiver:  # the first delivery is kept waiting: the sender is killed meanwhile
-        environment = instance_environment(receiver, FHIR_OUTBOX_TIMEOUT_SECONDS="30", FHIR_OUTBOX_LEASE_SECONDS="3")
+        # The held delivery must not time out before the kill (8 s); the lease (at least twice the timeout: 16 s)
+        # is how long the second instance waits before taking the message over.
+        environment = instance_environment(receiver, FHIR_OUTBOX_TIMEOUT_SECONDS="8", FHIR_OUTBOX_LEASE_SECONDS="8")
         first = ServerProcess(_free_port(), shared_store, environment)
         first.start()
         try:

@@ -81,6 +81,10 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
         h11_max_incomplete_event_size=settings.max_header_bytes,
+        # uvicorn keeps the logging the server set up (fhir_server.logs); its access log is off (it prints query
+        # strings, which carry identifiers): the server's own access log names the path only.
+        log_config=None,
+        access_log=False,
     )
 
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir_server.clock import Now
-from fhir_server.errors import error, operation_outcome, unprocessable
+from fhir_server.errors import FhirError, error, operation_outcome, unprocessable
 from fhir_server.second_opinion.cases import existing_case, new_ids
 from fhir_server.second_opinion.codes import TASK_CODE_SYSTEM, TASK_PROFILE, codes_in
 from fhir_server.second_opinion.evaluation import Evaluation, RecordIds, build_records, evaluate
@@ -102,7 +102,23 @@ async def write_decision(
     return Written(stored_claim, stored_response, stored_task, notices)
 
 
-async def submit(
+# A submission that lost a race with another of the same request (409 on the derived id) is run again once: it
+# then finds the winner's case and answers as a resubmission does.
+SUBMIT_ATTEMPTS = 2
+
+
+async def submit(bundle: Any, **options: Any) -> dict[str, Any]:
+    """``POST [base]/ServiceRequest/$submit`` (see :func:`submit_once`), run again after a lost race."""
+    for attempt in range(SUBMIT_ATTEMPTS):
+        try:
+            return await submit_once(bundle, **options)
+        except FhirError as exc:
+            if exc.status != 409 or attempt == SUBMIT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def submit_once(
     bundle: Any,
     *,
     store: ResourceStore,

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from fhir_server.errors import FhirError
-from fhir_server.storage.base import OutboxMessage, ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.base import OutboxMessage, OutboxSummary, ResourceOperations, ResourceStore, StoredResource
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.versioning import resource_type_of
 
@@ -163,6 +163,18 @@ class ObservedStore(ReadsDelegated):
 
     async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
         await self.inner.outbox_failed(message_id, error, next_attempt_at)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def outbox_dead(self, message_id: str, error: str, at: datetime) -> None:
+        await self.inner.outbox_dead(message_id, error, at)
+
+    async def outbox_retry(self, message_ids: list[str] | None, now: datetime) -> int:
+        return await self.inner.outbox_retry(message_ids, now)
+
+    async def outbox_summary(self) -> OutboxSummary:
+        return await self.inner.outbox_summary()
 
     async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
         return await self.inner.outbox_messages(channel)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from fhir_server.search.query import SearchLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,11 +27,31 @@ class Settings(BaseSettings):
     )
     # Public base URL used in Location headers and Bundle links when the server sits behind a proxy.
     public_base_url: str | None = None
+    # Host names a request's Host header may give absolute URLs (Location, fullUrl, links); any other Host gets
+    # the configured base (public_base()), so a forged Host never reaches an answer. FHIR_HOST counts as listed.
+    allowed_hosts: list[str] = ["localhost", "127.0.0.1", "[::1]"]
 
     max_body_bytes: int = 10 * 1024 * 1024
     max_json_depth: int = 64
+    # Items of any one JSON array of a body (names, identifiers, Bundle entries...): 413 beyond.
+    max_array_items: int = 1000
     default_page_size: int = 20
     max_page_size: int = 1000
+
+    # Search limits (400 beyond each): values in one search, OR values and repeated parameters counted together;
+    # _sort keys; characters of one value; _offset.
+    max_search_values: int = 100
+    max_sort_keys: int = 5
+    max_search_value_length: int = 1024
+    max_search_offset: int = 1_000_000
+
+    # HTTP connections (serve): seconds a client has to send a request's headers, seconds an idle keep-alive
+    # connection stays open, connections and requests in progress before new ones get 503, and the bytes a
+    # request's line and headers may take.
+    header_timeout_seconds: float = 10.0
+    keep_alive_seconds: int = 5
+    max_connections: int = 1000
+    max_header_bytes: int = 64 * 1024
 
     canonical_base: str = "http://example.org/fhir/second-opinion"
     profiles_dir: Path = PROJECT_ROOT / "profiles"
@@ -53,6 +76,13 @@ class Settings(BaseSettings):
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}{self.normalized_base_path()}"
+
+    def search_limits(self) -> "SearchLimits":
+        """The search limits above, as the query parser takes them."""
+        from fhir_server.search.query import SearchLimits
+
+        return SearchLimits(self.max_search_values, self.max_sort_keys, self.max_search_value_length,
+                            self.max_search_offset)
 
     def normalized_base_path(self) -> str:
         """``/fhir`` form: leading slash, no trailing slash ('' for the root)."""

@@ -102,32 +102,37 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def json_depth_exceeds(value: Any, max_depth: int) -> bool:
-    """True when ``value`` nests objects/arrays deeper than ``max_depth``; iterative, so no recursion error."""
+def check_shape(value: Any, max_depth: int, max_items: int) -> None:
+    """400 when ``value`` nests objects/arrays deeper than ``max_depth``, 413 when an array has more than
+    ``max_items`` items. Iterative (no recursion error), one pass over the parsed body, before anything else
+    looks at it: validation and indexing cost grows with every repetition of an element, so a body of 20,000
+    names, small in bytes, would otherwise hold the server for seconds."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > max_depth:
-            return True
+            raise _too_deep(max_depth)
+        if isinstance(node, list) and len(node) > max_items:
+            raise too_large(f"an array of {len(node)} items exceeds the limit of {max_items} repetitions of an element")
         children = node.values() if isinstance(node, dict) else node
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
 
 
-def parse_json(body: bytes, max_depth: int) -> Any:
-    """Parse JSON bytes; 400 naming line and column when malformed, 400 when nested too deeply."""
+def parse_json(body: bytes, settings: Settings) -> Any:
+    """Parse JSON bytes; 400 naming line and column when malformed, 400 when nested too deeply, 413 when an
+    element repeats too often (``FHIR_MAX_JSON_DEPTH``, ``FHIR_MAX_ARRAY_ITEMS``)."""
     if not body.strip():
         raise bad_request("the request body is empty: a FHIR JSON resource is required", code="structure")
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if "depth" in exc.msg or "recursion" in exc.msg:
-            raise _too_deep(max_depth) from None
+            raise _too_deep(settings.max_json_depth) from None
         raise bad_request(
             f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", code="structure"
         ) from None
-    if isinstance(value, (dict, list)) and json_depth_exceeds(value, max_depth):
-        raise _too_deep(max_depth)
+    if isinstance(value, (dict, list)):
+        check_shape(value, settings.max_json_depth, settings.max_array_items)
     return value
 
 
@@ -153,7 +158,7 @@ async def read_resource(request: Request, settings: Settings, expected_type: str
     """Content type, size, JSON and resourceType checks in one step, for every interaction with a body."""
     check_content_type(request)
     body = await read_body(request, settings.max_body_bytes)
-    return require_resource(parse_json(body, settings.max_json_depth), expected_type)
+    return require_resource(parse_json(body, settings), expected_type)
 
 
 async def read_search_form(request: Request, settings: Settings) -> list[tuple[str, str]]:

@@ -134,7 +134,10 @@ async def _search(request: Request, ctx: RequestContext, resource_type: str, par
 async def search_system(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
     """``GET [base]?_type=A,B&...``: search across the named types."""
     params = search_parameters(request.query_params.multi_items())
-    resource_types = [name for value in request.query_params.getlist("_type") for name in value.split(",") if name]
+    # each type once: a repeated one would list its matches twice, and cost a search per repetition
+    resource_types = list(dict.fromkeys(
+        name for value in request.query_params.getlist("_type") for name in value.split(",") if name
+    ))
     if not resource_types:
         raise bad_request("a search at the base needs _type naming the resource types to search", "_type")
     for resource_type in resource_types:

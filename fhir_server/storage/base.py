@@ -11,13 +11,28 @@ computed by :mod:`fhir_server.search.index`, shared by all backends.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from urllib.parse import urlencode
 
 if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
+
+T = TypeVar("T")
+
+
+def uniqueness_key(resource_type: str, params: list[tuple[str, str]]) -> str:
+    """The lock key of "at most one ``resource_type`` matching ``params``" (see :meth:`ResourceOperations.lock`).
+
+    Normalised (parameters sorted), so ``If-None-Exist: identifier=a|1&active=true`` and its reordering, and a
+    ``$submit`` entry's business identifier (``identifier=system|value``) and a conditional create on it, take
+    the same lock; hashed, so any query makes a short key."""
+    canonical = f"{resource_type}?{urlencode(sorted(params))}"
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,14 @@ class ResourceOperations(Protocol):
         """Queue ``message`` for delivery (atomically with the surrounding transaction's writes).
         Returns False (and changes nothing) when a message with the same id already exists."""
 
+    async def lock(self, key: str) -> None:
+        """Inside a transaction: make every other transaction that locks ``key`` either wait for this one or
+        fail transiently (and be run again by :meth:`ResourceStore.atomically`, then seeing this one's writes).
+
+        The exactly-once pattern: search for the resource that must be unique (a conditional create's match, a
+        business identifier); when there is none, ``lock`` its :func:`uniqueness_key`, then create it. Two
+        concurrent requests cannot both create it, on any number of processes sharing the store."""
+
 
 class ResourceStore(ResourceOperations, Protocol):
     """A backend: the operations above plus lifecycle and all-or-nothing transactions."""
@@ -133,6 +156,12 @@ class ResourceStore(ResourceOperations, Protocol):
     def transaction(self) -> AbstractAsyncContextManager[ResourceOperations]:
         """``async with store.transaction() as tx:`` — every write through ``tx`` commits together when
         the block ends, or none does if it raises. Reads through ``tx`` see the transaction's own writes."""
+
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        """``await work(tx)`` in one transaction, run again from the start (a bounded number of times, after a
+        short random pause) when the store reports a transient conflict with a concurrent transaction, so that
+        the loser of a race gets the answer a later request would (the winner's resource) rather than an error.
+        ``work`` must therefore be repeatable: it may not keep state from one run to the next."""
 
     async def clear(self) -> None:
         """Remove everything (tests and ``load --replace`` only)."""

@@ -51,11 +51,11 @@ import shutil
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -137,6 +137,7 @@ SCHEMA: tuple[str, ...] = (
 _PREFIX_END = "\U0010ffff"  # sorts after every character: [p, p + this) is "starts with p"
 
 Sql = tuple[str, list[Any]]
+T = TypeVar("T")
 # Index rows counted per criterion to choose the one that drives a search with several (see _where_sql).
 ESTIMATE_CAP = 1000
 
@@ -240,7 +241,17 @@ def _rows_sql(resource_type: str, criterion: Criterion, owner: str = "") -> Sql:
         condition, bound = _value_sql(criterion, value)
         alternatives.append(f"({condition})")
         params.extend(bound)
-    return f"{rows} AND ({' OR '.join(alternatives)})", params
+    return f"{rows} AND {_any_of(alternatives)}", params
+
+
+def _any_of(conditions: list[str]) -> str:
+    """``(a OR b OR ...)`` nested as a balanced tree: SQLite parses a flat chain of n ORs into a tree n deep and
+    refuses one deeper than 1000 ("Expression tree is too large"); balanced, it is log2(n) deep, so an
+    ``_include`` batch or a client's OR values never reach that limit, whatever their number."""
+    if len(conditions) == 1:
+        return conditions[0]
+    middle = len(conditions) // 2
+    return f"({_any_of(conditions[:middle])} OR {_any_of(conditions[middle:])})"
 
 
 def _criterion_sql(resource_type: str, criterion: Criterion) -> Sql:
@@ -477,6 +488,11 @@ class SqliteOperations(ResourceOperations):
     async def enqueue(self, message: OutboxMessage) -> bool:
         return sqlite_outbox.enqueue(self._db, message, self._clock.now())
 
+    async def lock(self, key: str) -> None:
+        """Nothing to do: a write transaction holds the file's one write lock (``BEGIN IMMEDIATE``) from its
+        start, so every transaction, in every process sharing the file, already runs after or before this one,
+        and its reads see everything committed before it."""
+
     def _driver(self, query: SearchQuery) -> Criterion | None:
         """The narrowing criterion that matches the fewest index rows (counted up to :data:`ESTIMATE_CAP` each),
         when there is a choice."""
@@ -614,6 +630,11 @@ class SqliteStore(ReadsDelegated):
     async def transaction(self) -> AsyncIterator[SqliteOperations]:
         async with self._writing() as writer:
             yield SqliteOperations(writer, self._clock)
+
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        """One transaction: the write lock it holds from the start means it never conflicts, so never reruns."""
+        async with self.transaction() as tx:
+            return await work(tx)
 
     def _reads(self) -> SqliteOperations:
         """Operations on the reader connection: committed data only, never waiting for the writer."""

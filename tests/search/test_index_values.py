@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from fhir_server.search.index import IndexValue, date_range, extract_index, normalize_text, parameter_values
@@ -173,3 +174,13 @@ def test_skipping_parameters_whose_elements_are_absent_loses_no_value() -> None:
         assert extract_index(resource_type, resource) == every, resource_type
         checked += bool(every)
     assert checked > 100
+
+
+def test_indexing_grows_linearly_with_repetitions():
+    """Repeats are dropped with a dict, not a scan of the values so far: 5,000 names took 4.6 s (20,000: 103 s, on
+    the event loop) when every new value was compared with all the earlier ones."""
+    resource = {"resourceType": "Patient", "name": [{"family": f"F{n}", "given": [f"G{n}", "Same"]} for n in range(5000)]}
+    started = time.perf_counter()
+    index = extract_index("Patient", resource)
+    assert time.perf_counter() - started < 1.0
+    assert len(index["family"]) == 5000 and len(index["given"]) == 5001  # "Same" once

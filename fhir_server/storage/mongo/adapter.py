@@ -24,7 +24,13 @@ from pymongo.errors import DuplicateKeyError
 
 from fhir_server.errors import bad_request
 from fhir_server.storage.base import OutboxMessage, StoredResource
-from fhir_server.storage.mongo.documents import STORED_DOCUMENTS, CurrentResource, OutboxRecord, ResourceVersion
+from fhir_server.storage.mongo.documents import (
+    STORED_DOCUMENTS,
+    CurrentResource,
+    OutboxRecord,
+    ResourceVersion,
+    WriteLock,
+)
 
 Filter = dict[str, Any]
 Sort = list[tuple[str, int]]
@@ -171,6 +177,12 @@ class MongoCollections:
     async def count(self, history: bool, query: Filter) -> int:
         collection = self.history if history else self.current
         return await collection.count_documents(query, session=self.session)
+
+    async def lock(self, key: str) -> None:
+        """Write the lock document of ``key`` in this session's transaction (see :class:`WriteLock`)."""
+        await self.database[WriteLock._get_collection_name()].update_one(
+            {"_id": {"$eq": key}}, {"$inc": {"writes": 1}}, upsert=True, session=self.session
+        )
 
     # -- outbox ------------------------------------------------------------------------------------------------
 

@@ -31,12 +31,13 @@ from fhir_server.second_opinion.authorization import Adjudication, adjudicate, a
 from fhir_server.second_opinion.cases import case_of_task, is_second_opinion_task
 from fhir_server.second_opinion.categories import tag_value, with_dimension
 from fhir_server.second_opinion.codes import NUCC_SYSTEM, STATUS_SYSTEM, codes_in
-from fhir_server.second_opinion.directory import Candidate, Directory, candidate_from, plan_networks, specialties_of
-from fhir_server.second_opinion.evaluation import involved_practitioners
+from fhir_server.second_opinion.directory import candidate_from, load_directory, specialties_of
+from fhir_server.second_opinion.evaluation import routing_request
 from fhir_server.second_opinion.notices import concept_text, notify_decision, proposed_provider_of
 from fhir_server.second_opinion.plans import PlanCatalog, PlanRules
 from fhir_server.second_opinion.references import Resolver
-from fhir_server.second_opinion.routing import RoutingRequest, acceptable_specialties, tier_of
+from fhir_server.second_opinion.reviewers import check_reviewer
+from fhir_server.second_opinion.routing import acceptable_specialties, disqualifications, qualified_candidates, tier_of
 from fhir_server.second_opinion.workflow import FINAL_TASK_STATUSES, OUTCOME_STATES, business_status, instant
 from fhir_server.services.context import RequestContext
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
@@ -200,41 +201,57 @@ async def _check_references(resolver: Resolver, request: DecisionRequest) -> Non
 
 
 async def _authorized_provider(
-    resolver: Resolver, request: DecisionRequest, task: dict[str, Any], rules: PlanRules
+    resolver: Resolver, request: DecisionRequest, task: dict[str, Any], rules: PlanRules, catalog: PlanCatalog
 ) -> tuple[str, str]:
-    """The Practitioner an approval authorizes and its routing tier: the assigned PractitionerRole's (tier
-    recomputed: the member's group, the plan's networks, else out of network), else the Task's proposal."""
+    """The Practitioner an approval authorizes and its routing tier: the assigned PractitionerRole's, once it
+    passes the checks routing applies (:func:`check_assigned_provider`), else the Task's proposal."""
     tags = task.get("meta", {}).get("tag", [])
     if request.assigned_provider:
-        role = await resolver.get(request.assigned_provider) or {}
-        candidate: Candidate = candidate_from(role, None)
-        await _check_not_involved(resolver, candidate.practitioner, task)
-        group = tag_value(tags, "group")
-        routing = RoutingRequest(
-            specialty="", reasons=(), member_group=f"Organization/{group}" if group and group != "none" else None,
-            involved=frozenset(),
-        )
-        tier = tier_of(candidate, routing, Directory((), await plan_networks(resolver.ops, rules.key)))
-        return candidate.practitioner, tier
+        return await check_assigned_provider(resolver, request.assigned_provider, task, rules, catalog)
     proposed = proposed_provider_of(task)
     if not proposed:
         raise _refuse("the Task proposes no provider: an approval must name the assignedProvider", PARAMETER)
     return proposed, tag_value(tags, "tier") or "none"
 
 
-async def _check_not_involved(resolver: Resolver, practitioner: str, task: dict[str, Any]) -> None:
-    """90.2.17 purpose: the opinion comes from a professional "not previously involved in the member's treatment
-    plan": the reviewer cannot assign a treating practitioner, the requester, a prior opinion's author or the
-    member's PCP (the same people routing excludes, whether named as Practitioner or PractitionerRole)."""
+async def check_assigned_provider(
+    resolver: Resolver, assigned: str, task: dict[str, Any], rules: PlanRules, catalog: PlanCatalog
+) -> tuple[str, str]:
+    """A reviewer's ``assignedProvider`` passes the checks routing applies (one rule list,
+    :func:`~routing.disqualifications`): an active role of the requested (or, where the plan allows, equivalent;
+    for primary care age-appropriate) specialty, board-certified where the plan requires it, not involved in the
+    member's care (90.2.17 purpose: "not previously involved in the member's treatment plan"), and in network
+    unless no qualified in-network professional exists (Health Net "limit referrals to its network providers if
+    criteria ... are met within the network"; 90.2.17 6b). Returns the Practitioner and its tier."""
+    role = await resolver.get(assigned) or {}
+    candidate = candidate_from(role, await resolver.get(role.get("practitioner", {}).get("reference")))
     service_request = await resolver.get(task["focus"]["reference"]) or {}
     patient = await resolver.get(task.get("for", {}).get("reference"))
-    if practitioner in await involved_practitioners(resolver, service_request, patient):
-        raise _refuse(
-            f"assignedProvider: {practitioner!r} is already involved in the member's care (treating, requesting, "
-            "a prior opinion or the member's PCP); 90.2.17: the opinion comes from a professional not previously "
-            "involved in the member's treatment plan",
-            PARAMETER,
-        )
+    group = tag_value(task.get("meta", {}).get("tag", []), "group")
+    member_group = f"Organization/{group}" if group and group != "none" else None
+    routing = await routing_request(resolver, service_request, patient, member_group)
+    problems = disqualifications(candidate, routing, rules, catalog.specialties)
+    directory = await load_directory(
+        resolver.ops, rules.key,
+        acceptable_specialties(routing.specialty, rules, catalog.specialties, routing.member_age),
+        rules.expert_panel_identifier,
+    )
+    tier = tier_of(candidate, routing, directory)
+    if not problems and tier == "out-of-network":
+        in_network = [
+            c for c in qualified_candidates(routing, rules, catalog.specialties, directory)
+            if tier_of(c, routing, directory) != "out-of-network"
+        ]
+        if in_network:
+            problems.append(
+                f"the professional is out of network while {in_network[0].practitioner!r}, a qualified in-network "
+                "professional, is available"
+            )
+    if problems:
+        involved = "; 90.2.17: the opinion comes from a professional not previously involved in the member's " \
+            "treatment plan" if any("involved" in p for p in problems) else ""
+        raise _refuse(f"assignedProvider {assigned!r} cannot be authorized: {'; '.join(problems)}{involved}", PARAMETER)
+    return candidate.practitioner, tier
 
 
 async def _check_consultant(
@@ -300,16 +317,23 @@ async def decide(
             raise _refuse(f"Task/{task_id} is not a second-opinion Task", "Task.meta.profile")
         if task.get("status") in FINAL_TASK_STATUSES:
             raise _refuse(f"Task/{task_id} is already {task['status']}: its decision is final", "Task.status")
+        if task.get("status") == "on-hold":
+            raise _refuse(
+                f"Task/{task_id} is on hold for missing information: only a completed referral is presented for a "
+                "determination (90.2.17 procedures 3-4); the provider completes it first",
+                "Task.status",
+            )
         case = await case_of_task(tx, task)
         if case is None or case.claim_response is None:
             raise _refuse(f"Task/{task_id} has no authorization (ClaimResponse) to decide", "Task.output")
         rules = catalog.rules_for(tag_value(task.get("meta", {}).get("tag", []), "plan"), "Task.meta.tag")
         resolver = Resolver(tx)
         await _check_references(resolver, request)
+        await check_reviewer(resolver, request.reviewer, task, rules, PARAMETER)
         service_request = await resolver.get(task["focus"]["reference"])
         await _check_consultant(tx, request, service_request, catalog, rules)
         approving = request.decision == "approve"
-        provider, tier = await _authorized_provider(resolver, request, task, rules) if approving else (None, "none")
+        provider, tier = await _authorized_provider(resolver, request, task, rules, catalog) if approving else (None, "none")
         state = OUTCOME_STATES[request.outcome]
         tags = with_dimension(task.get("meta", {}).get("tag", []), "decision", state.review_action)
         if request.assigned_provider:

@@ -150,8 +150,8 @@ def test_malformed_parameters_are_400_with_every_problem_at_once(client):
 
 
 def test_nothing_half_written_when_the_decision_is_refused_inside_its_transaction(client_on_each_store):
-    """All-or-nothing: an unknown reviewer (422), and an approval of a case pended for information that has no
-    proposed provider (422, "name the assignedProvider"), leave the ClaimResponse, the Task and the notices as
+    """All-or-nothing: an unknown reviewer (422), and an approval of a case pended for information (422: 90.2.17
+    procedure 4 presents only the completed referral), leave the ClaimResponse, the Task and the notices as
     they were."""
     client = client_on_each_store
     case = in_review(client)
@@ -160,7 +160,7 @@ def test_nothing_half_written_when_the_decision_is_refused_inside_its_transactio
     pended = submit_ok(client, example("submit-incomplete"))
     assert pended.task["status"] == "on-hold" and pended.proposed_provider is None
     nobody = post_decide(client, pended.task["id"], parameters("approve"))
-    assert nobody.status_code == 422 and "assignedProvider" in nobody.json()["issue"][0]["diagnostics"]
+    assert nobody.status_code == 422 and nobody.json()["issue"][0]["expression"] == ["Task.status"]
     for answer in (case, pended):
         assert history_length(client, f"Task/{answer.task['id']}") == 1
         assert history_length(client, f"ClaimResponse/{answer.claim_response['id']}") == 1

@@ -191,7 +191,8 @@ def test_health_net_third_opinion_goes_to_physician_review(client):
     for cls in next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Coverage")["class"]:
         cls["value"] = "health-net-commercial"
     next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")["generalPractitioner"] = [
-        {"reference": "Organization/ppg-valley"}]
+        {"reference": "PractitionerRole/role-01"}]
+    bundle["entry"][0]["resource"]["requester"] = {"reference": "PractitionerRole/role-01"}  # the member's PCP asks
     answer = submit_ok(client, bundle)
     assert answer.review_action == "A4" and answer.business_status == "physician-review"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -69,9 +69,12 @@ class PlanRules:
     reviewer_qualifications: frozenset[str] = frozenset({"MD", "DO"})
     # Kind of care (primary_care, specialty_care) -> the requester kinds whose chosen professional is honoured.
     member_choice: dict[str, frozenset[str]] = field(default_factory=dict)
-    # Headlines of the Communications the member and the provider receive, by notes key (certified, denied,
-    # member_services) plus consultation_report and automatic_reason; ``{placeholders}`` see notices.py.
+    # The words of the notices, by ``<audience>.<decision>`` (member.certified, provider.denied,
+    # consultant.certified, member.choice_set_aside, ...) plus consultation_report; placeholders: see notices.py.
     notices: dict[str, str] = field(default_factory=dict)
+    member_services_phone: str = ""
+    # Reason code -> the plain words notices use for it (mappings/reasons.yaml, shared by every plan).
+    reason_words: dict[str, str] = field(default_factory=dict)
 
     def outcome_for(self, situation: str) -> str:
         return self.decisions[situation]
@@ -152,6 +155,21 @@ def load_specialties(mappings_dir: Path) -> Specialties:
     )
 
 
+def _flatten(texts: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Nested notice texts as ``audience.decision`` keys."""
+    for key, value in texts.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", str(value)
+
+
+@lru_cache(maxsize=8)
+def load_reason_words(mappings_dir: Path) -> dict[str, str]:
+    path = mappings_dir / "reasons.yaml"
+    return {str(k): str(v) for k, v in (_load_yaml(path)["plain_words"] if path.exists() else {}).items()}
+
+
 def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
     """Build and check one plan; a plan file missing a situation fails at load time, not mid-request."""
     decisions = dict(data["decisions"])
@@ -192,7 +210,9 @@ def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
         ),
         notes={key: tuple(texts) for key, texts in data.get("notes", {}).items()},
         member_choice=member_choice,
-        notices={key: str(text) for key, text in data.get("notices", {}).items()},
+        notices=dict(_flatten(data.get("notices") or {})),
+        member_services_phone=str((data.get("member_services") or {}).get("phone", "")),
+        reason_words=load_reason_words(mappings_dir),
     )
 
 

@@ -249,7 +249,7 @@ def test_90_2_17_procedure_5_refer_for_a_consultative_review_then_decide(client)
     assert referred.provenance["agent"][1]["who"]["reference"] == "Practitioner/pract-19"
     approved = decide_ok(client, case.task["id"], parameters("approve"))
     assert approved.review_action == "A1" and approved.task["status"] == "completed"
-    assert len(approved.notices) == 2
+    assert len(approved.notices) == 3  # the member, the requesting provider and the authorized consultant
 
 
 def test_a_referral_needs_the_consultative_reviewer(client):

@@ -55,8 +55,10 @@ def submission(
     if requester:
         request["requester"] = {"reference": requester}
     asking = request["requester"]["reference"]
-    if treating is not None and requester_treats and asking.startswith("Practitioner/") and asking not in treating:
-        treating = [*treating, asking]
+    if requester_treats and asking.startswith("Practitioner/") and (treating is not None or requester):
+        named = [e["valueReference"]["reference"] for e in request.get("extension", []) if e["url"] == TREATING_PRACTITIONER_EXT]
+        kept = named if treating is None else treating
+        treating = kept if asking in kept else [*kept, asking]
     if treating is not None:
         request["extension"] = [e for e in request.get("extension", []) if e["url"] != TREATING_PRACTITIONER_EXT] + [
             {"url": TREATING_PRACTITIONER_EXT, "valueReference": {"reference": r}} for r in treating

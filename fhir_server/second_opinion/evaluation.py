@@ -273,8 +273,10 @@ def build_records(
     received: datetime,
     now: datetime,
     task_base: dict[str, Any] | None = None,
+    clock_from: datetime | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Claim, ClaimResponse and Task of one evaluation (``task_base``: a client's Task to keep id/identifiers of)."""
+    """Claim, ClaimResponse and Task of one evaluation (``task_base``: a client's Task to keep id/identifiers of;
+    ``clock_from``: when the decision clock started, receipt unless missing information arrived later)."""
     decision, rules = evaluation.decision, evaluation.rules
     tags = decision_tags(
         reason=decision.reason,
@@ -309,7 +311,7 @@ def build_records(
         missing=evaluation.missing,
         owner=evaluation.owner,
         received=received,
-        due=due_time(received, evaluation.expedited, rules.due_times),
+        due=due_time(clock_from or received, evaluation.expedited, rules.due_times),
         now=now,
         claim_response_ref=f"ClaimResponse/{ids.claim_response}",
         tags=tags,

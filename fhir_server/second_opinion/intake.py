@@ -29,6 +29,7 @@ from fhir_server.errors import error, operation_outcome, unprocessable
 from fhir_server.second_opinion.cases import existing_case, new_ids
 from fhir_server.second_opinion.codes import TASK_CODE_SYSTEM, TASK_PROFILE, codes_in
 from fhir_server.second_opinion.evaluation import Evaluation, RecordIds, build_records, evaluate
+from fhir_server.second_opinion.information_requests import follow_missing_information
 from fhir_server.second_opinion.notices import notify_decision
 from fhir_server.second_opinion.plans import PlanCatalog
 from fhir_server.second_opinion.references import Resolver, WritePlan, plan_writes
@@ -79,6 +80,7 @@ class Written:
     claim_response: dict[str, Any]
     task: dict[str, Any]
     notices: list[dict[str, Any]]
+    information_requests: list[dict[str, Any]]
 
 
 async def write_decision(
@@ -99,7 +101,19 @@ async def write_decision(
     notices = await notify_decision(
         tx, rules=evaluation.rules, task=stored_task, claim_response=stored_response, now=now, previous_task=previous_task
     )
-    return Written(stored_claim, stored_response, stored_task, notices)
+    asked = await follow_missing_information(
+        tx, stored_task, evaluation.missing, (stored_task.get("requester") or {}).get("reference"), now
+    )
+    return Written(stored_claim, stored_response, stored_task, notices, asked)
+
+
+def clock_start(existing_task: dict[str, Any] | None, evaluation: Evaluation, received: datetime, now: datetime) -> datetime:
+    """When the decision clock starts: at receipt, or, for a case on hold that the new information completes, now
+    (Cal. Health & Safety Code §1367.01(h)(1): the time counts from receipt of the information reasonably
+    necessary to make the determination)."""
+    if existing_task is not None and existing_task.get("status") == "on-hold" and not evaluation.missing:
+        return now
+    return received
 
 
 async def submit(
@@ -130,6 +144,7 @@ async def submit(
     records = build_records(
         evaluation, request_entry.resource, request_entry.reference, ids, received, moment,
         existing.task if existing else None,
+        clock_from=clock_start(existing.task if existing else None, evaluation, received, moment),
     )
     with deciding(request_entry.reference):
         async with store.transaction() as tx:
@@ -144,7 +159,8 @@ async def submit(
     extra = [{"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), **operation_outcome(warnings)}] if warnings else []
     return answer_bundle(
         base_url,
-        [decision.claim_response, decision.task, written[0], decision.claim, *decision.notices, *extra],
+        [decision.claim_response, decision.task, written[0], decision.claim, *decision.notices,
+         *decision.information_requests, *extra],
     )
 
 
@@ -201,7 +217,10 @@ async def resume_on_update(
         return
     moment = now()
     evaluation = await evaluate(Resolver(tx), stored.resource, catalog)
-    records = build_records(evaluation, stored.resource, stored.reference, case.ids, case.received, moment, case.task)
+    records = build_records(
+        evaluation, stored.resource, stored.reference, case.ids, case.received, moment, case.task,
+        clock_from=clock_start(case.task, evaluation, case.received, moment),
+    )
     await write_decision(
         tx, evaluation, records,
         claim_exists=True, response_exists=case.claim_response is not None, previous_task=case.task, now=moment,

@@ -30,10 +30,12 @@ from fhir_server.fhir.resources import copy_resource
 from fhir_server.second_opinion.authorization import Adjudication, adjudicate, authorization_number_of
 from fhir_server.second_opinion.cases import case_of_task, is_second_opinion_task
 from fhir_server.second_opinion.categories import tag_value, with_dimension
-from fhir_server.second_opinion.codes import NUCC_SYSTEM, STATUS_SYSTEM, codes_in
+from fhir_server.second_opinion.codes import NUCC_SYSTEM, STATUS_SYSTEM, TASK_INPUT_SYSTEM, codes_in
 from fhir_server.second_opinion.directory import candidate_from, load_directory, specialties_of
 from fhir_server.second_opinion.evaluation import routing_request
-from fhir_server.second_opinion.notices import concept_text, notify_decision, proposed_provider_of
+from fhir_server.second_opinion.evaluation import practitioner_of
+from fhir_server.second_opinion.notices import business_status_of, concept_text, notify_decision, proposed_provider_of
+from fhir_server.second_opinion.review_forms import review_form, with_review_output
 from fhir_server.second_opinion.plans import PlanCatalog, PlanRules
 from fhir_server.second_opinion.references import Resolver
 from fhir_server.second_opinion.reviewers import check_reviewer
@@ -42,8 +44,18 @@ from fhir_server.second_opinion.workflow import FINAL_TASK_STATUSES, OUTCOME_STA
 from fhir_server.services.context import RequestContext
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
 
-# approve and deny determine the request; refer (90.2.17 procedure 5) sends it to a consultative reviewer first.
-DECISION_OUTCOMES = {"approve": "certify", "deny": "deny", "refer": "consultative-review"}
+# approve and deny determine the request; refer (90.2.17 procedure 5) sends it to a consultative reviewer first,
+# whose recommendation then decides (procedure 6: recommended -> approved, not recommended -> denied).
+DECISION_OUTCOMES = {
+    "approve": "certify",
+    "deny": "deny",
+    "refer": "consultative-review",
+    "recommend": "certify",
+    "not-recommend": "deny",
+}
+CONSULTANT_DECISIONS = frozenset({"recommend", "not-recommend"})
+CONSULTANT_INPUT = "consultative-reviewer"  # Task.input naming the physician a case is referred to
+NEEDS_REASON = frozenset({"deny", "not-recommend"})
 PARAMETER = "Parameters.parameter"  # where a problem of the Parameters as a whole is reported
 PARTICIPANT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 
@@ -63,6 +75,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
     "reason": ParameterSpec(("valueCodeableConcept", "valueString")),
     "assignedProvider": ParameterSpec(("valueReference",), ("PractitionerRole",)),
     "consultativeReviewer": ParameterSpec(("valueReference",), ("Practitioner", "PractitionerRole")),
+    # 90.2.17 procedure 5: "document his findings and recommendations on the form" (every decision).
+    "findings": ParameterSpec(("valueString",), required=True),
+    "recommendation": ParameterSpec(("valueString",)),
 }
 
 
@@ -70,11 +85,13 @@ PARAMETERS: dict[str, ParameterSpec] = {
 class DecisionRequest:
     """A reviewer's decision as the Parameters state it (already checked for shape)."""
 
-    decision: str  # approve | deny
+    decision: str  # a DECISION_OUTCOMES key
     reviewer: str  # "Practitioner/id" or "PractitionerRole/id"
     reason: dict[str, Any] | None = None  # CodeableConcept (a string reason becomes its text)
     assigned_provider: str | None = None  # "PractitionerRole/id"
     consultative_reviewer: str | None = None
+    findings: str = ""
+    recommendation: str | None = None
 
     @property
     def outcome(self) -> str:
@@ -146,8 +163,10 @@ def parse_decision(parameters: dict[str, Any]) -> DecisionRequest:
     ]
     decision = values.get("decision")
     if decision is not None and decision not in DECISION_OUTCOMES:
-        issues.append(error("code-invalid", f"decision must be approve, deny or refer, not {decision!r}", PARAMETER))
-    if decision == "deny" and values.get("reason") is None:
+        issues.append(error(
+            "code-invalid", f"decision must be one of {', '.join(DECISION_OUTCOMES)}, not {decision!r}", PARAMETER
+        ))
+    if decision in NEEDS_REASON and values.get("reason") is None:
         issues.append(error("required", "a denial needs a reason (valueCodeableConcept or valueString)", PARAMETER))
     if decision == "refer" and values.get("consultativeReviewer") is None:
         issues.append(error("required", "a referral for consultative review names the consultativeReviewer", PARAMETER))
@@ -159,6 +178,8 @@ def parse_decision(parameters: dict[str, Any]) -> DecisionRequest:
         reason=values.get("reason"),
         assigned_provider=values.get("assignedProvider"),
         consultative_reviewer=values.get("consultativeReviewer"),
+        findings=values.get("findings", ""),
+        recommendation=values.get("recommendation"),
     )
 
 
@@ -180,10 +201,11 @@ class Decided:
     service_request: dict[str, Any] | None
     notices: list[dict[str, Any]]
     provenance: dict[str, Any]
+    review_form: dict[str, Any]
 
     def resources(self) -> list[dict[str, Any]]:
         first = [self.claim_response, self.task] + ([self.service_request] if self.service_request else [])
-        return first + self.notices + [self.provenance]
+        return first + self.notices + [self.provenance, self.review_form]
 
 
 def _refuse(diagnostics: str, expression: str) -> FhirError:
@@ -272,8 +294,11 @@ async def _check_consultant(
         )
 
 
-def _provenance(request: DecisionRequest, targets: list[StoredResource], now: datetime) -> dict[str, Any]:
-    """Who decided (author) and whose consultative review informed the decision (informant, 90.2.17 step 5)."""
+def _provenance(
+    request: DecisionRequest, targets: list[StoredResource], form: StoredResource, now: datetime
+) -> dict[str, Any]:
+    """Who decided (author), whose consultative review informed the decision (informant, 90.2.17 step 5), and the
+    review form that documents it (entity, procedure 5)."""
     agents = [("author", request.reviewer), ("informant", request.consultative_reviewer)]
     return {
         "resourceType": "Provenance",
@@ -289,6 +314,7 @@ def _provenance(request: DecisionRequest, targets: list[StoredResource], now: da
             for kind, who in agents
             if who
         ],
+        "entity": [{"role": "source", "what": {"reference": f"{form.reference}/_history/{form.version_id}"}}],
     }
 
 
@@ -303,7 +329,43 @@ def _decided_task(
     decided["lastModified"] = instant(now)
     if request.outcome == "deny" and request.reason:
         decided["statusReason"] = request.reason
+    if request.decision == "refer" and request.consultative_reviewer:
+        decided["input"] = [
+            *(i for i in decided.get("input", ()) if CONSULTANT_INPUT not in codes_in([i.get("type")], TASK_INPUT_SYSTEM)),
+            {"type": {"coding": [{"system": TASK_INPUT_SYSTEM, "code": CONSULTANT_INPUT}]},
+             "valueReference": {"reference": request.consultative_reviewer}},
+        ]
     return decided
+
+
+def consultant_of(task: dict[str, Any]) -> str | None:
+    """The consultative reviewer a referred case waits for (Task.input consultative-reviewer)."""
+    for item in task.get("input", ()):
+        if CONSULTANT_INPUT in codes_in([item.get("type")], TASK_INPUT_SYSTEM):
+            return (item.get("valueReference") or {}).get("reference")
+    return None
+
+
+async def _check_who_decides(
+    resolver: Resolver, request: DecisionRequest, task: dict[str, Any], rules: PlanRules
+) -> None:
+    """The CMO or a physician designee approves, denies or refers (:func:`~reviewers.check_reviewer`); only the
+    consultative reviewer the case was referred to recommends or not (90.2.17 procedure 6), and only then."""
+    if request.decision not in CONSULTANT_DECISIONS:
+        await check_reviewer(resolver, request.reviewer, task, rules, PARAMETER)
+        return
+    consultant = consultant_of(task)
+    if business_status_of(task) != "consultative-review" or not consultant:
+        raise _refuse(
+            f"decision {request.decision!r} is the consultative reviewer's, and this case is not referred for a "
+            "consultative review (90.2.17 procedures 5-6)", "Task.businessStatus",
+        )
+    if await practitioner_of(resolver, request.reviewer) != await practitioner_of(resolver, consultant):
+        raise _refuse(
+            f"reviewer {request.reviewer!r} is not {consultant!r}, the consultative reviewer this case was referred to",
+            PARAMETER,
+        )
+    await check_reviewer(resolver, request.reviewer, task, rules, PARAMETER, at_owner=False)
 
 
 async def decide(
@@ -329,10 +391,10 @@ async def decide(
         rules = catalog.rules_for(tag_value(task.get("meta", {}).get("tag", []), "plan"), "Task.meta.tag")
         resolver = Resolver(tx)
         await _check_references(resolver, request)
-        await check_reviewer(resolver, request.reviewer, task, rules, PARAMETER)
+        await _check_who_decides(resolver, request, task, rules)
         service_request = await resolver.get(task["focus"]["reference"])
         await _check_consultant(tx, request, service_request, catalog, rules)
-        approving = request.decision == "approve"
+        approving = request.outcome == "certify"
         provider, tier = await _authorized_provider(resolver, request, task, rules, catalog) if approving else (None, "none")
         state = OUTCOME_STATES[request.outcome]
         tags = with_dimension(task.get("meta", {}).get("tag", []), "decision", state.review_action)
@@ -353,8 +415,14 @@ async def decide(
             rules,
             rules.due_times.calendar.local_date(now),
         )
+        form = review_form(
+            task=task, determination=request.decision, reviewer=request.reviewer, findings=request.findings,
+            recommendation=request.recommendation, reason=request.reason_text, now=now,
+        )
+        stored_form = await tx.create(form, resource_id=form["id"])
         stored_response, _ = await tx.update(response)
-        stored_decided, _ = await tx.update(_decided_task(task, request, tags, now), if_match=stored_task.version_id)
+        decided_task = with_review_output(_decided_task(task, request, tags, now), stored_form.reference)
+        stored_decided, _ = await tx.update(decided_task, if_match=stored_task.version_id)
         assert stored_response.resource is not None and stored_decided.resource is not None
         notices = await notify_decision(
             tx,
@@ -365,9 +433,10 @@ async def decide(
             reason=request.reason_text,
             previous_task=task,
         )
-        provenance = _provenance(request, [stored_response, stored_decided], now)
+        provenance = _provenance(request, [stored_response, stored_decided], stored_form, now)
         stored_provenance = await tx.create(provenance, resource_id=provenance["id"])
-    assert stored_provenance.resource is not None
+    assert stored_provenance.resource is not None and stored_form.resource is not None
     return Decided(
-        stored_response.resource, stored_decided.resource, service_request, notices, stored_provenance.resource
+        stored_response.resource, stored_decided.resource, service_request, notices, stored_provenance.resource,
+        stored_form.resource,
     )

@@ -6,8 +6,9 @@ Data flows one way: envelope checks -> validation (base R4: 400; hosted profiles
 ClaimResponse and Task -> one store transaction -> the answer Bundle. Everything that can reject a submission
 happens before the transaction, so nothing is stored from a rejected one.
 
-Resubmission of a ServiceRequest identifier (system + value) already stored: while its Task is final, the
-stored answer comes back unchanged; while pended, the request is re-evaluated with the new Bundle and the
+Resubmission of a ServiceRequest identifier (system + value) already stored: while its Task is final, or referred
+for a consultative review (90.2.17 procedure 6: the consultant's recommendation decides, and a resubmission must not
+drop the case back to the first review), the stored answer comes back unchanged; while pended, the request is re-evaluated with the new Bundle and the
 decision is a new version of the same Task, Claim and ClaimResponse. An update of a pended ServiceRequest
 through REST resumes its case the same way (:func:`resume_on_update`). Every decision (a certification, a
 redirection to Member Services) is announced to the member and the provider (:mod:`notices`) in the same
@@ -131,7 +132,7 @@ async def submit(
     plan: WritePlan = await plan_writes(store, entries)
     request_entry = plan.entries[0]
     existing = await existing_case(store, request_entry.reference) if request_entry.exists else None
-    if existing and existing.final and existing.claim_response:
+    if existing and (existing.final or existing.held_for_consultation) and existing.claim_response:
         stored = Resolver(store)
         records = [existing.claim_response, existing.task, await stored.get(request_entry.reference),
                    await stored.get(f"Claim/{existing.ids.claim}")]

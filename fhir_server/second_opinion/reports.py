@@ -133,10 +133,13 @@ async def search_all(
 def decision_query(period: ReportPeriod) -> list[tuple[str, str]]:
     """ClaimResponses carrying a reported decision tag and decided within the period's days in any time zone
     (a day either side; :func:`in_period` keeps each by its plan's local day)."""
+    first = period.start - ZONE_MARGIN if period.start - date.min >= ZONE_MARGIN else date.min
+    after = period.end + timedelta(days=1)
+    after = after + ZONE_MARGIN if date.max - after >= ZONE_MARGIN else date.max
     return [
         ("_tag", ",".join(f"{X12_REVIEW_ACTION_SYSTEM}|{code}" for code in DECISIONS)),
-        ("created", f"ge{(period.start - ZONE_MARGIN).isoformat()}"),
-        ("created", f"lt{(period.end + timedelta(days=1) + ZONE_MARGIN).isoformat()}"),
+        ("created", f"ge{first.isoformat()}"),
+        ("created", f"lt{after.isoformat()}"),
     ]
 
 

@@ -37,9 +37,12 @@ def degrees_of(practitioner: dict[str, Any] | None) -> frozenset[str]:
 
 
 async def reviewer_issues(
-    resolver: Resolver, reviewer: str, task: dict[str, Any], rules: PlanRules, expression: str
+    resolver: Resolver, reviewer: str, task: dict[str, Any], rules: PlanRules, expression: str,
+    *, at_owner: bool = True,
 ) -> list[Issue]:
-    """Every rule ``reviewer`` (a Practitioner or PractitionerRole reference) breaks for deciding ``task``."""
+    """Every rule ``reviewer`` (a Practitioner or PractitionerRole reference) breaks for deciding ``task``.
+    ``at_owner`` false: the consultative reviewer of a referred case (90.2.17 procedure 6), who may belong to the
+    plan's expert panel rather than to the deciding organization; every other rule holds for them too."""
     practitioner = await practitioner_of(resolver, reviewer)
     if not practitioner:
         return [error("business-rule", f"reviewer {reviewer!r} names no Practitioner", expression)]
@@ -55,7 +58,7 @@ async def reviewer_issues(
         roles = [await resolver.get(reviewer) or {}]
     else:
         roles = await roles_of(resolver.ops, practitioner)
-    if not any(is_active(r) and (r.get("organization") or {}).get("reference") == owner for r in roles):
+    if at_owner and not any(is_active(r) and (r.get("organization") or {}).get("reference") == owner for r in roles):
         problems.append(f"has no active role at {owner!r}, the organization that decides this case (Task.owner)")
     service_request = await resolver.get((task.get("focus") or {}).get("reference")) or {}
     requester = await practitioner_of(resolver, (service_request.get("requester") or {}).get("reference"))
@@ -68,9 +71,10 @@ async def reviewer_issues(
 
 
 async def check_reviewer(
-    resolver: Resolver, reviewer: str, task: dict[str, Any], rules: PlanRules, expression: str
+    resolver: Resolver, reviewer: str, task: dict[str, Any], rules: PlanRules, expression: str,
+    *, at_owner: bool = True,
 ) -> None:
     """Refuse (422, every broken rule named) a reviewer who may not decide ``task``."""
-    issues = await reviewer_issues(resolver, reviewer, task, rules, expression)
+    issues = await reviewer_issues(resolver, reviewer, task, rules, expression, at_owner=at_owner)
     if issues:
         raise unprocessable(issues)

@@ -136,11 +136,13 @@ def test_malformed_parameters_are_400_with_every_problem_at_once(client):
     """Contract: "all problems of a resource are reported at once": no decision, a Patient as reviewer, an unknown
     parameter; a denial without a reason; an unknown decision code; a body that is no Parameters."""
     task_id = in_review(client).task["id"]
-    response = post_decide(client, task_id, parameters(None, "Patient/x", color={"valueString": "blue"}))
+    response = post_decide(client, task_id, parameters(None, "Patient/x", findings=None, color={"valueString": "blue"}))
     assert response.status_code == 400
     expressions = [e for issue in response.json()["issue"] for e in issue.get("expression", ())]
     assert "Parameters.parameter[0].valueReference" in expressions and "Parameters.parameter[1].name" in expressions
     assert any("'decision' is required" in i["diagnostics"] for i in response.json()["issue"])
+    # 90.2.17 procedure 5: the reviewer documents the findings on the form, for every decision
+    assert any("'findings' is required" in i["diagnostics"] for i in response.json()["issue"])
     denial = post_decide(client, task_id, parameters("deny"))
     assert denial.status_code == 400 and "reason" in denial.json()["issue"][0]["diagnostics"]
     assert post_decide(client, task_id, parameters("maybe")).status_code == 400

@@ -353,6 +353,11 @@ async def _check_who_decides(
     consultative reviewer the case was referred to recommends or not (90.2.17 procedure 6), and only then."""
     if request.decision not in CONSULTANT_DECISIONS:
         await check_reviewer(resolver, request.reviewer, task, rules, PARAMETER)
+        if request.decision == "refer" and request.consultative_reviewer:  # a physician, not involved either
+            await check_reviewer(
+                resolver, request.consultative_reviewer, task, rules, PARAMETER, at_owner=False,
+                role="consultativeReviewer",
+            )
         return
     consultant = consultant_of(task)
     if business_status_of(task) != "consultative-review" or not consultant:

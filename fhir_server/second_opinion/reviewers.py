@@ -38,14 +38,14 @@ def degrees_of(practitioner: dict[str, Any] | None) -> frozenset[str]:
 
 async def reviewer_issues(
     resolver: Resolver, reviewer: str, task: dict[str, Any], rules: PlanRules, expression: str,
-    *, at_owner: bool = True,
+    *, at_owner: bool = True, role: str = "reviewer",
 ) -> list[Issue]:
     """Every rule ``reviewer`` (a Practitioner or PractitionerRole reference) breaks for deciding ``task``.
     ``at_owner`` false: the consultative reviewer of a referred case (90.2.17 procedure 6), who may belong to the
     plan's expert panel rather than to the deciding organization; every other rule holds for them too."""
     practitioner = await practitioner_of(resolver, reviewer)
     if not practitioner:
-        return [error("business-rule", f"reviewer {reviewer!r} names no Practitioner", expression)]
+        return [error("business-rule", f"{role} {reviewer!r} names no Practitioner", expression)]
     owner = (task.get("owner") or {}).get("reference")
     problems: list[str] = []
     if not degrees_of(await resolver.get(practitioner)) & rules.reviewer_qualifications:
@@ -67,14 +67,14 @@ async def reviewer_issues(
         problems.append("requested this second opinion: the requester does not decide their own request")
     elif practitioner in await involved_practitioners(resolver, service_request, patient):
         problems.append("is involved in the member's care (treating, a prior opinion or the member's PCP)")
-    return [error("business-rule", f"reviewer {reviewer!r} {problem}", expression) for problem in problems]
+    return [error("business-rule", f"{role} {reviewer!r} {problem}", expression) for problem in problems]
 
 
 async def check_reviewer(
     resolver: Resolver, reviewer: str, task: dict[str, Any], rules: PlanRules, expression: str,
-    *, at_owner: bool = True,
+    *, at_owner: bool = True, role: str = "reviewer",
 ) -> None:
     """Refuse (422, every broken rule named) a reviewer who may not decide ``task``."""
-    issues = await reviewer_issues(resolver, reviewer, task, rules, expression, at_owner=at_owner)
+    issues = await reviewer_issues(resolver, reviewer, task, rules, expression, at_owner=at_owner, role=role)
     if issues:
         raise unprocessable(issues)

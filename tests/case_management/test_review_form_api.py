@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.case_management.helpers import decide_ok, in_review, parameters, post_decide, search, validation_errors
-from tests.second_opinion.conftest import FHIR_JSON
+from tests.second_opinion.conftest import EXAMPLES, FHIR_JSON, example, load_json
 from tests.second_opinion.helpers import submission, submit_ok
 
 REVIEW_FORM = "http://example.org/fhir/second-opinion/Questionnaire/second-opinion-review"
@@ -102,3 +102,26 @@ def test_90_2_17_procedure_6_a_referred_case_survives_a_resubmission(client):
     assert again.task["id"] == case.task["id"] and again.business_status == "consultative-review"
     decision = decide_ok(client, case.task["id"], parameters("recommend", CONSULTANT))
     assert decision.business_status == "approved"
+
+
+def test_the_sample_review_with_findings_decides_the_third_opinion(client):
+    """examples/decide-approve-with-findings.json on the third-opinion sample (90.2.17 Third Opinion 1, procedure 5):
+    Harbor IPA's physician designee approves with findings; the form records them."""
+    case = submit_ok(client, example("submit-bsp-cmc-third-opinion"))
+    decision = decide_ok(client, case.task["id"], load_json(EXAMPLES / "decide-approve-with-findings.json"))
+    assert decision.review_action == "A1"
+    assert "Two prior cardiology opinions differ" in answers(decision.of_type("QuestionnaireResponse")[0])["findings"]
+
+
+def test_90_2_17_purpose_a_consultant_involved_in_the_care_is_refused_at_referral(client):
+    """90.2.17 purpose ("not previously involved"): on the third-opinion sample, pract-19 gave the second opinion, so
+    the referral to him (examples/decide-refer-then-recommend.json) is refused; a referral to another cardiologist of
+    the specialty not involved (pract-05, MD) is taken."""
+    case = submit_ok(client, example("submit-bsp-cmc-third-opinion"))
+    body = load_json(EXAMPLES / "decide-refer-then-recommend.json")
+    refused = post_decide(client, case.task["id"], body)
+    assert refused.status_code == 422 and "consultativeReviewer 'Practitioner/pract-19'" in refused.text
+    for item in body["parameter"]:
+        if item["name"] == "consultativeReviewer":
+            item["valueReference"]["reference"] = "Practitioner/pract-05"
+    assert decide_ok(client, case.task["id"], body).business_status == "consultative-review"

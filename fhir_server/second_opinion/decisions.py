@@ -16,6 +16,11 @@ decision is checked inside that transaction before the first write, so a refused
 
 Who decides: today the ``reviewer`` parameter. Once SMART authorization lands, the signed-in physician of the
 request (:func:`reviewer_for` reads the :class:`~fhir_server.services.context.RequestContext`) takes its place.
+Either way :mod:`reviewers` checks that physician (90.2.17 procedures 4-5: the CMO or a physician designee of the
+deciding organization, not the requester, not involved); an ``assignedProvider`` passes routing's own qualification
+rules; and every decision is documented on the review form (:mod:`review_forms`, procedure 5). A case on hold for
+missing information is not decided (procedure 4: "The completed referral"); a case referred for a consultative
+review is decided by the consultant's ``recommend`` / ``not-recommend`` (procedure 6).
 """
 
 from __future__ import annotations
@@ -32,12 +37,11 @@ from fhir_server.second_opinion.cases import case_of_task, is_second_opinion_tas
 from fhir_server.second_opinion.categories import tag_value, with_dimension
 from fhir_server.second_opinion.codes import NUCC_SYSTEM, STATUS_SYSTEM, TASK_INPUT_SYSTEM, codes_in
 from fhir_server.second_opinion.directory import candidate_from, load_directory, specialties_of
-from fhir_server.second_opinion.evaluation import routing_request
-from fhir_server.second_opinion.evaluation import practitioner_of
+from fhir_server.second_opinion.evaluation import practitioner_of, routing_request
 from fhir_server.second_opinion.notices import business_status_of, concept_text, notify_decision, proposed_provider_of
-from fhir_server.second_opinion.review_forms import review_form, with_review_output
 from fhir_server.second_opinion.plans import PlanCatalog, PlanRules
 from fhir_server.second_opinion.references import Resolver
+from fhir_server.second_opinion.review_forms import review_form, with_review_output
 from fhir_server.second_opinion.reviewers import check_reviewer
 from fhir_server.second_opinion.routing import acceptable_specialties, disqualifications, qualified_candidates, tier_of
 from fhir_server.second_opinion.workflow import FINAL_TASK_STATUSES, OUTCOME_STATES, business_status, instant

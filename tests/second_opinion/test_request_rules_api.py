@@ -5,7 +5,6 @@ decisions"). Each test names its clause and the competitor the rule sets aside."
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 from fastapi.testclient import TestClient

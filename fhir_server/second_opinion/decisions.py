@@ -439,7 +439,7 @@ async def decide(
             task=stored_decided.resource,
             claim_response=stored_response.resource,
             now=now,
-            reason=request.reason_text,
+            reason=request.reason,
             previous_task=task,
         )
         provenance = _provenance(request, [stored_response, stored_decided], stored_form, now)

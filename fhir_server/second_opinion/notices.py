@@ -138,6 +138,15 @@ def plain_reason(service_request: dict[str, Any] | None, words: dict[str, str]) 
     return " and ".join(dict.fromkeys(w for w in said if w)) or words.get("other", "")
 
 
+def reviewer_words(reason: dict[str, Any] | None, words: dict[str, str]) -> str | None:
+    """A reviewer's reason as a notice may say it: its text, else its codings' displays; a bare code (``NMN``)
+    never reaches a reader, who is told instead that Member Services can explain it."""
+    if not reason:
+        return None
+    displays = [c.get("display") for c in reason.get("coding", ()) if c.get("display")]
+    return reason.get("text") or "; ".join(displays) or words.get("coded-reason") or None
+
+
 def long_date(day: str | None) -> str:
     """``2027-02-23`` as a letter writes it (February 23, 2027)."""
     try:
@@ -193,7 +202,7 @@ async def notify_decision(
     task: dict[str, Any],
     claim_response: dict[str, Any],
     now: datetime,
-    reason: str | None = None,
+    reason: dict[str, Any] | None = None,
     previous_task: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Create the decision notices of ``task``'s new state (inside the caller's transaction) and return them:
@@ -201,8 +210,8 @@ async def notify_decision(
     one to the authorized consultant; each in the plan's words for that reader.
 
     Nothing is sent for a state that is no decision (pended for review or for information), nor when the state
-    did not change (a resubmission that ends where the case already was). ``reason`` is the reviewer's; else the
-    request's own reasons in plain words. The member's notice never shows codes or policy numbers; the provider's
+    did not change (a resubmission that ends where the case already was). ``reason`` is the reviewer's (a
+    CodeableConcept, told by :func:`reviewer_words`); else the request's own reasons in plain words. The member's notice never shows codes or policy numbers; the provider's
     adds the plan's notes for the outcome (the authorization's processNote texts but the reviewer's reason, said
     once already)."""
     status = business_status_of(task)
@@ -223,7 +232,7 @@ async def notify_decision(
         "consultant": display_name(await resolver.get(consultant_ref), "a qualified doctor"),
         "contact": await contact_of(resolver, consultant_ref),
         "chosen": display_name(await resolver.get(chosen_ref), "another doctor"),
-        "reason": reason or plain_reason(service_request, rules.reason_words),
+        "reason": reviewer_words(reason, rules.reason_words) or plain_reason(service_request, rules.reason_words),
         "phone": rules.member_services_phone,
     }
     tier = tag_value(task.get("meta", {}).get("tag", []), "tier") or "none"

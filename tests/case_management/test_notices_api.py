@@ -117,3 +117,19 @@ def test_health_net_denial_by_a_physician_tells_both_parties_of_the_grievance_ri
         assert needed in member, needed
     assert member.count(words) == 1 and provider.count(words) == 1
     assert not JARGON.search(member) and "Maria Elena Gonzalez (born" in provider
+
+
+def test_a_reviewers_bare_code_never_reaches_the_member(client):
+    """Plain language: a denial whose reason is only a code (``NMN``, not medically necessary, without words) is
+    told to the member without the code; a coded reason with a display is told by its display."""
+    case = in_review(client, identifier="coded-reason")
+    bare = {"valueCodeableConcept": {"coding": [{"system": "https://codesystem.x12.org/005010/139", "code": "NMN"}]}}
+    decision = decide_ok(client, case.task["id"], parameters("deny", reason=bare))
+    member = by_recipient(decision.notices)[case.service_request["subject"]["reference"]]
+    assert "NMN" not in member and "Member Services can explain it" in member
+    shown = in_review(client, identifier="display-reason")
+    words = {"valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "183932001",
+                                                   "display": "Procedure contraindicated"}]}}
+    member = by_recipient(decide_ok(client, shown.task["id"], parameters("deny", reason=words)).notices)[
+        shown.service_request["subject"]["reference"]]
+    assert "Procedure contraindicated" in member and "183932001" not in member

@@ -34,9 +34,10 @@ def test_90_2_17_procedure_3_the_treating_provider_is_asked_for_each_missing_ite
     assert not [i for i in checked.json()["issue"] if i["severity"] in ("error", "fatal")], checked.text
 
 
-def test_90_2_17_procedure_3_the_answer_closes_the_request_for_information(client):
+def test_90_2_17_procedure_3_the_answer_closes_the_request_for_information_on_each_store(client_on_each_store):
     """Procedure 3: the resubmission that supplies the information decides the case and closes the request
     (completed); no open request is left behind."""
+    client = client_on_each_store
     pended = submit_ok(client, example("submit-incomplete"))
     decided = submit_ok(client, example("submit-health-net-cardiology"))
     assert decided.business_status == "approved"

@@ -40,9 +40,10 @@ def assigned(reference: str) -> dict[str, Any]:
     return {ASSIGN: {"valueReference": {"reference": reference}}}
 
 
-def test_90_2_17_procedure_4_a_reviewer_who_is_not_a_physician_is_refused(client):
+def test_90_2_17_procedure_4_a_reviewer_who_is_not_a_physician_is_refused_on_each_store(client_on_each_store):
     """90.2.17 procedure 4: "presented to the Chief Medical Officer or physician designee": a nurse with an active
     role at the deciding IPA is refused (422 naming the rule); the IPA's physician pract-13 decides."""
+    client = client_on_each_store
     case = in_review(client)
     refused(client, case.task["id"], parameters("approve", nurse_at_harbor(client)), "is not a physician")
     assert decide_ok(client, case.task["id"], parameters("approve", CMO)).business_status == "approved"

@@ -100,10 +100,11 @@ def test_a_child_with_no_pediatrician_anywhere_goes_to_a_physician(client):
     assert answer.business_status == "physician-review" and answer.authorized_provider is None
 
 
-def test_plan_networks_are_found_by_the_identifier_value_whatever_its_system(client):
+def test_plan_networks_are_found_by_the_identifier_value_whatever_its_system_on_each_store(client_on_each_store):
     """Contract "Provider directory": InsurancePlan "an identifier whose value is the plan key, whatever its system
     (each payer keeps its own)": with Health Net's own system on its InsurancePlan, a Valley member's neurosurgery
     request still finds pract-09 (Coastal, in the Health Net network): tier network, not out of network."""
+    client = client_on_each_store
     plan = client.get("/fhir/InsurancePlan/plan-health-net-commercial", headers=FHIR_JSON).json()
     plan["identifier"] = [{"system": "https://www.healthnet.com/plans", "value": "health-net-commercial"}]
     put(client, plan)

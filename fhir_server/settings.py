@@ -16,10 +16,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FHIR_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FHIR_", env_file=".env", extra="ignore", env_nested_delimiter="__")
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     base_path: str = "/fhir"
     store: str = Field(
         default="sqlite:///./data/fhir.db",
@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     outbox_base_delay_seconds: float = 1.0
     outbox_max_delay_seconds: float = 300.0
+    # A delivery attempt's HTTP timeout, and how long a claimed message stays leased to the instance trying it
+    # (another instance takes it over after that: a crashed instance's messages come back).
+    outbox_timeout_seconds: float = Field(default=10.0, gt=0)
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    # Where each plan's copies of delegated decisions go (plan key -> FHIR base URL): plan data ships none.
+    # FHIR_PLAN_COPY_ENDPOINT__BLUE_SHIELD_PROMISE_CMC=https://... (underscores stand for the key's hyphens), or
+    # FHIR_PLAN_COPY_ENDPOINT='{"blue-shield-promise-cmc": "https://..."}'.
+    plan_copy_endpoint: dict[str, str] = Field(default_factory=dict)
+    # Attempts before a message is parked as dead (a plan's ``delivery.max_attempts`` overrides it for its copies).
+    outbox_max_attempts: int = Field(default=10, ge=1)
 
     log_level: str = "info"
     # Server processes sharing the listening socket (``serve``), and the HTTP stack each runs: ``auto`` takes
@@ -69,6 +79,11 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     http_implementation: Literal["auto", "h11", "httptools"] = "auto"
+    log_format: Literal["json", "text"] = "json"
+    # Browser origins allowed to call the API, comma-separated ("*" for any); empty: CORS off.
+    cors_origins: str = ""
+    # Answers at least this large are gzipped for clients that accept it.
+    gzip_min_bytes: int = Field(default=1024, ge=0)
 
     def public_base(self) -> str:
         """The server's own base URL, for absolute URLs made without a request to take it from (outgoing copies,
@@ -83,6 +98,15 @@ class Settings(BaseSettings):
 
         return SearchLimits(self.max_search_values, self.max_sort_keys, self.max_search_value_length,
                             self.max_search_offset)
+
+    def plan_copy_endpoint_for(self, plan_key: str) -> str | None:
+        """The configured endpoint of a plan, its key matched without regard to case or ``_`` versus ``-``."""
+        wanted = plan_key.lower().replace("_", "-")
+        return next((url for key, url in self.plan_copy_endpoint.items()
+                     if key.lower().replace("_", "-") == wanted and url), None)
+
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     def normalized_base_path(self) -> str:
         """``/fhir`` form: leading slash, no trailing slash ('' for the root)."""

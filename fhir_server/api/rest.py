@@ -15,9 +15,19 @@ from fastapi.responses import Response
 from fhir_server.api.deps import get_context
 from fhir_server.api.registry import OperationRegistration
 from fhir_server.api.routing import FhirRoute
-from fhir_server.api.media import fhir_response, read_resource, read_search_form, search_parameters, version_headers
-from fhir_server.errors import bad_request, information, operation_outcome
+from fhir_server.api.media import (
+    fhir_response,
+    media_type_of,
+    parse_json,
+    read_body,
+    read_resource,
+    read_search_form,
+    search_parameters,
+    version_headers,
+)
+from fhir_server.errors import bad_request, information, operation_outcome, unsupported_media_type
 from fhir_server.services.context import RequestContext
+from fhir_server.services.patching import JSON_PATCH, MERGE_PATCH, PATCH_MEDIA_TYPES, parse_patch, patch_resource
 from fhir_server.services.queries import history_bundle_for, search_bundle, system_search_bundle
 from fhir_server.services.resources import ResourceService, WriteResult, parse_version_tag
 from fhir_server.storage.base import StoredResource
@@ -77,6 +87,23 @@ async def update(
     resource = await read_resource(request, service.settings, resource_type)
     if_match = parse_version_tag(request.headers.get("if-match"))
     result = await service.update(resource_type, resource_id, resource, if_match=if_match)
+    return write_response(ctx, result)
+
+
+async def patch(
+    resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    """``PATCH [base]/Type/id`` with a JSON Patch or a JSON Merge Patch: an update of the patched current version
+    (the same validation and version checks as ``PUT``)."""
+    require_type(request, resource_type)
+    service = service_of(request)
+    media_type = media_type_of(request.headers.get("content-type", ""))
+    if media_type not in PATCH_MEDIA_TYPES:
+        raise unsupported_media_type(f"PATCH takes a JSON Patch ({JSON_PATCH}) or a JSON Merge Patch "
+                                     f"({MERGE_PATCH}) document")
+    document = parse_json(await read_body(request, service.settings.max_body_bytes), service.settings)
+    if_match = parse_version_tag(request.headers.get("if-match"))
+    result = await patch_resource(service, resource_type, resource_id, parse_patch(media_type, document), if_match)
     return write_response(ctx, result)
 
 
@@ -184,6 +211,7 @@ ROUTES: tuple[tuple[str, str, Any], ...] = (
     ("/{resource_type}/_history", "GET", history_type),
     ("/{resource_type}/{resource_id}", "GET", read),
     ("/{resource_type}/{resource_id}", "PUT", update),
+    ("/{resource_type}/{resource_id}", "PATCH", patch),
     ("/{resource_type}/{resource_id}", "DELETE", delete),
     ("/{resource_type}/{resource_id}/_history", "GET", history_instance),
     ("/{resource_type}/{resource_id}/_history/{version_id}", "GET", vread),

@@ -35,6 +35,12 @@ def uniqueness_key(resource_type: str, params: list[tuple[str, str]]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+class StoreUnavailable(ValueError):
+    """The store cannot be used as configured (unknown URL scheme, unwritable path, database not answering or
+    unable to run transactions). Its message is one line an operator can act on: it names the path or the URL
+    (without credentials). A ValueError, as a bad store URL always was."""
+
+
 @dataclass(frozen=True)
 class StoredResource:
     """One version of one resource as the store holds it."""
@@ -88,6 +94,25 @@ class OutboxMessage:
     attempts: int = 0
     last_error: str | None = None
     delivered_at: datetime | None = None
+    # Attempts before the message is parked as dead (None: the worker's default, ``FHIR_OUTBOX_MAX_ATTEMPTS``).
+    max_attempts: int | None = None
+    # When it was parked as dead: never tried again until ``outbox retry`` revives it; never dropped.
+    dead_at: datetime | None = None
+
+    @property
+    def dead(self) -> bool:
+        return self.dead_at is not None
+
+
+@dataclass(frozen=True)
+class OutboxSummary:
+    """What operators watch: messages waiting (due or backing off), parked as dead, delivered, and the creation
+    time of the oldest one still waiting (None when none waits)."""
+
+    pending: int
+    dead: int
+    delivered: int
+    oldest_pending_at: datetime | None
 
 
 @runtime_checkable
@@ -153,6 +178,9 @@ class ResourceStore(ResourceOperations, Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """Raise unless the backing database answers (readiness): one round trip, no data read."""
+
     def transaction(self) -> AbstractAsyncContextManager[ResourceOperations]:
         """``async with store.transaction() as tx:`` — every write through ``tx`` commits together when
         the block ends, or none does if it raises. Reads through ``tx`` see the transaction's own writes."""
@@ -175,6 +203,17 @@ class ResourceStore(ResourceOperations, Protocol):
 
     async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
         """Record a failed attempt (attempts + 1, last_error) and when to try again."""
+
+    async def outbox_dead(self, message_id: str, error: str, at: datetime) -> None:
+        """Record a last failed attempt (attempts + 1, last_error) and park the message as dead: no worker claims
+        it again until :meth:`outbox_retry`; it stays in the store."""
+
+    async def outbox_retry(self, message_ids: list[str] | None, now: datetime) -> int:
+        """Revive dead messages (all of them when ``message_ids`` is None): due at ``now``, attempts back to 0.
+        Returns how many were revived."""
+
+    async def outbox_summary(self) -> OutboxSummary:
+        """Counts by state and the oldest waiting message's creation time (metrics, readiness)."""
 
     async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
         """All messages (delivered or not), oldest first: for status pages, tests and ``$status``."""

@@ -47,6 +47,7 @@ isolation and locking behaviour as a durable one.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -73,7 +74,14 @@ from fhir_server.search.query import (
     UriValue,
 )
 from fhir_server.storage import sqlite_connection, sqlite_outbox
-from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, StoredResource
+from fhir_server.storage.base import (
+    OutboxMessage,
+    OutboxSummary,
+    Page,
+    ResourceOperations,
+    StoredResource,
+    StoreUnavailable,
+)
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.versioning import (
     SORT_ATTRIBUTES,
@@ -552,6 +560,20 @@ class SqliteOperations(ResourceOperations):
 # The store
 
 
+def _prepare_directory(file: Path) -> None:
+    """Create the store file's directory, or say in one line why it cannot be (a parent is a file, no rights)."""
+    directory = file.parent
+    blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise StoreUnavailable(f"cannot create the SQLite store {file}: {blocker} is a file, not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create the data directory {directory}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise StoreUnavailable(f"the data directory {directory} is not writable")
+
+
 class SqliteStore(ReadsDelegated):
     """:class:`~fhir_server.storage.base.ResourceStore` on one SQLite file (or ``:memory:``)."""
 
@@ -583,11 +605,16 @@ class SqliteStore(ReadsDelegated):
             self._scratch_dir = tempfile.mkdtemp(prefix="fhir-sqlite-")
             file = str(Path(self._scratch_dir) / "fhir.db")
         else:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             file = self.path
-        self._writer = sqlite_connection.connect(file)
-        for statement in SCHEMA:  # waiting (busy timeout) for another worker creating it at the same moment
-            self._writer.execute(statement)
+            _prepare_directory(Path(file))
+        try:
+            self._writer = sqlite_connection.connect(file)
+            for statement in SCHEMA:  # waiting (busy timeout) for another worker creating it at the same moment
+                self._writer.execute(statement)
+        except sqlite3.OperationalError as exc:
+            self._writer = None
+            raise StoreUnavailable(f"cannot open the SQLite store {file}: {exc} (is its directory writable?)") from None
+        sqlite_outbox.add_missing_columns(self._writer)
         self._writer.execute("PRAGMA busy_timeout = 0")  # from now on, see sqlite_connection.begin_immediate
         self._reader = sqlite_connection.connect(file)
         self._checkpointer = sqlite_connection.Checkpointer(file)
@@ -677,6 +704,20 @@ class SqliteStore(ReadsDelegated):
     async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
         async with self._writing() as db:
             sqlite_outbox.mark_failed(db, message_id, error, next_attempt_at)
+
+    async def ping(self) -> None:
+        self._connection(self._reader).execute("SELECT 1").fetchone()
+
+    async def outbox_dead(self, message_id: str, error: str, at: datetime) -> None:
+        async with self._writing() as db:
+            sqlite_outbox.mark_dead(db, message_id, error, at)
+
+    async def outbox_retry(self, message_ids: list[str] | None, now: datetime) -> int:
+        async with self._writing() as db:
+            return sqlite_outbox.revive(db, message_ids, now)
+
+    async def outbox_summary(self) -> OutboxSummary:
+        return sqlite_outbox.summary(self._connection(self._reader))
 
     async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
         return sqlite_outbox.messages(self._connection(self._reader), channel)

@@ -36,11 +36,12 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
         return True
 
 
-@pytest.fixture(scope="module")
-def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["h11", "httptools"])
+def limited_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server on each HTTP stack (the header deadline is added to both protocols)."""
     tmp: Path = tmp_path_factory.mktemp("connections")
     process, base = start_server(
-        f"sqlite:///{tmp / 'fhir.db'}", tmp, workers=1,
+        f"sqlite:///{tmp / 'fhir.db'}", tmp, workers=1, FHIR_HTTP_IMPLEMENTATION=request.param,
         FHIR_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT), FHIR_MAX_CONNECTIONS=str(CAP),
     )
     try:

@@ -125,6 +125,8 @@ class OutboxRecord(Document):
     last_error = fields.StringField(null=True)
     delivered = fields.BooleanField(required=True, default=False)
     delivered_at = fields.DateTimeField(null=True)
+    max_attempts = fields.IntField(null=True, min_value=1)
+    dead_at = fields.DateTimeField(null=True)  # parked: claims skip it (a missing field reads as null)
 
 
 class WriteLock(Document):

@@ -28,7 +28,7 @@ from pymongo.errors import PyMongoError
 
 from fhir_server.clock import Now, utc_now
 from fhir_server.errors import conflict
-from fhir_server.storage.base import OutboxMessage, StoredResource
+from fhir_server.storage.base import OutboxMessage, OutboxSummary, StoredResource, StoreUnavailable
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.mongo.adapter import MongoCollections, VersionRace, outbox_message
 from fhir_server.storage.mongo.operations import MongoResourceOperations
@@ -44,11 +44,29 @@ FIRST_PAUSE_SECONDS = 0.002
 LONGEST_PAUSE_SECONDS = 0.15
 COMMIT_ATTEMPTS = 3
 RETRYABLE_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
+# How long an operation waits for a MongoDB server to answer before failing (start-up, readiness).
+SERVER_SELECTION_TIMEOUT_MS = 5000
 
 
 def database_name(url: str) -> str:
     """The database a ``mongodb://host:port/dbname?options`` URL names (``fhir`` when it names none)."""
     return unquote(urlsplit(url).path.strip("/")) or DEFAULT_DATABASE
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def connect_timeout_options(url: str) -> dict[str, int]:
+    """Fail fast at start-up when nobody answers (pymongo waits 30 s by default), unless the URL sets its own."""
+    if "serverselectiontimeoutms" in url.lower():
+        return {}
+    return {"serverSelectionTimeoutMS": SERVER_SELECTION_TIMEOUT_MS}
 
 
 def _lost_race(error: Exception) -> bool:
@@ -107,9 +125,17 @@ class MongoStore(ReadsDelegated):
     async def open(self) -> None:
         if self._client is None:
             # tz_aware: dates come back as UTC-aware datetimes, as StoredResource.last_updated promises.
-            self._client = AsyncMongoClient(self.url, tz_aware=True, uuidRepresentation="standard")
+            self._client = AsyncMongoClient(self.url, tz_aware=True, uuidRepresentation="standard",
+                                            **connect_timeout_options(self.url))
             self._database = self._client[self.database_name]
-        await self._require_transactions()
+        try:
+            await self._require_transactions()
+        except PyMongoError as exc:
+            await self.close()
+            raise StoreUnavailable(f"MongoDB at {redacted(self.url)} did not answer: {type(exc).__name__}") from None
+        except StoreUnavailable:
+            await self.close()
+            raise
         await MongoCollections(self._db).ensure_indexes()
 
     async def _require_transactions(self) -> None:
@@ -117,10 +143,13 @@ class MongoStore(ReadsDelegated):
         mongod: start it with ``--replSet`` and initiate the set, as docker/compose.yaml does)."""
         hello = await self._mongo.admin.command("hello")
         if "setName" not in hello and hello.get("msg") != "isdbgrid":
-            raise RuntimeError(
-                "the MongoDB server is a standalone one; the store needs transactions, which need a "
-                "replica set (a single-node one will do) or a sharded cluster"
+            raise StoreUnavailable(
+                f"MongoDB at {redacted(self.url)} is a standalone server; the store needs transactions, which need "
+                "a replica set (a single-node one will do) or a sharded cluster"
             )
+
+    async def ping(self) -> None:
+        await self._mongo.admin.command("ping")
 
     async def close(self) -> None:
         if self._client is not None:
@@ -226,6 +255,18 @@ class MongoStore(ReadsDelegated):
     async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
         update = {"$inc": {"attempts": 1}, "$set": {"last_error": error, "next_attempt_at": next_attempt_at}}
         await MongoCollections(self._db).update_message(message_id, update, undelivered_only=True)
+
+    async def outbox_dead(self, message_id: str, error: str, at: datetime) -> None:
+        update = {"$inc": {"attempts": 1}, "$set": {"last_error": error, "dead_at": at}}
+        await MongoCollections(self._db).update_message(message_id, update, undelivered_only=True)
+
+    async def outbox_retry(self, message_ids: list[str] | None, now: datetime) -> int:
+        return await MongoCollections(self._db).revive_messages(message_ids, now)
+
+    async def outbox_summary(self) -> OutboxSummary:
+        raw = await MongoCollections(self._db).message_summary()
+        return OutboxSummary(pending=raw["pending"], dead=raw["dead"], delivered=raw["delivered"],
+                             oldest_pending_at=raw["oldest"])
 
     async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
         return [outbox_message(raw) for raw in await MongoCollections(self._db).find_messages(channel)]

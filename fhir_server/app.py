@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+import ipaddress
+import logging
+
+from fastapi import Depends, FastAPI
 
 from fhir_server import __version__
 from fhir_server.api import bundles, docs, metadata, operations, rest, second_opinion
 from fhir_server.api import case_management
+from fhir_server.api import security as security_api
 from fhir_server.api import reports as report_api
 from fhir_server.api import subscriptions as subscription_api
 from fhir_server.api.errors import install_error_handlers
@@ -27,10 +31,34 @@ from fhir_server.fhir.terminology import core_terminology
 from fhir_server.fhir.validator import Validator
 from fhir_server.outbox import start_worker, stop_worker
 from fhir_server.second_opinion import plan_copies
+from fhir_server.security.access import load_access_rules
+from fhir_server.security.audit import AuditMiddleware
+from fhir_server.security.authorize import authorize
+from fhir_server.security.principal import RequestSecurityMiddleware
+from fhir_server.security.tenancy import GuardedStore, StampingStore
+from fhir_server.security.tokens import TokenService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import open_store
 from fhir_server.storage.observed import ChangeObservers, ObservedStore
+
+
+log = logging.getLogger(__name__)
+
+
+def check_development_mode(settings: Settings) -> None:
+    """Development mode (no tokens) only on a loopback address, and never quietly."""
+    if settings.auth != "off":
+        return
+    try:
+        loopback = settings.host == "localhost" or ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"FHIR_AUTH=off (development mode, no tokens) is refused on {settings.host}: "
+                         "it is allowed on a loopback address only")
+    log.warning("SECURITY IS OFF (FHIR_AUTH=off): development mode, every request acts with full access, no audit "
+                "unless FHIR_AUDIT=on. Never expose this server.")
 
 
 @asynccontextmanager
@@ -52,6 +80,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     """The application; ``clock`` (default: one following the wall clock) is the one clock of every component."""
     settings = settings or get_settings()
     clock = clock or Clock()
+    check_development_mode(settings)
     base_path = settings.normalized_base_path()
     app = FastAPI(
         title="Second-opinion FHIR server",
@@ -60,11 +89,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         docs_url=None,
         redoc_url=None,
         openapi_url=f"{base_path}/openapi.json",
+        dependencies=[Depends(authorize)],  # the one authorization decision, before every route
     )
     definitions = core_registry().copy()
     terminology = core_terminology().copy()
     app.state.change_observers = ChangeObservers()
-    store = ObservedStore(open_store(settings.store, clock), app.state.change_observers)
+    # Stores, innermost first: the backend; tenant stamps on every write of a request (observers' too); the change
+    # observers; the tenant guard every caller reads and writes through.
+    access_rules = load_access_rules(settings.mappings_dir)
+    raw_store = open_store(settings.store, clock)
+    store = GuardedStore(
+        ObservedStore(StampingStore(raw_store, access_rules), app.state.change_observers), access_rules
+    )
     registry = CapabilityRegistry()
     validator = Validator(definitions, terminology)
 
@@ -76,13 +112,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.validator = validator
     app.state.registry = registry
     app.state.store = store
+    app.state.access_rules = access_rules
+    app.state.tokens = TokenService(raw_store, settings, clock)
     app.state.services = ResourceService(store, validator, definitions, settings)
 
     # No 307 redirects for a trailing slash or an encoded one (a redirect would lose a POST/PUT body): unknown
     # URLs answer 404 with an OperationOutcome.
     app.router.redirect_slashes = False
     install_error_handlers(app)
+    app.add_middleware(AuditMiddleware, store=raw_store, now=clock, enabled=settings.audit_enabled())
+    app.add_middleware(RequestSecurityMiddleware)  # outermost: the audit record reads what authorization decided
     docs.register(app, base_path)
+    security_api.register(app, base_path)
     metadata.register(app, base_path)
     second_opinion.register(app)
     # issue-5 registrations (case management, subscriptions, reports): each module's register(app) goes here,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,16 @@ class Settings(BaseSettings):
     outbox_base_delay_seconds: float = 1.0
     outbox_max_delay_seconds: float = 300.0
 
+    # Security (SMART Backend Services). "off" is a development mode without tokens, allowed on a loopback address
+    # only and announced at start-up; the test suite switches it off in tests/conftest.py.
+    auth: Literal["on", "off"] = "on"
+    # The audit trail (AuditEvent per interaction): "auto" follows auth (on with it, off in development mode).
+    audit: Literal["auto", "on", "off"] = "auto"
+    access_token_seconds: int = 300  # lifetime of the access tokens the token endpoint issues
+    assertion_max_seconds: int = 300  # a client assertion's exp may be at most this far ahead
+    jwks_cache_seconds: int = 300  # how long a client's fetched jwks_uri is reused
+    session_seconds: int = 3600  # lifetime of a person's sign-in token
+
     log_level: str = "info"
     workers: int = 1
 
@@ -48,6 +59,10 @@ class Settings(BaseSettings):
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}{self.normalized_base_path()}"
+
+    def audit_enabled(self) -> bool:
+        """Whether interactions are written to the audit trail (``audit=auto``: whenever security is on)."""
+        return self.auth == "on" if self.audit == "auto" else self.audit == "on"
 
     def normalized_base_path(self) -> str:
         """``/fhir`` form: leading slash, no trailing slash ('' for the root)."""

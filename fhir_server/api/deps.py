@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import Request
 
 from fhir_server.api.media import check_acceptable
+from fhir_server.security.principal import current_principal
 from fhir_server.services.context import RequestContext, ReturnPreference
 from fhir_server.settings import Settings
 
@@ -47,5 +50,12 @@ def context_from_request(request: Request) -> RequestContext:
 
 
 async def get_context(request: Request) -> RequestContext:
-    """FastAPI dependency form of :func:`context_from_request`."""
-    return context_from_request(request)
+    """FastAPI dependency form of :func:`context_from_request`, with who is asking (set by the app-wide
+    authorization dependency): ``identity`` the physician a person or reviewer client acts as (the plan names its
+    reviewer itself, so none), ``organization`` the caller's tenant."""
+    ctx = context_from_request(request)
+    principal = current_principal()
+    if principal is None or principal.development:
+        return ctx
+    identity = None if principal.role == "plan" else principal.practitioner
+    return replace(ctx, identity=identity, organization=principal.organization or None)

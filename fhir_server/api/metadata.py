@@ -21,6 +21,7 @@ from fhir_server.api.media import FHIR_JSON_UTF8
 from fhir_server.api.rest import add_route
 from fhir_server.api.registry import CapabilityRegistry, OperationRegistration
 from fhir_server.search.parameters import params_for
+from fhir_server.security.discovery import capability_security
 from fhir_server.settings import Settings
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
@@ -106,6 +107,8 @@ def build_capability_statement(
         ],
         "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
     }
+    if settings.auth == "on":
+        rest["security"] = capability_security(settings.public_base())
     if system_operations:
         rest["operation"] = [_operation_entry(op) for op in system_operations]
     return {

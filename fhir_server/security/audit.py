@@ -1,0 +1,162 @@
+"""The audit trail: one ``AuditEvent`` (IHE Basic Audit Log Patterns) per interaction, refused ones included.
+
+:class:`AuditMiddleware` sees every HTTP request after the router has named its route and the authorization
+dependency its principal: who (client, organization, person), what (the resource, the patient), when (the
+server's clock), from where (the client's address) and the outcome (the status). It is appended through the
+raw store after the answer is complete, as one insert: reads pay one small write, not a transaction of theirs.
+AuditEvents are written only by the server (``server_only_types`` in the access data), so the API can neither
+change nor delete one; the plan searches them by ``entity``, ``agent``, ``patient`` and ``date``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fhir_server.clock import Now
+from fhir_server.security.principal import RequestSecurity, current
+from fhir_server.storage.base import ResourceOperations
+
+log = logging.getLogger(__name__)
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+INTERACTION = "http://hl7.org/fhir/restful-interaction"
+CLIENT_ID_SYSTEM = "http://example.org/fhir/second-opinion/sid/client-id"
+ACCOUNT_SYSTEM = "http://example.org/fhir/second-opinion/sid/account"
+# route name -> (restful-interaction code, AuditEvent.action)
+INTERACTIONS: dict[str, tuple[str, str]] = {
+    "read": ("read", "R"), "vread": ("vread", "R"), "history_instance": ("history-instance", "R"),
+    "history_type": ("history-type", "R"), "history_system": ("history-system", "R"),
+    "search_get": ("search-type", "E"), "search_post": ("search-type", "E"), "search_system": ("search-system", "E"),
+    "create": ("create", "C"), "update": ("update", "U"), "conditional_update": ("update", "U"),
+    "delete": ("delete", "D"), "conditional_delete": ("delete", "D"), "process_bundle": ("transaction", "E"),
+    "create_subscription": ("create", "C"), "update_subscription": ("update", "U"), "token": ("operation", "E"),
+}
+# Discovery and documentation are not interactions with anyone's data.
+NOT_AUDITED = frozenset({"openapi", "static", "swagger_ui", "swagger_ui_redirect", "capability_statement",
+                         "smart_configuration_document", "server_jwks"})
+PATIENT_PARAMS = ("patient", "subject", "beneficiary", "for")
+
+
+def _route_name(scope: Scope) -> str:
+    route = scope.get("route")
+    if route is not None and getattr(route, "name", None):
+        return route.name
+    return getattr(scope.get("endpoint"), "__name__", "") or "unknown"
+
+
+def _entities(scope: Scope, query: bytes) -> list[dict[str, Any]]:
+    params = scope.get("path_params") or {}
+    resource_type = params.get("resource_type") or _type_from_path(scope)
+    resource_id = params.get("resource_id") or params.get("task_id")
+    entities: list[dict[str, Any]] = []
+    if resource_type and resource_id:
+        reference = f"{resource_type}/{resource_id}"
+        entity: dict[str, Any] = {"what": {"reference": reference},
+                                  "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"}}
+        if resource_type == "Patient":
+            entity["type"]["code"] = "1"
+            entity["role"] = {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}
+        entities.append(entity)
+    if query:
+        entities.append({"type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+                         "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
+                         "query": base64.b64encode(query).decode()})
+        for name, value in parse_qsl(query.decode("latin-1")):
+            if name.split(":")[0] in PATIENT_PARAMS and value.startswith("Patient/") and "," not in value:
+                entities.append({"what": {"reference": value},
+                                 "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
+                                 "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}})
+    return entities
+
+
+def _type_from_path(scope: Scope) -> str | None:
+    for part in str(scope.get("path", "")).split("/"):
+        if part[:1].isupper() and part.isalpha():
+            return part
+    return None
+
+
+def _agents(state: RequestSecurity | None, scope: Scope) -> list[dict[str, Any]]:
+    client = scope.get("client") or ("unknown", 0)
+    network = {"address": str(client[0]), "type": "2"}
+    principal = state.principal if state else None
+    if principal is None:
+        return [{"requestor": True, "who": {"display": "unauthenticated"}, "network": network}]
+    agents: list[dict[str, Any]] = [{
+        "type": {"coding": [{"system": DCM, "code": "110150", "display": "Application"}]},
+        "who": {"identifier": {"system": CLIENT_ID_SYSTEM, "value": principal.client_id}},
+        "requestor": principal.person is None, "network": network,
+    }]
+    if principal.organization:
+        agents.append({"who": {"reference": principal.organization}, "requestor": False})
+    if principal.person or principal.practitioner:
+        person: dict[str, Any] = {"requestor": principal.person is not None, "who": {}}
+        if principal.practitioner:
+            person["who"]["reference"] = principal.practitioner
+        if principal.person:
+            person["altId"] = principal.person
+        agents.append(person)
+    return agents
+
+
+def audit_event(scope: Scope, status: int, state: RequestSecurity | None, now: Now) -> dict[str, Any]:
+    name = _route_name(scope)
+    code, action = INTERACTIONS.get(name, ("operation", "E"))
+    outcome = "0" if status < 400 else ("4" if status < 500 else "8")
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": {"system": AUDIT_TYPE, "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": INTERACTION, "code": code}],
+        "action": action,
+        "recorded": now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "outcome": outcome,
+        "outcomeDesc": f"{scope.get('method')} {scope.get('path')} -> {status}",
+        "agent": _agents(state, scope),
+        "source": {"observer": {"display": "second-opinion FHIR server"},
+                   "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4"}]},
+    }
+    if code == "operation" and name != "unknown":
+        event["subtype"].append({"system": "http://example.org/fhir/second-opinion/CodeSystem/operation", "code": name})
+    entities = _entities(scope, scope.get("query_string", b""))
+    if entities:
+        event["entity"] = entities
+    return event
+
+
+class AuditMiddleware:
+    """Pure ASGI middleware (inside :class:`~fhir_server.security.principal.RequestSecurityMiddleware`): after each
+    HTTP request, append its AuditEvent to ``store`` (an audit write that fails is logged, never the client's
+    problem)."""
+
+    def __init__(self, app: ASGIApp, store: ResourceOperations, now: Now, enabled: bool) -> None:
+        self.app = app
+        self.store = store
+        self.now = now
+        self.enabled = enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.enabled:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            if _route_name(scope) not in NOT_AUDITED:
+                try:
+                    await self.store.create(audit_event(scope, status, current(), self.now))
+                except Exception:  # noqa: BLE001 - the trail must not turn an answered request into an error
+                    log.exception("could not write the AuditEvent of %s %s", scope.get("method"), scope.get("path"))

@@ -19,7 +19,7 @@ from fhir_server.errors import FhirError, error, operation_outcome
 from fhir_server.settings import Settings
 
 # Command-line flags that override the setting of the same name.
-SETTING_FLAGS = ("host", "port", "base_path", "store")
+SETTING_FLAGS = ("host", "port", "base_path", "store", "auth")
 
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -119,6 +119,19 @@ async def _load(settings: Settings, files: Sequence[str]) -> int:
     return 1 if failures else 0
 
 
+def clients(args: argparse.Namespace) -> int:
+    """``clients add|list|disable``: prints JSON (``add``: ``{"client_id": ...}`` as its last line)."""
+    from fhir_server.security import cli
+
+    try:
+        result = asyncio.run(cli.run(args, settings_from(args).store))
+    except FhirError as exc:
+        print_json(operation_outcome(exc.issues))
+        return 1
+    cli.print_result(result)
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fhir-server", description="FHIR R4 server for second-opinion requests")
@@ -127,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--port", type=int, help="port to listen on (FHIR_PORT)")
     common.add_argument("--base-path", dest="base_path", help="FHIR base path, e.g. /fhir (FHIR_BASE_PATH)")
     common.add_argument("--store", help="sqlite:///file.db or mongodb://host/db (FHIR_STORE)")
+    common.add_argument("--auth", choices=["on", "off"],
+                        help="off: development mode without tokens, loopback only (FHIR_AUTH)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve_parser = commands.add_parser("serve", parents=[common], help="run the HTTP server")
@@ -141,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate_parser.add_argument("--profile", action="append", default=[], metavar="URL",
                                  help="also validate against this profile (repeatable)")
     validate_parser.set_defaults(handler=validate)
+
+    from fhir_server.security.cli import add_parser as add_clients_parser
+
+    add_clients_parser(commands, common, clients)
     return parser
 
 

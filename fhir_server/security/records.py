@@ -69,6 +69,6 @@ async def add_record(store: ResourceOperations, kind: str, key: str, data: dict[
 
 
 async def list_records(store: ResourceOperations, kind: str) -> list[dict[str, Any]]:
-    query = parse_search("Basic", [("code", f"{RECORD_SYSTEM}|{kind}")], default_count=1000, max_count=1000)
+    query = parse_search("Basic", [("code", f"{RECORD_SYSTEM}|{kind}")], default_count=1000, max_count=1000, strict=True)
     page = await store.search(query)
     return [data for data in (_data(item.resource) for item in page.items) if data is not None]

@@ -33,6 +33,7 @@ from fhir_server.second_opinion.notices import notify_decision
 from fhir_server.second_opinion.plans import PlanCatalog
 from fhir_server.second_opinion.references import Resolver, WritePlan, plan_writes
 from fhir_server.second_opinion.validation import check_envelope, validate_entries
+from fhir_server.security.tenancy import declare_tenants
 from fhir_server.services.validation import ResourceValidator
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
 
@@ -131,6 +132,7 @@ async def submit(
         evaluation, request_entry.resource, request_entry.reference, ids, received, moment,
         existing.task if existing else None,
     )
+    declare_tenants([*(e.resource for e in plan.entries), *records])  # the case is the deciding group's too
     with deciding(request_entry.reference):
         async with store.transaction() as tx:
             written = {e.index: await _write(tx, e.resource, e.exists) for e in plan.entries}

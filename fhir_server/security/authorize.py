@@ -78,6 +78,7 @@ async def authorize(request: Request) -> None:
         state.principal = DEVELOPMENT_PRINCIPAL
         return
     rules = load_access_rules(settings.mappings_dir)
+    state.rules = rules
     name = route_name(request)
     if name in rules.public_routes:
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from starlette.types import ASGIApp, Receive, Scope as AsgiScope, Send
 
@@ -53,7 +53,8 @@ class RequestSecurity:
     # Organizations every resource this request writes is stamped with (the caller's, and those written resources
     # name as tenants: the member's physician group, the Task's owner).
     tenants: set[str] = field(default_factory=set)
-    outcome: int | None = None  # the HTTP status, for the audit record
+    # The access rules of the app serving the request (for code that has no app at hand: see declare_tenants).
+    rules: Any = None
 
 
 _current: ContextVar[RequestSecurity | None] = ContextVar("fhir_request_security", default=None)

@@ -73,15 +73,16 @@ def with_tenants(resource: dict[str, Any], tenants: Iterable[str]) -> dict[str, 
     return {**resource, "meta": meta}
 
 
-def declare_tenants(resources: Iterable[dict[str, Any] | None], rules: AccessRules) -> None:
+def declare_tenants(resources: Iterable[dict[str, Any] | None]) -> None:
     """Make the tenants these (about to be written) resources name tenants of everything the current request
-    writes: called before a transaction whose later writes would otherwise name them too late."""
+    writes: called before a transaction whose first writes would otherwise come before the resource naming them
+    (``$submit`` writes the ServiceRequest before the Task that names the deciding group)."""
     state = current()
-    if state is None or state.principal is None or state.principal.development:
+    if state is None or state.principal is None or state.principal.development or state.rules is None:
         return
     for resource in resources:
         if resource:
-            state.tenants |= named_tenants(resource, rules)
+            state.tenants |= named_tenants(resource, state.rules)
 
 
 def _stamping_principal() -> Principal | None:

@@ -20,6 +20,7 @@ class RouteRule:
     resource_type: str
     permission: str | None
     roles: frozenset[str] | None = None
+    physician_roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class AccessRules:
     shared_types: frozenset[str]
     server_only_types: frozenset[str]
     tenant_elements: dict[str, tuple[str, ...]]
+    case_types: frozenset[str] = frozenset()
 
     def is_shared(self, resource_type: str) -> bool:
         return resource_type in self.shared_types
@@ -36,7 +38,8 @@ class AccessRules:
 
 def _route(value: dict[str, Any]) -> RouteRule:
     roles = value.get("roles")
-    return RouteRule(value["type"], value.get("permission"), frozenset(roles) if roles else None)
+    return RouteRule(value["type"], value.get("permission"), frozenset(roles) if roles else None,
+                     frozenset(value.get("physician_roles") or ()))
 
 
 @lru_cache
@@ -49,4 +52,5 @@ def load_access_rules(mappings_dir: Path) -> AccessRules:
         shared_types=frozenset(data.get("shared_types", ())),
         server_only_types=frozenset(data.get("server_only_types", ())),
         tenant_elements={name: tuple(paths or ()) for name, paths in (data.get("tenant_elements") or {}).items()},
+        case_types=frozenset(data.get("case_types", ())),
     )

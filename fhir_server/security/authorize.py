@@ -56,6 +56,10 @@ def check_rule(principal: Principal, request: Request, rule: RouteRule, state: R
         raise insufficient_scope(
             f"role {' or '.join(sorted(rule.roles))}", f"this interaction is for the {', '.join(sorted(rule.roles))} role"
         )
+    if principal.role in rule.physician_roles and not principal.practitioner:
+        raise insufficient_scope(
+            "a physician", f"a {principal.role} acts as a physician here: register the client with its Practitioner"
+        )
     if rule.resource_type == "*" and rule.permission is None:
         state.check_scopes_in_store = True  # a Bundle: each entry is checked as it is processed
         return

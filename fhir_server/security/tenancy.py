@@ -4,7 +4,9 @@
   tenants in ``meta.security`` (system :data:`TENANT_SYSTEM`, code ``Organization/id``): the caller's organization,
   the organizations the written resources name as tenants (``tenant_elements`` in the access data: the member's
   physician group, the Task's owner), and the tenants of the version it replaces, so an update never takes access
-  away. Tags a client sends in that system are dropped: a client cannot grant itself access.
+  away; updating a case's Task or ClaimResponse (``case_types``, outside a Bundle) makes its tenants those of the
+  request's later writes (a decision's notices reach the submitting EHR). Tags a client sends in that system are
+  dropped: a client cannot grant itself access.
 - :class:`GuardedStore` (outermost, what the API and the domain use) lets a caller see only resources of its
   organization (the plan everything; shared directory types everyone): reads, version reads and instance history
   of another tenant's resource answer the very 404 an unknown id gets, searches (and therefore ``_include``,
@@ -109,9 +111,12 @@ class _Stamping:
         tenants = set(state.tenants)
         if replaces and isinstance(resource.get("id"), str):
             try:
-                tenants |= tenants_of((await self._ops.read(resource_type_of(resource), resource["id"])).resource)
+                kept = tenants_of((await self._ops.read(resource_type_of(resource), resource["id"])).resource)
             except FhirError:
-                pass  # update-as-create, or of a deleted resource: nothing to keep
+                kept = set()  # update-as-create, or of a deleted resource: nothing to keep
+            tenants |= kept
+            if resource_type_of(resource) in self._rules.case_types and not state.check_scopes_in_store:
+                state.tenants |= kept  # the rest of this decision is the case's tenants' too
         return with_tenants(resource, tenants - {""})
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:

@@ -30,7 +30,7 @@ TOKEN_PATH = "/fhir/auth/token"
 TOKEN_URL = "http://testserver/fhir/auth/token"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALL = "system/*.cruds"
-EHR_SCOPES = ("system/ServiceRequest.cr system/Task.rus system/ClaimResponse.rs system/Claim.rs system/Patient.cruds "
+EHR_SCOPES = ("system/ServiceRequest.crs system/Task.rus system/ClaimResponse.rs system/Claim.rs system/Patient.cruds "
               "system/Coverage.crus system/Practitioner.rs system/PractitionerRole.rs system/Organization.rs "
               "system/Subscription.crus system/Communication.rs system/Condition.crus system/AuditEvent.rs")
 

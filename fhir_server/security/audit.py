@@ -50,10 +50,13 @@ def _route_name(scope: Scope) -> str:
     return getattr(scope.get("endpoint"), "__name__", "") or "unknown"
 
 
-def _entities(scope: Scope, query: bytes) -> list[dict[str, Any]]:
+def _entities(scope: Scope, query: bytes, location: str | None) -> list[dict[str, Any]]:
     params = scope.get("path_params") or {}
     resource_type = params.get("resource_type") or _type_from_path(scope)
     resource_id = params.get("resource_id") or params.get("task_id")
+    if location and not resource_id:  # a create: the id the server gave is in Location (.../Type/id/_history/n)
+        parts = location.split("/_history/")[0].rstrip("/").split("/")
+        resource_type, resource_id = parts[-2], parts[-1]
     entities: list[dict[str, Any]] = []
     if resource_type and resource_id:
         reference = f"{resource_type}/{resource_id}"
@@ -105,7 +108,8 @@ def _agents(state: RequestSecurity | None, scope: Scope) -> list[dict[str, Any]]
     return agents
 
 
-def audit_event(scope: Scope, status: int, state: RequestSecurity | None, now: Now) -> dict[str, Any]:
+def audit_event(scope: Scope, status: int, state: RequestSecurity | None, now: Now,
+                location: str | None = None) -> dict[str, Any]:
     name = _route_name(scope)
     code, action = INTERACTIONS.get(name, ("operation", "E"))
     outcome = "0" if status < 400 else ("4" if status < 500 else "8")
@@ -123,7 +127,7 @@ def audit_event(scope: Scope, status: int, state: RequestSecurity | None, now: N
     }
     if code == "operation" and name != "unknown":
         event["subtype"].append({"system": "http://example.org/fhir/second-opinion/CodeSystem/operation", "code": name})
-    entities = _entities(scope, scope.get("query_string", b""))
+    entities = _entities(scope, scope.get("query_string", b""), location)
     if entities:
         event["entity"] = entities
     return event
@@ -145,11 +149,14 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        location: str | None = None
 
         async def recording_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, location
             if message["type"] == "http.response.start":
                 status = message["status"]
+                location = next((value.decode("latin-1") for name, value in message.get("headers", [])
+                                 if name.lower() == b"location"), None)
             await send(message)
 
         try:
@@ -157,6 +164,6 @@ class AuditMiddleware:
         finally:
             if _route_name(scope) not in NOT_AUDITED:
                 try:
-                    await self.store.create(audit_event(scope, status, current(), self.now))
+                    await self.store.create(audit_event(scope, status, current(), self.now, location))
                 except Exception:  # noqa: BLE001 - the trail must not turn an answered request into an error
                     log.exception("could not write the AuditEvent of %s %s", scope.get("method"), scope.get("path"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from fhir_server.errors import FhirError, error
-from fhir_server.security.access import RouteRule, load_access_rules
+from fhir_server.security.access import AccessRules, RouteRule, load_access_rules
 from fhir_server.security.principal import DEVELOPMENT_PRINCIPAL, Principal, RequestSecurity, current
 from fhir_server.security.scopes import permits
 
@@ -51,7 +51,12 @@ def _types_of(request: Request, rule: RouteRule) -> list[str]:
     return [rule.resource_type]
 
 
-def check_rule(principal: Principal, request: Request, rule: RouteRule, state: RequestSecurity) -> None:
+def server_only(resource_type: str) -> FhirError:
+    return FhirError.single(405, "not-supported", f"{resource_type} is written by the server only")
+
+
+def check_rule(principal: Principal, request: Request, rule: RouteRule, state: RequestSecurity,
+               rules: AccessRules) -> None:
     if rule.roles is not None and principal.role not in rule.roles:
         raise insufficient_scope(
             f"role {' or '.join(sorted(rule.roles))}", f"this interaction is for the {', '.join(sorted(rule.roles))} role"
@@ -65,6 +70,8 @@ def check_rule(principal: Principal, request: Request, rule: RouteRule, state: R
         return
     for resource_type in _types_of(request, rule):
         letter = rule.permission or "r"
+        if letter in "cud" and resource_type in rules.server_only_types:
+            raise server_only(resource_type)
         if resource_type == "*":
             if not any(scope.resource_type == "*" and letter in scope.permissions for scope in principal.scopes):
                 raise insufficient_scope(f"system/*.{letter}")
@@ -99,7 +106,7 @@ async def authorize(request: Request) -> None:
     rule = rules.routes.get(name)
     if rule is None:
         raise insufficient_scope("(none)", f"no client may call {request.method} {request.url.path}")
-    check_rule(principal, request, rule, state)
+    check_rule(principal, request, rule, state, rules)
 
 
 def tokens_audience(request: Request) -> str:

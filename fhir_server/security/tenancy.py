@@ -300,8 +300,10 @@ class _Guard:
     def _check_write(self, principal: Principal, resource_type: str, permission: str) -> None:
         if principal.development:
             return
-        if resource_type in self._rules.server_only_types and not principal.development:
-            raise FhirError.single(405, "not-supported", f"{resource_type} is written by the server only")
+        if resource_type in self._rules.server_only_types:
+            from fhir_server.security.authorize import server_only
+
+            raise server_only(resource_type)
         self._check_scope(principal, resource_type, permission)
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:

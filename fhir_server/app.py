@@ -32,7 +32,7 @@ from fhir_server.fhir.validator import Validator
 from fhir_server.outbox import start_worker, stop_worker
 from fhir_server.second_opinion import plan_copies
 from fhir_server.security.access import load_access_rules
-from fhir_server.security.audit import AuditMiddleware
+from fhir_server.security.audit import AuditMiddleware, AuditTrail
 from fhir_server.security.authorize import authorize
 from fhir_server.security.principal import RequestSecurityMiddleware
 from fhir_server.security.tenancy import GuardedStore, StampingStore
@@ -73,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await stop_worker(app)
+        await app.state.audit_trail.close()
         await store.close()
 
 
@@ -120,7 +121,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     # URLs answer 404 with an OperationOutcome.
     app.router.redirect_slashes = False
     install_error_handlers(app)
-    app.add_middleware(AuditMiddleware, store=raw_store, now=clock, enabled=settings.audit_enabled())
+    app.state.audit_trail = AuditTrail(raw_store)
+    app.add_middleware(AuditMiddleware, trail=app.state.audit_trail, now=clock, enabled=settings.audit_enabled())
     app.add_middleware(RequestSecurityMiddleware)  # outermost: the audit record reads what authorization decided
     docs.register(app, base_path)
     security_api.register(app, base_path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -20,12 +21,12 @@ KEY_NAME = "signing"
 ALGORITHM = "ES384"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ServerKey:
     kid: str
     private_jwk: dict[str, Any]
 
-    @property
+    @cached_property
     def private_key(self) -> Any:
         return ECAlgorithm.from_jwk(json.dumps(self.private_jwk))
 
@@ -34,7 +35,7 @@ class ServerKey:
         public = {name: value for name, value in self.private_jwk.items() if name != "d"}
         return {**public, "kid": self.kid, "alg": ALGORITHM, "use": "sig", "key_ops": ["verify"]}
 
-    @property
+    @cached_property
     def public_key(self) -> Any:
         return ECAlgorithm.from_jwk(json.dumps(self.public_jwk))
 

@@ -32,6 +32,7 @@ from fhir_server.storage.base import ResourceOperations
 ASSERTION_ALGORITHMS = ("RS384", "ES384")
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JTI_KIND = "jti"
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class OAuthError(Exception):
@@ -86,6 +87,9 @@ class TokenService:
         self.now = now
         self.keys = KeyRing(store)
         self.jwks_cache = JwksCache(now, settings.jwks_cache_seconds)
+        # Access tokens already verified ((token text, audience) -> principal, expiry): a signature is checked once per token,
+        # not once per request. Bounded: cleared when full.
+        self._verified: dict[tuple[str, str], tuple[Principal, int]] = {}
 
     # -- the token endpoint ------------------------------------------------------------------------------------
     async def exchange(self, form: dict[str, str], token_url: str, base_url: str) -> dict[str, Any]:
@@ -181,6 +185,10 @@ class TokenService:
     async def principal_of(self, token: str, audience: str) -> Principal | None:
         """The principal an access token stands for; None when it is not one of ours, expired, or for another
         server."""
+        cached = self._verified.get((token, audience))
+        if cached is not None:
+            principal, exp = cached
+            return principal if exp > self.now().timestamp() else None
         key = await self.keys.key()
         try:
             claims = jwt.decode(token, key.public_key, algorithms=[ALGORITHM], audience=audience,
@@ -190,11 +198,17 @@ class TokenService:
             return None
         if not isinstance(claims.get("exp"), int) or claims["exp"] <= self.now().timestamp():
             return None
-        return Principal(
+        if claims.get("aud") != audience:
+            return None
+        principal = Principal(
             client_id=claims["sub"], organization=claims.get("organization") or "", role=claims.get("role") or "",
             scopes=tuple(parse_scopes(claims.get("scope") or "")), practitioner=claims.get("practitioner"),
             person=claims.get("person"),
         )
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[(token, audience)] = (principal, claims["exp"])
+        return principal
 
 
 def _keys_of(jwks: dict[str, Any]) -> PyJWKSet:

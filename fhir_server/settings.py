@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     max_json_depth: int = 64
     default_page_size: int = 20
     max_page_size: int = 1000
+    max_bundle_entries: int = 1000  # entries of one batch or transaction Bundle (HTTP)
+    max_search_terms: int = 200  # search parameters and comma-separated values in one search, in all
 
     canonical_base: str = "http://example.org/fhir/second-opinion"
     profiles_dir: Path = PROJECT_ROOT / "profiles"

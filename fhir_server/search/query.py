@@ -108,6 +108,7 @@ class SearchQuery:
 # ---------------------------------------------------------------------------------------------------------------
 # Parsing
 
+DEFAULT_MAX_SEARCH_TERMS = 200  # Settings.max_search_terms
 DATE_PREFIXES = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "sa", "eb", "ap"})
 TOTAL_MODES = frozenset({"none", "estimate", "accurate"})
 SUMMARY_MODES = frozenset({"true", "false", "text", "data", "count"})
@@ -324,12 +325,23 @@ CONTROL_PARAMS: dict[str, Callable[[_QueryBuilder, str, str], None]] = {
 
 
 def parse_search(
-    resource_type: str, params: list[tuple[str, str]], *, default_count: int, max_count: int, strict: bool
+    resource_type: str,
+    params: list[tuple[str, str]],
+    *,
+    default_count: int,
+    max_count: int,
+    strict: bool,
+    max_terms: int = DEFAULT_MAX_SEARCH_TERMS,
 ) -> SearchQuery:
     """Query-string pairs -> :class:`SearchQuery`.
 
     Unknown parameters are named in ``query.ignored``, or with ``strict`` (``Prefer: handling=strict``)
-    make a 400 naming every one. A malformed value is always a 400 naming its parameter."""
+    make a 400 naming every one. A malformed value is always a 400 naming its parameter. More than ``max_terms``
+    parameters and values in all is a 400 too: a store cannot be asked for an unbounded expression."""
+    terms = sum(1 + raw.count(",") for _, raw in params)
+    if terms > max_terms:
+        raise bad_request(f"a search may have at most {max_terms} parameters and values in all (this one has {terms})",
+                          code="too-costly")
     builder = _QueryBuilder(resource_type, default_count, max_count)
     for key, raw in params:
         name, _, modifier = key.partition(":")

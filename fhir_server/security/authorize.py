@@ -9,12 +9,17 @@ acts with the development principal, which sees everything.
 
 from __future__ import annotations
 
+import re
+
 from fastapi import Request
 
 from fhir_server.errors import FhirError, error
 from fhir_server.security.access import AccessRules, RouteRule, load_access_rules
 from fhir_server.security.principal import DEVELOPMENT_PRINCIPAL, Principal, RequestSecurity, current
 from fhir_server.security.scopes import permits
+
+
+_HEADER_SAFE = re.compile(r"^[A-Za-z0-9/*.]+$")
 
 
 def _bearer_challenge(request: Request, extra: str = "") -> str:
@@ -28,10 +33,13 @@ def unauthorized(request: Request, diagnostics: str, invalid: bool) -> FhirError
 
 
 def insufficient_scope(needed: str, diagnostics: str | None = None) -> FhirError:
+    challenge = 'Bearer error="insufficient_scope"'
+    if _HEADER_SAFE.match(needed):
+        challenge += f', scope="{needed}"'
     return FhirError(
         [error("forbidden", diagnostics or f"the access token's scopes do not allow this: {needed} is needed")],
         403,
-        {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+        {"WWW-Authenticate": challenge},
     )
 
 
@@ -69,6 +77,8 @@ def check_rule(principal: Principal, request: Request, rule: RouteRule, state: R
         state.check_scopes_in_store = True  # a Bundle: each entry is checked as it is processed
         return
     for resource_type in _types_of(request, rule):
+        if resource_type != "*":
+            request.app.state.services.require_type(resource_type)  # an unknown type is 404, as without security
         letter = rule.permission or "r"
         if letter in "cud" and resource_type in rules.server_only_types:
             raise server_only(resource_type)

@@ -62,6 +62,7 @@ async def _searchset(
             default_count=settings.default_page_size,
             max_count=settings.max_page_size,
             strict=ctx.strict_handling,
+            max_terms=settings.max_search_terms,
         )
         for resource_type in resource_types
     ]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fhir_server serve | load FILE... | validate FILE [--profile URL]``.
+"""Command line: ``python -m fhir_server serve | load FILE... | validate FILE [--profile URL] | clients ... | accounts ...``.
 
 ``--host``, ``--port``, ``--base-path`` and ``--store`` override the ``FHIR_*`` environment settings. ``load``
 goes through the same service layer as HTTP (validation, reference rewriting, change observers), straight into the store.
@@ -132,6 +132,19 @@ def clients(args: argparse.Namespace) -> int:
     return 0
 
 
+def accounts(args: argparse.Namespace) -> int:
+    """``accounts add``: prints the account (without its hash)."""
+    from fhir_server.security import cli
+
+    try:
+        result = asyncio.run(cli.run_accounts(args, settings_from(args).store))
+    except FhirError as exc:
+        print_json(operation_outcome(exc.issues))
+        return 1
+    cli.print_result(result)
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fhir-server", description="FHIR R4 server for second-opinion requests")
@@ -157,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="also validate against this profile (repeatable)")
     validate_parser.set_defaults(handler=validate)
 
-    from fhir_server.security.cli import add_parser as add_clients_parser
+    from fhir_server.security.cli import add_accounts_parser, add_parser as add_clients_parser
 
     add_clients_parser(commands, common, clients)
+    add_accounts_parser(commands, common, accounts)
     return parser
 
 

@@ -15,7 +15,13 @@ from fastapi.responses import Response
 
 from fhir_server.api.deps import base_url_for
 from fhir_server.api.rest import add_route
-from fhir_server.security.discovery import JWKS_PATH, SMART_CONFIGURATION_PATH, TOKEN_PATH, smart_configuration
+from fhir_server.security.discovery import (
+    JWKS_PATH,
+    SIGN_IN_PATH,
+    SMART_CONFIGURATION_PATH,
+    TOKEN_PATH,
+    smart_configuration,
+)
 from fhir_server.security.tokens import OAuthError
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -28,7 +34,7 @@ def json_response(content: Any, status: int = 200, headers: dict[str, str] | Non
 
 def oauth_error(exc: OAuthError) -> Response:
     headers = dict(NO_STORE)
-    if exc.status == 401:
+    if exc.code == "invalid_client":
         headers["WWW-Authenticate"] = 'Bearer error="invalid_client"'
     return json_response({"error": exc.code, "error_description": exc.description}, exc.status, headers)
 
@@ -68,6 +74,16 @@ async def token(request: Request) -> Response:
     return json_response(answer, headers=NO_STORE)
 
 
+async def sign_in(request: Request) -> Response:
+    """``POST [base]/auth/sign-in``: a person's local account (username, password) -> an access token."""
+    base_url = base_url_for(request, request.app.state.settings)
+    try:
+        answer = await request.app.state.tokens.sign_in(await read_form(request), base_url)
+    except OAuthError as exc:
+        return oauth_error(exc)
+    return json_response(answer, headers=NO_STORE)
+
+
 async def server_jwks(request: Request) -> Response:
     """``GET [base]/.well-known/jwks.json``: the public key the server signs its tokens (and outgoing requests) with."""
     return json_response(await request.app.state.tokens.keys.jwks())
@@ -77,6 +93,7 @@ def register(app: FastAPI, base_path: str) -> None:
     for path, method, handler in (
         (SMART_CONFIGURATION_PATH, "GET", smart_configuration_document),
         (TOKEN_PATH, "POST", token),
+        (SIGN_IN_PATH, "POST", sign_in),
         (JWKS_PATH, "GET", server_jwks),
     ):
         add_route(app, base_path, path, method, handler, tags=("Security",))

@@ -1,5 +1,6 @@
-"""``python -m fhir_server clients add|list|disable``: client registration, written straight into the store the
-server uses (a running server sees it at once: clients are read from the store on every token request)."""
+"""``python -m fhir_server clients add|list|disable`` and ``accounts add``: client registration and people's local
+accounts, written straight into the store the server uses (a running server sees them at once: both are read from
+the store on every token request and sign-in)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,33 @@ async def run(args: argparse.Namespace, store_url: str) -> Any:
     if args.clients_command == "list":
         return await _with_store(store_url, lambda store: _summaries(store))
     return await _with_store(store_url, lambda store: _disable(store, args.client_id))
+
+
+async def run_accounts(args: argparse.Namespace, store_url: str) -> Any:
+    """``accounts add``: the password comes from standard input (one line), never from the command line."""
+    from fhir_server.security.accounts import add_account, summary
+
+    password = sys.stdin.readline().rstrip("\n")
+
+    async def add(store: ResourceStore) -> Any:
+        account = await add_account(store, username=args.username, password=password, practitioner=args.practitioner,
+                                    organization=args.organization, role=args.role, scopes=args.scopes.split())
+        return summary(account)
+
+    return await _with_store(store_url, add)
+
+
+def add_accounts_parser(commands: Any, common: argparse.ArgumentParser,
+                        handler: Callable[[argparse.Namespace], int]) -> None:
+    parser = commands.add_parser("accounts", parents=[common], help="people's local accounts (argon2 password hashes)")
+    sub = parser.add_subparsers(dest="accounts_command", required=True)
+    add = sub.add_parser("add", parents=[common], help="add or replace an account; the password is read from stdin")
+    add.add_argument("--username", required=True)
+    add.add_argument("--practitioner", required=True, help="Practitioner/ID the person is")
+    add.add_argument("--organization", required=True, help="Organization/ID the person acts for")
+    add.add_argument("--role", required=True, choices=["ehr", "group", "plan", "reviewer"])
+    add.add_argument("--scopes", required=True, help='e.g. "system/Task.rus system/ServiceRequest.rs"')
+    parser.set_defaults(handler=handler)
 
 
 async def _summaries(store: ResourceStore) -> list[dict[str, Any]]:

@@ -169,6 +169,22 @@ class TokenService:
                 break
         raise invalid_client(f"no key {kid!r} in the client's JWKS")
 
+    async def sign_in(self, form: dict[str, str], base_url: str) -> dict[str, Any]:
+        """A person's sign-in (username, password, optional scope) -> a token answer naming the person."""
+        from fhir_server.security.accounts import check_password
+
+        account = await check_password(self.store, form.get("username", ""), form.get("password", ""))
+        if account is None:
+            raise OAuthError("invalid_grant", "unknown account or wrong password", 401)
+        requested = form.get("scope") or " ".join(account.scopes)
+        granted = grant(requested, account.scopes)
+        if not granted:
+            raise OAuthError("invalid_scope", "none of the requested scopes is allowed for this account")
+        token = await self.issue(account.as_client(), granted, audience=base_url, person=account.username,
+                                 seconds=self.settings.session_seconds)
+        return {"access_token": token, "token_type": "bearer", "expires_in": self.settings.session_seconds,
+                "scope": " ".join(granted), "practitioner": account.practitioner}
+
     # -- access tokens ---------------------------------------------------------------------------------------
     async def issue(self, client: Client, scopes: list[str], audience: str, *, person: str | None = None,
                     practitioner: str | None = None, seconds: int | None = None) -> str:

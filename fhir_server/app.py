@@ -36,6 +36,7 @@ from fhir_server.security.audit import AuditMiddleware, AuditTrail
 from fhir_server.security.authorize import authorize
 from fhir_server.security.principal import RequestSecurityMiddleware
 from fhir_server.security.tenancy import GuardedStore, StampingStore
+from fhir_server.security.outbound import OutboundAuth
 from fhir_server.security.tokens import TokenService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.store = store
     app.state.access_rules = access_rules
     app.state.tokens = TokenService(raw_store, settings, clock)
+    app.state.outbound_auth = OutboundAuth(settings, app.state.tokens.keys, clock)
     app.state.services = ResourceService(store, validator, definitions, settings)
 
     # No 307 redirects for a trailing slash or an encoded one (a redirect would lose a POST/PUT body): unknown

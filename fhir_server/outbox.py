@@ -5,7 +5,7 @@ report (:meth:`fhir_server.storage.base.ResourceOperations.enqueue`), so nothing
 the worker only moves them over HTTP. Each round claims the due messages with a lease (a second worker process
 on the same store never takes the same message; a worker that dies mid-delivery lets the lease run out and the
 message comes back) and POSTs each ``payload`` as ``application/fhir+json`` to its ``destination`` with its
-``headers``. A 2xx answer is a delivery; any other status, a timeout or a refused connection is a failed attempt,
+``headers`` (and, for a receiver that wants one, the server's own bearer token: ``authorizer``). A 2xx answer is a delivery; any other status, a timeout or a refused connection is a failed attempt,
 tried again after an exponential back-off (``base_delay * 2**attempts``, capped at ``max_delay``) with jitter
 (a random half of it), so a receiver coming back up is not hit by every sender at the same instant.
 
@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +32,8 @@ from fhir_server.clock import Now
 from fhir_server.storage.base import OutboxMessage, ResourceStore
 
 log = logging.getLogger(__name__)
+# The extra headers a delivery to a destination carries (the server's bearer token where the receiver wants one).
+Authorizer = Callable[[str, httpx.AsyncClient], Awaitable[dict[str, str]]]
 
 FHIR_JSON = "application/fhir+json"
 # How much of an error answer's body is kept in ``last_error`` (enough to read an OperationOutcome's gist).
@@ -53,6 +55,7 @@ class OutboxWorker:
         batch: int = 20,
         timeout: float = 10.0,
         jitter: Callable[[], float] = random.random,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -61,6 +64,7 @@ class OutboxWorker:
         self.lease = timedelta(seconds=max(lease, timeout * 2))  # a lease outlives the attempt it covers
         self.batch = batch
         self.jitter = jitter
+        self.authorizer = authorizer
         self._client = client
         self._owns_client = client is None
         self._timeout = timeout
@@ -103,6 +107,11 @@ class OutboxWorker:
     async def _post(self, message: OutboxMessage) -> str | None:
         """POST the message; None when the receiver accepted it, else what went wrong."""
         headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, **message.headers}
+        try:
+            if self.authorizer is not None:
+                headers.update(await self.authorizer(message.destination, self.client))
+        except Exception as exc:  # noqa: BLE001 - no token is a failed attempt like any other
+            return f"{type(exc).__name__}: {exc}"
         try:
             answer = await self.client.post(message.destination, content=orjson.dumps(message.payload),
                                             headers=headers)
@@ -147,11 +156,13 @@ def start_worker(app: Any) -> OutboxWorker | None:
     settings = app.state.settings
     if not settings.outbox_enabled:
         return None
+    outbound = getattr(app.state, "outbound_auth", None)
     worker = OutboxWorker(
         app.state.store,
         clock=app.state.clock,
         base_delay=settings.outbox_base_delay_seconds,
         max_delay=settings.outbox_max_delay_seconds,
+        authorizer=outbound.headers_for if outbound is not None else None,
     )
     worker.start(settings.outbox_poll_seconds)
     app.state.outbox_worker = worker

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     assertion_max_seconds: int = 300  # a client assertion's exp may be at most this far ahead
     jwks_cache_seconds: int = 300  # how long a client's fetched jwks_uri is reused
     session_seconds: int = 3600  # lifetime of a person's sign-in token
+    # Receivers this server authenticates to as a SMART backend client: FHIR base -> the client id it has there
+    # (JSON in FHIR_OUTBOUND_CLIENTS), and the scopes it asks them for.
+    outbound_clients: dict[str, str] = Field(default_factory=dict)
+    outbound_scopes: str = "system/*.crus"
 
     log_level: str = "info"
     workers: int = 1

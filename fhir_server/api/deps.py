@@ -51,11 +51,12 @@ def context_from_request(request: Request) -> RequestContext:
 
 async def get_context(request: Request) -> RequestContext:
     """FastAPI dependency form of :func:`context_from_request`, with who is asking (set by the app-wide
-    authorization dependency): ``identity`` the physician a person or reviewer client acts as (the plan names its
-    reviewer itself, so none), ``organization`` the caller's tenant."""
+    authorization dependency): ``identity`` the physician a person or reviewer client acts as (a plan client names
+    its reviewer itself, so none), ``organization`` the tenant whose cases it may subscribe to (the plan: any)."""
     ctx = context_from_request(request)
     principal = current_principal()
     if principal is None or principal.development:
         return ctx
-    identity = None if principal.role == "plan" else principal.practitioner
-    return replace(ctx, identity=identity, organization=principal.organization or None)
+    if principal.sees_everything:  # the plan: names the reviewer it acts for, subscribes for any organization
+        return replace(ctx, identity=principal.practitioner if principal.person else None)
+    return replace(ctx, identity=principal.practitioner, organization=principal.organization or None)

@@ -1,4 +1,4 @@
-"""``python -m fhir_server clients add|list|disable`` and ``accounts add``: client registration and people's local
+"""``python -m fhir_server clients add|list|disable|keygen|assertion`` and ``accounts add``: client registration and people's local
 accounts, written straight into the store the server uses (a running server sees them at once: both are read from
 the store on every token request and sign-in)."""
 
@@ -36,8 +36,58 @@ async def _with_store(url: str, work: Callable[[ResourceStore], Any]) -> Any:
         await store.close()
 
 
+def keygen(directory: str, algorithm: str) -> dict[str, Any]:
+    """A client key pair for trying the server: ``private.pem`` (keep it) and ``jwks.json`` (register it)."""
+    import json
+    import uuid
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    if algorithm == "ES384":
+        private: Any = ec.generate_private_key(ec.SECP384R1())
+        public = json.loads(ECAlgorithm.to_jwk(private.public_key()))
+    else:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
+    kid = uuid.uuid4().hex[:16]
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    (target / "private.pem").write_bytes(pem)
+    (target / "private.pem").chmod(0o600)
+    (target / "kid").write_text(kid)
+    jwks = {"keys": [{**public, "kid": kid, "alg": algorithm, "use": "sig"}]}
+    (target / "jwks.json").write_text(json.dumps(jwks, indent=2))
+    return {"private_key": str(target / "private.pem"), "jwks": str(target / "jwks.json"), "kid": kid}
+
+
+def assertion(key_dir: str, client_id: str, token_url: str, seconds: int = 240) -> str:
+    """A signed client assertion for the token endpoint (what a backend client sends as ``client_assertion``),
+    dated by this machine's clock: it is made on the client's side, not by the server."""
+    import uuid
+    from datetime import datetime, timezone
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    directory = Path(key_dir)
+    private = serialization.load_pem_private_key((directory / "private.pem").read_bytes(), password=None)
+    algorithm = "ES384" if isinstance(private, ec.EllipticCurvePrivateKey) else "RS384"
+    now = int(Clock()().timestamp())
+    claims = {"iss": client_id, "sub": client_id, "aud": token_url, "exp": now + seconds, "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, private, algorithm=algorithm, headers={"kid": (directory / "kid").read_text().strip()})
+
+
 async def run(args: argparse.Namespace, store_url: str) -> Any:
     """The answer of one ``clients`` command (printed as JSON by the caller)."""
+    if args.clients_command == "keygen":
+        return keygen(args.out, args.alg)
+    if args.clients_command == "assertion":
+        return assertion(args.key_dir, args.client_id, args.token_url)
     if args.clients_command == "add":
         jwks = _json_file(args.jwks) if args.jwks else None
 
@@ -104,8 +154,16 @@ def add_parser(commands: Any, common: argparse.ArgumentParser, handler: Callable
     sub.add_parser("list", parents=[common], help="the registered clients (no keys)")
     disable = sub.add_parser("disable", parents=[common], help="refuse a client's further token requests")
     disable.add_argument("client_id")
+    generate = sub.add_parser("keygen", help="make a client key pair in a directory (private.pem, jwks.json)")
+    generate.add_argument("--out", required=True, metavar="DIR")
+    generate.add_argument("--alg", choices=["ES384", "RS384"], default="ES384")
+    signed = sub.add_parser("assertion", help="print a client assertion signed with a keygen key (for curl)")
+    signed.add_argument("--key-dir", dest="key_dir", required=True, metavar="DIR")
+    signed.add_argument("--client-id", dest="client_id", required=True)
+    signed.add_argument("--token-url", dest="token_url", required=True)
     parser.set_defaults(handler=handler)
 
 
 def print_result(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    """JSON, except a bare string (an assertion), printed as it is for shell use."""
+    sys.stdout.write((value if isinstance(value, str) else orjson.dumps(value).decode()) + "\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.case_management.helpers import BSP, parameters
+from tests.second_opinion.conftest import example
 from tests.second_opinion.helpers import submission
 from tests.security.conftest import EHR_SCOPES, load_directory, register
 
@@ -84,14 +85,15 @@ def test_a_reviewer_client_without_a_physician_cannot_decide(secure, case):
 
 def test_a_subscription_naming_another_organization_is_refused(secure):
     load_directory(secure)
-    ehr = register(secure, "Organization/ppg-valley", "group", "system/Subscription.crus").sign_in("system/Subscription.crus")
-    subscription = {
-        "resourceType": "Subscription", "status": "requested", "reason": "cases",
-        "criteria": "http://example.org/fhir/second-opinion/SubscriptionTopic/second-opinion-decision",
-        "_criteria": {"extension": [{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria",
-                                     "valueString": "Task?organization=Organization/ipa-harbor"}]},
-        "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook", "payload": "application/fhir+json"},
-    }
-    response = ehr.post("/fhir/Subscription", subscription)
-    assert response.status_code == 422, response.text
-    assert any(issue["code"] == "forbidden" for issue in response.json()["issue"])
+    scopes = "system/Subscription.crus"
+    valley = register(secure, "Organization/ppg-valley", "group", scopes).sign_in(scopes)
+    harbor = register(secure, "Organization/ipa-harbor", "group", scopes).sign_in(scopes)
+    plan = register(secure, "Organization/org-blue-shield-promise", "plan", scopes).sign_in(scopes)
+    subscription = example("subscription-valley")  # Task?organization=Organization/ppg-valley
+    subscription["channel"]["endpoint"] = "http://127.0.0.1:9/notifications"  # nobody listens: the handshake fails
+
+    refused = harbor.post("/fhir/Subscription", subscription)
+    assert refused.status_code == 422, refused.text
+    assert any(issue["code"] == "forbidden" for issue in refused.json()["issue"])
+    assert valley.post("/fhir/Subscription", subscription).status_code == 201
+    assert plan.post("/fhir/Subscription", subscription).status_code == 201  # the plan sees every organization

@@ -56,6 +56,13 @@ def serve(args: argparse.Namespace) -> int:
     from fhir_server.app import create_app
 
     settings = settings_from(args)
+    from fhir_server.app import check_development_mode
+
+    try:
+        check_development_mode(settings, announce=False)  # refused before uvicorn starts; the app announces it
+    except ValueError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
     common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level}
     if settings.workers > 1:
         # Worker processes build their own app from the environment: hand the command-line overrides down.

@@ -47,8 +47,8 @@ from fhir_server.storage.observed import ChangeObservers, ObservedStore
 log = logging.getLogger(__name__)
 
 
-def check_development_mode(settings: Settings) -> None:
-    """Development mode (no tokens) only on a loopback address, and never quietly."""
+def check_development_mode(settings: Settings, announce: bool = True) -> None:
+    """Development mode (no tokens) only on a loopback address, and never quietly (``announce``: log it)."""
     if settings.auth != "off":
         return
     try:
@@ -58,8 +58,9 @@ def check_development_mode(settings: Settings) -> None:
     if not loopback:
         raise ValueError(f"FHIR_AUTH=off (development mode, no tokens) is refused on {settings.host}: "
                          "it is allowed on a loopback address only")
-    log.warning("SECURITY IS OFF (FHIR_AUTH=off): development mode, every request acts with full access, no audit "
-                "unless FHIR_AUDIT=on. Never expose this server.")
+    if announce:
+        log.warning("SECURITY IS OFF (FHIR_AUTH=off): development mode, every request acts with full access, no audit "
+                    "unless FHIR_AUDIT=on. Never expose this server.")
 
 
 @asynccontextmanager

@@ -8,19 +8,18 @@ generic ``/{type}/{id}`` routes so their literal segments win.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import ipaddress
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
 from fhir_server import __version__
 from fhir_server.api import bundles, docs, metadata, operations, rest, second_opinion
 from fhir_server.api import case_management
-from fhir_server.api import security as security_api
 from fhir_server.api import reports as report_api
+from fhir_server.api import security as security_api
 from fhir_server.api import subscriptions as subscription_api
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.api.registry import CapabilityRegistry
@@ -35,14 +34,13 @@ from fhir_server.security.access import load_access_rules
 from fhir_server.security.audit import AuditMiddleware, AuditTrail
 from fhir_server.security.authorize import authorize
 from fhir_server.security.principal import RequestSecurityMiddleware
-from fhir_server.security.tenancy import GuardedStore, StampingStore
 from fhir_server.security.outbound import OutboundAuth
+from fhir_server.security.tenancy import GuardedStore, StampingStore
 from fhir_server.security.tokens import TokenService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import open_store
 from fhir_server.storage.observed import ChangeObservers, ObservedStore
-
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +113,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.validator = validator
     app.state.registry = registry
     app.state.store = store
-    app.state.access_rules = access_rules
     app.state.tokens = TokenService(raw_store, settings, clock)
     app.state.outbound_auth = OutboundAuth(settings, app.state.tokens.keys, clock)
     app.state.services = ResourceService(store, validator, definitions, settings)

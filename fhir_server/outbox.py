@@ -5,8 +5,8 @@ report (:meth:`fhir_server.storage.base.ResourceOperations.enqueue`), so nothing
 the worker only moves them over HTTP. Each round claims the due messages with a lease (a second worker process
 on the same store never takes the same message; a worker that dies mid-delivery lets the lease run out and the
 message comes back) and POSTs each ``payload`` as ``application/fhir+json`` to its ``destination`` with its
-``headers`` (and, for a receiver that wants one, the server's own bearer token: ``authorizer``). A 2xx answer is a delivery; any other status, a timeout or a refused connection is a failed attempt,
-tried again after an exponential back-off (``base_delay * 2**attempts``, capped at ``max_delay``) with jitter
+``headers`` (and, for a receiver that wants one, the server's own bearer token: ``authorizer``). A 2xx answer is a
+delivery; any other status, a timeout, a refused connection or no token is a failed attempt, tried again after an exponential back-off (``base_delay * 2**attempts``, capped at ``max_delay``) with jitter
 (a random half of it), so a receiver coming back up is not hit by every sender at the same instant.
 
 Delivery is at least once: a receiver that stored a message but whose answer was lost gets it again, which is

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from fhir_server.errors import FhirError, not_found
 from fhir_server.security.access import AccessRules
 from fhir_server.security.principal import Principal, current
+from fhir_server.security.refusals import insufficient_scope, server_only
 from fhir_server.security.scopes import permits
 from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, ResourceStore, StoredResource
 from fhir_server.storage.versioning import resource_type_of
@@ -240,8 +241,6 @@ class _Guard:
         if state is None or not state.check_scopes_in_store or principal.development:
             return
         if not permits(principal.scopes, resource_type, permission):
-            from fhir_server.security.authorize import insufficient_scope
-
             raise insufficient_scope(f"system/{resource_type}.{permission}")
 
     def visible(self, principal: Principal, resource_type: str, resource: dict[str, Any] | None) -> bool:
@@ -323,8 +322,6 @@ class _Guard:
         if principal.development:
             return
         if resource_type in self._rules.server_only_types:
-            from fhir_server.security.authorize import server_only
-
             raise server_only(resource_type)
         self._check_scope(principal, resource_type, permission)
 

@@ -32,6 +32,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 FHIR_JSON = "application/fhir+json"
+# The bench's access token (security is on, as in production): set once the server is up.
+AUTH_HEADERS: dict[str, str] = {}
 
 
 @dataclass
@@ -73,7 +75,8 @@ def rss_mib(pid: int) -> float:
 
 def run_hey(url: str, scenario: Scenario, requests: int, concurrency: int) -> Result:
     cmd = ["hey", "-n", str(requests), "-c", str(concurrency), "-m", scenario.method,
-           "-H", f"Accept: {FHIR_JSON}", "-T", FHIR_JSON]
+           "-H", f"Accept: {FHIR_JSON}", "-T", FHIR_JSON,
+           *(arg for name, value in AUTH_HEADERS.items() for arg in ("-H", f"{name}: {value}"))]
     body_file = None
     if scenario.body is not None:
         body_file = tempfile.NamedTemporaryFile(delete=False, suffix=".json")
@@ -95,7 +98,7 @@ async def run_python(url: str, scenario: Scenario, requests: int, concurrency: i
     latencies: list[float] = []
     errors = 0
     remaining = iter(range(requests))
-    headers = {"Accept": FHIR_JSON, "Content-Type": FHIR_JSON}
+    headers = {"Accept": FHIR_JSON, "Content-Type": FHIR_JSON, **AUTH_HEADERS}
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal errors
@@ -194,15 +197,48 @@ def main() -> None:
         bench(args, store)
 
 
+def access_token(store: str, base: str) -> dict[str, str]:
+    """Register a plan client (every scope) in the server's store and get a token, as a real client would."""
+    from fhir_server.clock import Clock
+    from fhir_server.security.cli import assertion, keygen
+    from fhir_server.security.clients import register_client
+    from fhir_server.storage import open_store
+
+    key_dir = tempfile.mkdtemp(prefix="bench-key-")
+    jwks = json.loads(Path(keygen(key_dir, "ES384")["jwks"]).read_text())
+
+    async def register() -> str:
+        backend = open_store(store, Clock())
+        await backend.open()
+        try:
+            client = await register_client(backend, name="bench", organization="Organization/org-health-net",
+                                           role="plan", scopes=["system/*.cruds"], jwks=jwks)
+            return client.client_id
+        finally:
+            await backend.close()
+
+    client_id = asyncio.run(register())
+    token_url = f"{base}/auth/token"
+    answer = httpx.post(token_url, data={
+        "grant_type": "client_credentials", "scope": "system/*.cruds",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion(key_dir, client_id, token_url)}, timeout=30)
+    answer.raise_for_status()
+    shutil.rmtree(key_dir, ignore_errors=True)
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
 def bench(args: argparse.Namespace, store: str) -> None:
     """Start the server on ``store``, load the directory, run and print every scenario."""
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
-    env = dict(os.environ, FHIR_STORE=store, FHIR_PORT=str(port), FHIR_WORKERS=str(args.workers), FHIR_LOG_LEVEL="warning")
+    env = dict(os.environ, FHIR_STORE=store, FHIR_PORT=str(port), FHIR_WORKERS=str(args.workers), FHIR_LOG_LEVEL="warning",
+               FHIR_AUTH="on", FHIR_ACCESS_TOKEN_SECONDS="3600")  # one token outlasts the run
     server = subprocess.Popen([sys.executable, "-m", "fhir_server", "serve"], env=env, cwd=ROOT)
     try:
         wait_until_up(base, server)
-        with httpx.Client(timeout=30) as client:
+        AUTH_HEADERS.update(access_token(store, base))
+        with httpx.Client(timeout=30, headers=AUTH_HEADERS) as client:
             directory = (ROOT / "tests" / "data" / "directory" / "directory.json").read_bytes()
             client.post(base, content=directory, headers={"Content-Type": FHIR_JSON}).raise_for_status()
             plan = [s for s in scenarios(client, base) if not args.only or any(o in s.name for o in args.only)]

@@ -18,11 +18,11 @@ Outside an HTTP request (the delivery worker, the command line) and in developme
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from fhir_server.errors import FhirError, not_found
 from fhir_server.security.access import AccessRules
@@ -35,6 +35,7 @@ from fhir_server.storage.versioning import resource_type_of
 if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
 
+T = TypeVar("T")
 TENANT_SYSTEM = "http://example.org/fhir/second-opinion/CodeSystem/tenant"
 INTERNAL_SYSTEM = "http://example.org/fhir/second-opinion/CodeSystem/security-record"
 INTERNAL_CODE = "internal"
@@ -145,6 +146,9 @@ class _Stamping:
     async def enqueue(self, message: OutboxMessage) -> bool:
         return await self._ops.enqueue(message)
 
+    async def lock(self, key: str) -> None:
+        await self._ops.lock(key)
+
 
 class StampingOperations(_Stamping):
     def __init__(self, tx: ResourceOperations, rules: AccessRules) -> None:
@@ -195,6 +199,9 @@ class StampingStore(_Lifecycle, _Stamping):
     async def transaction(self) -> AsyncIterator[StampingOperations]:
         async with self.inner.transaction() as tx:
             yield StampingOperations(tx, self._rules)
+
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        return await self.inner.atomically(lambda tx: work(StampingOperations(tx, self._rules)))
 
 
 PATIENT_ELEMENTS = ("subject", "patient", "for", "beneficiary")
@@ -354,6 +361,9 @@ class _Guard:
     async def enqueue(self, message: OutboxMessage) -> bool:
         return await self._ops.enqueue(message)
 
+    async def lock(self, key: str) -> None:
+        await self._ops.lock(key)
+
 
 class GuardedOperations(_Guard):
     def __init__(self, tx: ResourceOperations, rules: AccessRules) -> None:
@@ -373,3 +383,6 @@ class GuardedStore(_Lifecycle, _Guard):
     async def transaction(self) -> AsyncIterator[GuardedOperations]:
         async with self.inner.transaction() as tx:
             yield GuardedOperations(tx, self._rules)
+
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        return await self.inner.atomically(lambda tx: work(GuardedOperations(tx, self._rules)))

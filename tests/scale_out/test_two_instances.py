@@ -51,7 +51,6 @@ def instance_environment(receiver: Receiver, **more: str) -> dict[str, str]:
         "FHIR_OUTBOX_BASE_DELAY_SECONDS": "0.2",
         "FHIR_OUTBOX_MAX_DELAY_SECONDS": "1",
         "FHIR_LOG_LEVEL": "warning",
-        "FHIR_AUTH": "off",  # the suite's development mode (tests/conftest.py), on loopback
         **more,
     }
 

@@ -1,4 +1,5 @@
-"""Command line: ``python -m fhir_server serve | load FILE... | validate FILE [--profile URL] | outbox list|retry``.
+"""Command line: ``python -m fhir_server serve | load FILE... | validate FILE [--profile URL] | outbox list|retry |
+clients ... | accounts ...``.
 
 ``--host``, ``--port``, ``--base-path`` and ``--store`` override the ``FHIR_*`` environment settings. ``load``
 goes through the same service layer as HTTP (validation, reference rewriting, change observers), straight into the store.
@@ -20,7 +21,7 @@ from fhir_server.loading import read_json_file
 from fhir_server.settings import Settings
 
 # Command-line flags that override the setting of the same name.
-SETTING_FLAGS = ("host", "port", "base_path", "store")
+SETTING_FLAGS = ("host", "port", "base_path", "store", "auth")
 
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -45,6 +46,13 @@ def serve(args: argparse.Namespace) -> int:
     from fhir_server.startup import check_store
 
     settings = settings_from(args)
+    from fhir_server.app import check_development_mode
+
+    try:
+        check_development_mode(settings, announce=False)  # refused before the server starts; the app announces it
+    except ValueError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(check_store(settings))
     # Worker processes build their own app from the environment: hand the command-line overrides down.
@@ -212,6 +220,32 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
         await store.close()
 
 
+def clients(args: argparse.Namespace) -> int:
+    """``clients add|list|disable``: prints JSON (``add``: ``{"client_id": ...}`` as its last line)."""
+    from fhir_server.security import cli
+
+    try:
+        result = asyncio.run(cli.run(args, settings_from(args).store))
+    except FhirError as exc:
+        print_json(operation_outcome(exc.issues))
+        return 1
+    cli.print_result(result)
+    return 0
+
+
+def accounts(args: argparse.Namespace) -> int:
+    """``accounts add``: prints the account (without its hash)."""
+    from fhir_server.security import cli
+
+    try:
+        result = asyncio.run(cli.run_accounts(args, settings_from(args).store))
+    except FhirError as exc:
+        print_json(operation_outcome(exc.issues))
+        return 1
+    cli.print_result(result)
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fhir-server", description="FHIR R4 server for second-opinion requests")
@@ -220,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--port", type=int, help="port to listen on (FHIR_PORT)")
     common.add_argument("--base-path", dest="base_path", help="FHIR base path, e.g. /fhir (FHIR_BASE_PATH)")
     common.add_argument("--store", help="sqlite:///file.db or mongodb://host/db (FHIR_STORE)")
+    common.add_argument("--auth", choices=["on", "off"],
+                        help="off: development mode without tokens, loopback only (FHIR_AUTH)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve_parser = commands.add_parser("serve", parents=[common], help="run the HTTP server")
@@ -245,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     retry_parser = outbox_actions.add_parser("retry", parents=[common], help="send dead messages again")
     retry_parser.add_argument("ids", nargs="*", metavar="ID", help="message ids (default: every dead message)")
     outbox_parser.set_defaults(handler=outbox)
+
+    from fhir_server.security.cli import add_accounts_parser, add_parser as add_clients_parser
+
+    add_clients_parser(commands, common, clients)
+    add_accounts_parser(commands, common, accounts)
     return parser
 
 

@@ -8,15 +8,18 @@ generic ``/{type}/{id}`` routes so their literal segments win.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from fhir_server import __version__
 from fhir_server.api import bundles, docs, metadata, operations, rest, second_opinion
 from fhir_server.api import case_management, health
 from fhir_server.api import reports as report_api
+from fhir_server.api import security as security_api
 from fhir_server.api import subscriptions as subscription_api
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.api.middleware import install_middleware
@@ -29,10 +32,35 @@ from fhir_server.fhir.validator import Validator
 from fhir_server.metrics import Metrics
 from fhir_server.outbox import start_worker, stop_worker
 from fhir_server.second_opinion import plan_copies
+from fhir_server.security.access import load_access_rules
+from fhir_server.security.audit import AuditMiddleware, AuditTrail
+from fhir_server.security.authorize import authorize
+from fhir_server.security.principal import RequestSecurityMiddleware
+from fhir_server.security.outbound import OutboundAuth
+from fhir_server.security.tenancy import GuardedStore, StampingStore
+from fhir_server.security.tokens import TokenService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import open_store
 from fhir_server.storage.observed import ChangeObservers, ObservedStore
+
+log = logging.getLogger(__name__)
+
+
+def check_development_mode(settings: Settings, announce: bool = True) -> None:
+    """Development mode (no tokens) only on a loopback address, and never quietly (``announce``: log it)."""
+    if settings.auth != "off":
+        return
+    try:
+        loopback = settings.host == "localhost" or ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"FHIR_AUTH=off (development mode, no tokens) is refused on {settings.host}: "
+                         "it is allowed on a loopback address only")
+    if announce:
+        log.warning("SECURITY IS OFF (FHIR_AUTH=off): development mode, every request acts with full access, no audit "
+                    "unless FHIR_AUDIT=on. Never expose this server.")
 
 
 @asynccontextmanager
@@ -47,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await stop_worker(app)
+        await app.state.audit_trail.close()
         await store.close()
 
 
@@ -54,6 +83,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     """The application; ``clock`` (default: one following the wall clock) is the one clock of every component."""
     settings = settings or get_settings()
     clock = clock or Clock()
+    check_development_mode(settings)
     base_path = settings.normalized_base_path()
     app = FastAPI(
         title="Second-opinion FHIR server",
@@ -62,11 +92,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         docs_url=None,
         redoc_url=None,
         openapi_url=f"{base_path}/openapi.json",
+        dependencies=[Depends(authorize)],  # the one authorization decision, before every route
     )
     definitions = core_registry().copy()
     terminology = core_terminology().copy()
     app.state.change_observers = ChangeObservers()
-    store = ObservedStore(open_store(settings.store, clock), app.state.change_observers)
+    # Stores, innermost first: the backend; tenant stamps on every write of a request (observers' too); the change
+    # observers; the tenant guard every caller reads and writes through.
+    access_rules = load_access_rules(settings.mappings_dir)
+    raw_store = open_store(settings.store, clock)
+    store = GuardedStore(
+        ObservedStore(StampingStore(raw_store, access_rules), app.state.change_observers), access_rules
+    )
     registry = CapabilityRegistry()
     validator = Validator(definitions, terminology)
 
@@ -78,6 +115,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.validator = validator
     app.state.registry = registry
     app.state.store = store
+    app.state.tokens = TokenService(raw_store, settings, clock)
+    app.state.outbound_auth = OutboundAuth(settings, app.state.tokens.keys, clock)
     app.state.services = ResourceService(store, validator, definitions, settings)
     app.state.metrics = Metrics()
 
@@ -86,8 +125,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.router.redirect_slashes = False
     install_error_handlers(app)
     install_middleware(app, settings, app.state.metrics)
+    app.state.audit_trail = AuditTrail(raw_store)
+    app.add_middleware(AuditMiddleware, trail=app.state.audit_trail, now=clock, enabled=settings.audit_enabled())
+    app.add_middleware(RequestSecurityMiddleware)  # outermost: the audit record reads what authorization decided
     health.register(app)
     docs.register(app, base_path)
+    security_api.register(app, base_path)
     metadata.register(app, base_path)
     second_opinion.register(app)
     # issue-5 registrations (case management, subscriptions, reports): each module's register(app) goes here,

@@ -5,8 +5,9 @@ report (:meth:`fhir_server.storage.base.ResourceOperations.enqueue`), so nothing
 the worker only moves them over HTTP. Each round claims the due messages with a lease (a second worker process
 on the same store never takes the same message; a worker that dies mid-delivery lets the lease run out and the
 message comes back) and POSTs each ``payload`` as ``application/fhir+json`` to its ``destination`` with its
-``headers``. A 2xx answer is a delivery; any other status, a timeout or a refused connection is a failed attempt,
-tried again after an exponential back-off (``base_delay * 2**attempts``, capped at ``max_delay``) with jitter
+``headers`` (and, for a receiver that wants one, the server's own bearer token: ``authorizer``). A 2xx answer is a
+delivery; any other status, a timeout, a refused connection or no token is a failed attempt, tried again after an
+exponential back-off (``base_delay * 2**attempts``, capped at ``max_delay``) with jitter
 (a random half of it), so a receiver coming back up is not hit by every sender at the same instant.
 
 A message gets ``max_attempts`` tries (its own, from the plan's data, or the worker's default,
@@ -26,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -38,6 +39,8 @@ from fhir_server.metrics import Metrics
 from fhir_server.storage.base import OutboxMessage, ResourceStore
 
 log = logging.getLogger(__name__)
+# The extra headers a delivery to a destination carries (the server's bearer token where the receiver wants one).
+Authorizer = Callable[[str, httpx.AsyncClient], Awaitable[dict[str, str]]]
 
 FHIR_JSON = "application/fhir+json"
 # How much of an error answer's body is kept in ``last_error`` (enough to read an OperationOutcome's gist).
@@ -59,6 +62,7 @@ class OutboxWorker:
         batch: int = 20,
         timeout: float = 10.0,
         jitter: Callable[[], float] = random.random,
+        authorizer: Authorizer | None = None,
         max_attempts: int = 10,
         metrics: Metrics | None = None,
     ) -> None:
@@ -69,6 +73,7 @@ class OutboxWorker:
         self.lease = timedelta(seconds=max(lease, timeout * 2))  # a lease outlives the attempt it covers
         self.batch = batch
         self.jitter = jitter
+        self.authorizer = authorizer
         self.max_attempts = max_attempts
         self.metrics = metrics
         self._client = client
@@ -131,6 +136,11 @@ class OutboxWorker:
         """POST the message; None when the receiver accepted it, else what went wrong."""
         headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, **message.headers}
         try:
+            if self.authorizer is not None:
+                headers.update(await self.authorizer(message.destination, self.client))
+        except Exception as exc:  # noqa: BLE001 - no token is a failed attempt like any other
+            return f"{type(exc).__name__}: {exc}"
+        try:
             answer = await self.client.post(message.destination, content=orjson.dumps(message.payload),
                                             headers=headers)
         except httpx.HTTPError as exc:
@@ -179,11 +189,13 @@ def start_worker(app: Any) -> OutboxWorker | None:
     settings = app.state.settings
     if not settings.outbox_enabled:
         return None
+    outbound = getattr(app.state, "outbound_auth", None)
     worker = OutboxWorker(
         app.state.store,
         clock=app.state.clock,
         base_delay=settings.outbox_base_delay_seconds,
         max_delay=settings.outbox_max_delay_seconds,
+        authorizer=outbound.headers_for if outbound is not None else None,
         max_attempts=settings.outbox_max_attempts,
         lease=settings.outbox_lease_seconds,
         timeout=settings.outbox_timeout_seconds,

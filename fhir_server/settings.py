@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     # Attempts before a message is parked as dead (a plan's ``delivery.max_attempts`` overrides it for its copies).
     outbox_max_attempts: int = Field(default=10, ge=1)
 
+    # Security (SMART Backend Services). "off" is a development mode without tokens, allowed on a loopback address
+    # only and announced at start-up; the test suite switches it off in tests/conftest.py.
+    auth: Literal["on", "off"] = "on"
+    # The audit trail (AuditEvent per interaction): "auto" follows auth (on with it, off in development mode).
+    audit: Literal["auto", "on", "off"] = "auto"
+    access_token_seconds: int = 300  # lifetime of the access tokens the token endpoint issues
+    assertion_max_seconds: int = 300  # a client assertion's exp may be at most this far ahead
+    jwks_cache_seconds: int = 300  # how long a client's fetched jwks_uri is reused
+    session_seconds: int = 3600  # lifetime of a person's sign-in token
+    # Receivers this server authenticates to as a SMART backend client: FHIR base -> the client id it has there
+    # (JSON in FHIR_OUTBOUND_CLIENTS), and the scopes it asks them for.
+    outbound_clients: dict[str, str] = Field(default_factory=dict)
+    outbound_scopes: str = "system/*.crus"
+
     log_level: str = "info"
     # Server processes sharing the listening socket (``serve``), and the HTTP stack each runs: ``auto`` takes
     # uvloop and httptools where they are installed (the default install has them), asyncio and h11 otherwise.
@@ -91,6 +105,10 @@ class Settings(BaseSettings):
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.host}:{self.port}{self.normalized_base_path()}"
+
+    def audit_enabled(self) -> bool:
+        """Whether interactions are written to the audit trail (``audit=auto``: whenever security is on)."""
+        return self.auth == "on" if self.audit == "auto" else self.audit == "on"
 
     def search_limits(self) -> "SearchLimits":
         """The search limits above, as the query parser takes them."""

@@ -21,8 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from fhir_server.clock import Clock
-from fhir_server.storage import ResourceStore, open_store
+# The one switch for the suite: apps built by tests run in development mode (no tokens, no audit trail), which the
+# server allows on loopback only, where test apps are bound. Security tests build their apps with
+# Settings(auth="on") explicitly (tests/security/).
+os.environ["FHIR_AUTH"] = "off"
+
+from fhir_server.clock import Clock  # noqa: E402
+from fhir_server.storage import ResourceStore, open_store  # noqa: E402
 
 BACKENDS = ["sqlite", pytest.param("mongo", marks=pytest.mark.mongo)]
 

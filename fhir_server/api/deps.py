@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import Request
 
 from fhir_server.api.media import check_acceptable
+from fhir_server.security.principal import current_principal
 from fhir_server.services.context import RequestContext, ReturnPreference
 from fhir_server.settings import Settings
 
@@ -80,5 +83,13 @@ def context_from_request(request: Request) -> RequestContext:
 
 
 async def get_context(request: Request) -> RequestContext:
-    """FastAPI dependency form of :func:`context_from_request`."""
-    return context_from_request(request)
+    """FastAPI dependency form of :func:`context_from_request`, with who is asking (set by the app-wide
+    authorization dependency): ``identity`` the physician a person or reviewer client acts as (a plan client names
+    its reviewer itself, so none), ``organization`` the tenant whose cases it may subscribe to (the plan: any)."""
+    ctx = context_from_request(request)
+    principal = current_principal()
+    if principal is None or principal.development:
+        return ctx
+    if principal.sees_everything:  # the plan: names the reviewer it acts for, subscribes for any organization
+        return replace(ctx, identity=principal.practitioner if principal.person else None)
+    return replace(ctx, identity=principal.practitioner, organization=principal.organization or None)

@@ -21,6 +21,7 @@ from fhir_server.api.media import FHIR_JSON_UTF8
 from fhir_server.api.rest import add_route
 from fhir_server.api.registry import CapabilityRegistry, OperationRegistration
 from fhir_server.search.parameters import COMMON_PARAMS, params_for
+from fhir_server.security.discovery import capability_security
 from fhir_server.settings import Settings
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
@@ -141,6 +142,8 @@ def build_capability_statement(
         "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
         "searchParam": _system_search_params(),
     }
+    if settings.auth == "on":
+        rest["security"] = capability_security(settings.public_base())
     if system_operations:
         rest["operation"] = [_operation_entry(op) for op in system_operations]
     return {

@@ -177,6 +177,17 @@ TYPE_PARAMS: tuple[SearchParamDef, ...] = (
     *(row for resource_type in CONFORMANCE_TYPES for row in _conformance(resource_type)),
     _p("Endpoint", "identifier", "token", "identifier"),
     _p("Endpoint", "name", "string", "name"),
+    # The audit trail (IHE Basic Audit Log Patterns): the plan searches it by entity, agent, patient and date.
+    _p("AuditEvent", "entity", "reference", "entity.what"),
+    _p("AuditEvent", "agent", "reference", "agent.who"),
+    _p("AuditEvent", "patient", "reference", "entity.what", targets=PATIENT),
+    _p("AuditEvent", "date", "date", "recorded"),
+    _p("AuditEvent", "action", "token", "action"),
+    _p("AuditEvent", "outcome", "token", "outcome"),
+    _p("AuditEvent", "subtype", "token", "subtype"),
+    _p("AuditEvent", "type", "token", "type"),
+    # Security records (registered clients, accounts) are Basic resources with a code of their kind.
+    _p("Basic", "code", "token", "code"),
 )
 
 

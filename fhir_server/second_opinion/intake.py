@@ -35,6 +35,7 @@ from fhir_server.second_opinion.notices import notify_decision
 from fhir_server.second_opinion.plans import PlanCatalog
 from fhir_server.second_opinion.references import PlannedEntry, Resolver, WritePlan, plan_writes
 from fhir_server.second_opinion.validation import check_envelope, validate_entries
+from fhir_server.security.tenancy import declare_tenants
 from fhir_server.services.validation import ResourceValidator
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource, uniqueness_key
 
@@ -193,6 +194,7 @@ async def _decide(
         existing.task if existing else None,
         clock_from=clock_start(existing.task if existing else None, evaluation, received, moment),
     )
+    declare_tenants([*(e.resource for e in plan.entries), *records])  # the case is the deciding group's too
     with deciding(request_entry.reference):
         written = {e.index: await _write(tx, e.resource, e.exists) for e in plan.entries}
         decision = await write_decision(

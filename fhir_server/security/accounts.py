@@ -1,0 +1,85 @@
+"""People (case managers, physician reviewers) signing in with a local account: a name, an argon2 password hash
+(``argon2-cffi``), the Practitioner the person is, the organization and role they act for, and the scopes their
+sign-in grants. Kept as security records beside the clients.
+
+``POST [base]/auth/sign-in`` (form ``username``, ``password``, optional ``scope``) answers an access token like a
+client's, naming the person and the Practitioner: ``$decide`` then records that physician as the reviewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from fhir_server.errors import FhirError, error
+from fhir_server.security.clients import Client
+from fhir_server.security.principal import ROLES
+from fhir_server.security.records import get_record, put_record
+from fhir_server.security.scopes import parse_scope
+from fhir_server.storage.base import ResourceOperations
+
+ACCOUNT_KIND = "account"
+MIN_PASSWORD_LENGTH = 12
+_HASHER = PasswordHasher()
+# Verified when the account does not exist, so an unknown name takes as long as a wrong password.
+_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password_hash: str
+    practitioner: str
+    organization: str
+    role: str
+    scopes: tuple[str, ...]
+    enabled: bool = True
+
+    def as_client(self) -> Client:
+        """The account in the shape tokens are issued for."""
+        return Client(client_id=f"person:{self.username}", name=self.username, organization=self.organization,
+                      role=self.role, scopes=self.scopes, practitioner=self.practitioner)
+
+
+async def add_account(store: ResourceOperations, *, username: str, password: str, practitioner: str,
+                      organization: str, role: str, scopes: list[str]) -> Account:
+    issues = []
+    if not username or not username.replace("-", "").replace(".", "").replace("_", "").isalnum():
+        issues.append(error("value", "a username is letters, digits, '.', '-' and '_'", "username"))
+    if len(password) < MIN_PASSWORD_LENGTH:
+        issues.append(error("value", f"a password has at least {MIN_PASSWORD_LENGTH} characters", "password"))
+    if not practitioner.startswith("Practitioner/"):
+        issues.append(error("value", "the practitioner is a reference Practitioner/id", "practitioner"))
+    if not organization.startswith("Organization/"):
+        issues.append(error("value", "the organization is a reference Organization/id", "organization"))
+    if role not in ROLES:
+        issues.append(error("code-invalid", f"role must be one of {', '.join(ROLES)}", "role"))
+    if not scopes or any(parse_scope(scope) is None for scope in scopes):
+        issues.append(error("value", "scopes are SMART resource scopes", "scopes"))
+    if issues:
+        raise FhirError(issues, 400)
+    account = Account(username, _HASHER.hash(password), practitioner, organization, role, tuple(scopes))
+    await put_record(store, ACCOUNT_KIND, username, asdict(account))
+    return account
+
+
+async def check_password(store: ResourceOperations, username: str, password: str) -> Account | None:
+    """The account when the password is right (and the account enabled); None otherwise, in about the same time."""
+    data = await get_record(store, ACCOUNT_KIND, username) if username else None
+    account = Account(**{**data, "scopes": tuple(data["scopes"])}) if data else None
+    try:
+        _HASHER.verify(account.password_hash if account else _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if account is None or not account.enabled:
+        return None
+    if _HASHER.check_needs_rehash(account.password_hash):
+        await put_record(store, ACCOUNT_KIND, username, {**asdict(account), "password_hash": _HASHER.hash(password)})
+    return account
+
+
+def summary(account: Account) -> dict[str, Any]:
+    return {name: value for name, value in asdict(account).items() if name != "password_hash"}

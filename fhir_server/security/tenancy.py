@@ -1,0 +1,388 @@
+"""Per-organization access, in one place for every path: two store wrappers.
+
+- :class:`StampingStore` (innermost, below the change observers) stamps every resource a request writes with its
+  tenants in ``meta.security`` (system :data:`TENANT_SYSTEM`, code ``Organization/id``): the caller's organization,
+  the organizations the written resources name as tenants (``tenant_elements`` in the access data: the member's
+  physician group, the Task's owner), and the tenants of the version it replaces, so an update never takes access
+  away; updating a case's Task or ClaimResponse (``case_types``, outside a Bundle) makes its tenants those of the
+  request's later writes (a decision's notices reach the submitting EHR). Tags a client sends in that system are
+  dropped: a client cannot grant itself access.
+- :class:`GuardedStore` (outermost, what the API and the domain use) lets a caller see only resources of its
+  organization (the plan everything; shared directory types everyone): reads, version reads and instance history
+  of another tenant's resource answer the very 404 an unknown id gets, searches (and therefore ``_include``,
+  ``_revinclude`` and ``_total``) carry a ``_security`` criterion each store translates like any other, updates
+  and deletes of another tenant's resource are 404. Internal security records are never visible.
+
+Outside an HTTP request (the delivery worker, the command line) and in development mode, nothing is filtered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
+
+from fhir_server.errors import FhirError, not_found
+from fhir_server.security.access import AccessRules
+from fhir_server.security.principal import Principal, current
+from fhir_server.security.refusals import insufficient_scope, server_only
+from fhir_server.security.scopes import permits
+from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.versioning import resource_type_of
+
+if TYPE_CHECKING:
+    from fhir_server.search.query import SearchQuery
+
+T = TypeVar("T")
+TENANT_SYSTEM = "http://example.org/fhir/second-opinion/CodeSystem/tenant"
+INTERNAL_SYSTEM = "http://example.org/fhir/second-opinion/CodeSystem/security-record"
+INTERNAL_CODE = "internal"
+INTERNAL_RECORD_TYPE = "Basic"  # the type security records are stored as (never exposed: see GuardedStore)
+
+
+# -- tags --------------------------------------------------------------------------------------------------------
+def tenants_of(resource: dict[str, Any] | None) -> set[str]:
+    """The organizations a stored resource is stamped with."""
+    if not resource:
+        return set()
+    labels = (resource.get("meta") or {}).get("security") or []
+    return {label.get("code") for label in labels if isinstance(label, dict) and label.get("system") == TENANT_SYSTEM}
+
+
+def is_internal(resource: dict[str, Any] | None) -> bool:
+    labels = ((resource or {}).get("meta") or {}).get("security") or []
+    return any(isinstance(label, dict) and label.get("system") == INTERNAL_SYSTEM for label in labels)
+
+
+def named_tenants(resource: dict[str, Any], rules: AccessRules) -> set[str]:
+    """Organizations the resource's tenant elements reference (``Organization/id`` references only)."""
+    found: set[str] = set()
+    for element in rules.tenant_elements.get(resource_type_of(resource), ()):
+        value = resource.get(element)
+        for item in value if isinstance(value, list) else [value]:
+            reference = item.get("reference") if isinstance(item, dict) else None
+            if isinstance(reference, str) and reference.startswith("Organization/"):
+                found.add(reference)
+    return found
+
+
+def with_tenants(resource: dict[str, Any], tenants: Iterable[str]) -> dict[str, Any]:
+    """A copy of ``resource`` whose tenant labels are exactly ``tenants`` (other security labels kept)."""
+    meta = dict(resource.get("meta") or {})
+    labels = [label for label in meta.get("security") or [] if not (isinstance(label, dict) and label.get("system") == TENANT_SYSTEM)]
+    labels += [{"system": TENANT_SYSTEM, "code": tenant} for tenant in sorted(tenants)]
+    meta["security"] = labels
+    return {**resource, "meta": meta}
+
+
+def declare_tenants(resources: Iterable[dict[str, Any] | None]) -> None:
+    """Make the tenants these (about to be written) resources name tenants of everything the current request
+    writes: called before a transaction whose first writes would otherwise come before the resource naming them
+    (``$submit`` writes the ServiceRequest before the Task that names the deciding group)."""
+    state = current()
+    if state is None or state.principal is None or state.principal.development or state.rules is None:
+        return
+    for resource in resources:
+        if resource:
+            state.tenants |= named_tenants(resource, state.rules)
+
+
+def _stamping_principal() -> Principal | None:
+    state = current()
+    if state is None or state.principal is None or state.principal.development:
+        return None
+    return state.principal
+
+
+# -- stamping (below the observers: their writes are stamped too) -------------------------------------------------
+class _Stamping:
+    """The stamping of writes, shared by the store and its transactions."""
+
+    _ops: ResourceOperations
+    _rules: AccessRules
+
+    async def _stamped(self, resource: dict[str, Any], replaces: bool) -> dict[str, Any]:
+        principal = _stamping_principal()
+        state = current()
+        if principal is None or state is None:
+            return resource
+        state.tenants.add(principal.organization)
+        state.tenants |= named_tenants(resource, self._rules)
+        tenants = set(state.tenants)
+        if replaces and isinstance(resource.get("id"), str):
+            try:
+                kept = tenants_of((await self._ops.read(resource_type_of(resource), resource["id"])).resource)
+            except FhirError:
+                kept = set()  # update-as-create, or of a deleted resource: nothing to keep
+            tenants |= kept
+            if resource_type_of(resource) in self._rules.case_types and not state.check_scopes_in_store:
+                state.tenants |= kept  # the rest of this decision is the case's tenants' too
+        return with_tenants(resource, tenants - {""})
+
+    async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
+        return await self._ops.create(await self._stamped(resource, False), resource_id=resource_id)
+
+    async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
+        return await self._ops.update(await self._stamped(resource, True), if_match=if_match)
+
+    async def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredResource | None:
+        return await self._ops.delete(resource_type, resource_id, if_match=if_match)
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        return await self._ops.read(resource_type, resource_id)
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        return await self._ops.vread(resource_type, resource_id, version_id)
+
+    async def search(self, query: "SearchQuery") -> Page:
+        return await self._ops.search(query)
+
+    async def history(self, resource_type: str | None = None, resource_id: str | None = None, *,
+                      since: datetime | None = None, count: int = 20, offset: int = 0) -> Page:
+        return await self._ops.history(resource_type, resource_id, since=since, count=count, offset=offset)
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        return await self._ops.enqueue(message)
+
+    async def lock(self, key: str) -> None:
+        await self._ops.lock(key)
+
+
+class StampingOperations(_Stamping):
+    def __init__(self, tx: ResourceOperations, rules: AccessRules) -> None:
+        self._ops = tx
+        self._rules = rules
+
+
+class _Lifecycle:
+    """The store-level calls a wrapper hands to the store it wraps unchanged."""
+
+    inner: ResourceStore
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def clear(self) -> None:
+        await self.inner.clear()
+
+    async def claim_outbox(self, now: datetime, lease_until: datetime, limit: int = 20) -> list[OutboxMessage]:
+        return await self.inner.claim_outbox(now, lease_until, limit)
+
+    async def outbox_delivered(self, message_id: str, at: datetime) -> None:
+        await self.inner.outbox_delivered(message_id, at)
+
+    async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
+        await self.inner.outbox_failed(message_id, error, next_attempt_at)
+
+    async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
+        return await self.inner.outbox_messages(channel)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else a backend offers (its connection, test helpers) stays reachable through the wrapper.
+        return getattr(self.inner, name)
+
+
+class StampingStore(_Lifecycle, _Stamping):
+    """The raw store, with every write of an authenticated request stamped with its tenants."""
+
+    def __init__(self, inner: ResourceStore, rules: AccessRules) -> None:
+        self.inner = inner
+        self._ops = inner
+        self._rules = rules
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[StampingOperations]:
+        async with self.inner.transaction() as tx:
+            yield StampingOperations(tx, self._rules)
+
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        return await self.inner.atomically(lambda tx: work(StampingOperations(tx, self._rules)))
+
+
+PATIENT_ELEMENTS = ("subject", "patient", "for", "beneficiary")
+MAX_AUDITED_PATIENTS = 10
+
+
+def note_patient(stored: StoredResource | None) -> None:
+    """Remember, for the request's audit record, whose data a resource is (the Patient, or the Patient its
+    subject/patient/for/beneficiary names)."""
+    state = current()
+    if state is None or stored is None or stored.resource is None or len(state.patients) >= MAX_AUDITED_PATIENTS:
+        return
+    if stored.resource_type == "Patient":
+        state.patients.add(stored.reference)
+        return
+    for element in PATIENT_ELEMENTS:
+        value = stored.resource.get(element)
+        reference = value.get("reference") if isinstance(value, dict) else None
+        if isinstance(reference, str) and reference.startswith("Patient/"):
+            state.patients.add(reference)
+            return
+
+
+# -- the guard (above the observers: what callers see) -------------------------------------------------------------
+def _hidden(resource_type: str, resource_id: str) -> FhirError:
+    """Exactly what an unknown id answers: another tenant's resource does not exist for this caller."""
+    return not_found(f"{resource_type}/{resource_id} is not known")
+
+
+class _Guard:
+    """Tenancy and (for Bundles) scope checks on reads and writes, shared by the store and its transactions."""
+
+    _ops: ResourceOperations
+    _rules: AccessRules
+
+    # who and what
+    @staticmethod
+    def _principal() -> Principal | None:
+        state = current()
+        return state.principal if state is not None else None
+
+    def _check_scope(self, principal: Principal, resource_type: str, permission: str) -> None:
+        state = current()
+        if state is None or not state.check_scopes_in_store or principal.development:
+            return
+        if not permits(principal.scopes, resource_type, permission):
+            raise insufficient_scope(f"system/{resource_type}.{permission}")
+
+    def visible(self, principal: Principal, resource_type: str, resource: dict[str, Any] | None) -> bool:
+        if is_internal(resource):
+            return False
+        if principal.sees_everything or self._rules.is_shared(resource_type):
+            return True
+        return principal.organization in tenants_of(resource)
+
+    async def _last_content(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        """The content of the newest version that has any (a deleted resource's tenants are its last version's)."""
+        page = await self._ops.history(resource_type, resource_id, count=2)
+        return next((item.resource for item in page.items if item.resource is not None), None)
+
+    async def _require_visible(self, principal: Principal, resource_type: str, resource_id: str) -> None:
+        """404 unless the resource (current, or last before its deletion) is visible; unknown ids pass through."""
+        if principal.development:
+            return
+        content = await self._last_content(resource_type, resource_id)
+        if content is not None and not self.visible(principal, resource_type, content):
+            raise _hidden(resource_type, resource_id)
+
+    # reads
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        principal = self._principal()
+        if principal is None:
+            return await self._ops.read(resource_type, resource_id)
+        self._check_scope(principal, resource_type, "r")
+        try:
+            stored = await self._ops.read(resource_type, resource_id)
+        except FhirError as error:
+            if error.status == 410:
+                await self._require_visible(principal, resource_type, resource_id)
+            raise
+        if not self.visible(principal, resource_type, stored.resource):
+            raise _hidden(resource_type, resource_id)
+        note_patient(stored)
+        return stored
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
+        principal = self._principal()
+        if principal is not None:
+            self._check_scope(principal, resource_type, "r")
+            await self._require_visible(principal, resource_type, resource_id)
+        return await self._ops.vread(resource_type, resource_id, version_id)
+
+    async def search(self, query: "SearchQuery") -> Page:
+        principal = self._principal()
+        if principal is None:
+            return await self._ops.search(query)
+        self._check_scope(principal, query.resource_type, "s")
+        return await self._ops.search(self.scoped(principal, query))
+
+    def scoped(self, principal: Principal, query: "SearchQuery") -> "SearchQuery":
+        """The query with the caller's tenant criterion (and internal records left out) added."""
+        from fhir_server.search.query import Criterion, TokenValue
+
+        extra = []
+        if query.resource_type == INTERNAL_RECORD_TYPE:
+            extra.append(Criterion("_security", "token", (TokenValue(INTERNAL_SYSTEM, INTERNAL_CODE),), modifier="not"))
+        if not (principal.sees_everything or self._rules.is_shared(query.resource_type)):
+            extra.append(Criterion("_security", "token", (TokenValue(TENANT_SYSTEM, principal.organization),)))
+        return replace(query, criteria=[*query.criteria, *extra])
+
+    async def history(self, resource_type: str | None = None, resource_id: str | None = None, *,
+                      since: datetime | None = None, count: int = 20, offset: int = 0) -> Page:
+        principal = self._principal()
+        if principal is not None and resource_type and resource_id:
+            self._check_scope(principal, resource_type, "r")
+            await self._require_visible(principal, resource_type, resource_id)
+        page = await self._ops.history(resource_type, resource_id, since=since, count=count, offset=offset)
+        if principal is None:
+            return page
+        items = [item for item in page.items if item.resource is None or self.visible(principal, item.resource_type, item.resource)]
+        return Page(items, page.total if len(items) == len(page.items) else None, page.has_more)
+
+    # writes
+    def _check_write(self, principal: Principal, resource_type: str, permission: str) -> None:
+        if principal.development:
+            return
+        if resource_type in self._rules.server_only_types:
+            raise server_only(resource_type)
+        self._check_scope(principal, resource_type, permission)
+
+    async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
+        principal = self._principal()
+        if principal is not None:
+            self._check_write(principal, resource_type_of(resource), "c")
+        stored = await self._ops.create(resource, resource_id=resource_id)
+        note_patient(stored)
+        return stored
+
+    async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
+        principal = self._principal()
+        if principal is not None:
+            resource_type = resource_type_of(resource)
+            self._check_write(principal, resource_type, "u")
+            if isinstance(resource.get("id"), str):
+                await self._require_visible(principal, resource_type, resource["id"])
+        stored, created = await self._ops.update(resource, if_match=if_match)
+        note_patient(stored)
+        return stored, created
+
+    async def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredResource | None:
+        principal = self._principal()
+        if principal is not None:
+            self._check_write(principal, resource_type, "d")
+            await self._require_visible(principal, resource_type, resource_id)
+        return await self._ops.delete(resource_type, resource_id, if_match=if_match)
+
+    async def enqueue(self, message: OutboxMessage) -> bool:
+        return await self._ops.enqueue(message)
+
+    async def lock(self, key: str) -> None:
+        await self._ops.lock(key)
+
+
+class GuardedOperations(_Guard):
+    def __init__(self, tx: ResourceOperations, rules: AccessRules) -> None:
+        self._ops = tx
+        self._rules = rules
+
+
+class GuardedStore(_Lifecycle, _Guard):
+    """What the API and the domain read and write through: the caller's organization's view of the store."""
+
+    def __init__(self, inner: ResourceStore, rules: AccessRules) -> None:
+        self.inner = inner
+        self._ops = inner
+        self._rules = rules
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[GuardedOperations]:
+        async with self.inner.transaction() as tx:
+            yield GuardedOperations(tx, self._rules)
+
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        return await self.inner.atomically(lambda tx: work(GuardedOperations(tx, self._rules)))

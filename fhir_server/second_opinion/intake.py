@@ -26,6 +26,7 @@ from typing import Any
 
 from fhir_server.clock import Now
 from fhir_server.errors import error, operation_outcome, unprocessable
+from fhir_server.second_opinion.authorization import adopt_claim
 from fhir_server.second_opinion.cases import existing_case, new_ids
 from fhir_server.second_opinion.codes import TASK_CODE_SYSTEM, TASK_PROFILE, codes_in
 from fhir_server.second_opinion.evaluation import Evaluation, RecordIds, build_records, evaluate
@@ -110,8 +111,12 @@ async def submit(
     catalog: PlanCatalog,
     base_url: str,
     now: Now,
+    claim_entry: int | None = None,
 ) -> dict[str, Any]:
-    """``POST [base]/ServiceRequest/$submit``: the answer Bundle (ClaimResponse, Task, ServiceRequest, Claim)."""
+    """``POST [base]/ServiceRequest/$submit``: the answer Bundle (ClaimResponse, Task, ServiceRequest, Claim).
+
+    ``claim_entry``: the index of an entry that is the client's own Claim for this request (a Da Vinci PAS
+    client's): it becomes the case's Claim (:func:`adopt_claim`) instead of one the server makes up."""
     entries = check_envelope(bundle)
     warnings = validate_entries(validator, entries)
     plan: WritePlan = await plan_writes(store, entries)
@@ -123,20 +128,23 @@ async def submit(
                    await stored.get(f"Claim/{existing.ids.claim}")]
         return answer_bundle(base_url, [r for r in records if r])
 
+    submitted_claim = plan.entries[claim_entry] if claim_entry is not None else None
     moment = now()
     received = existing.received if existing else moment
     evaluation = await evaluate(Resolver(store, plan), request_entry.resource, catalog)
-    ids = existing.ids if existing else new_ids()
-    records = build_records(
+    ids = existing.ids if existing else new_ids(submitted_claim.resource["id"] if submitted_claim else None)
+    claim, claim_response, task = build_records(
         evaluation, request_entry.resource, request_entry.reference, ids, received, moment,
         existing.task if existing else None,
     )
+    if submitted_claim is not None:
+        claim = adopt_claim(submitted_claim.resource, claim)
     with deciding(request_entry.reference):
         async with store.transaction() as tx:
-            written = {e.index: await _write(tx, e.resource, e.exists) for e in plan.entries}
+            written = {e.index: await _write(tx, e.resource, e.exists) for e in plan.entries if e is not submitted_claim}
             decision = await write_decision(
-                tx, evaluation, records,
-                claim_exists=existing is not None,
+                tx, evaluation, (claim, claim_response, task),
+                claim_exists=existing is not None or bool(submitted_claim and submitted_claim.exists),
                 response_exists=existing is not None and existing.claim_response is not None,
                 previous_task=existing.task if existing else None,
                 now=moment,

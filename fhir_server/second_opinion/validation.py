@@ -21,7 +21,7 @@ def check_envelope(bundle: Any) -> list[dict[str, Any]]:
     if bundle.get("type") != "collection":
         raise bad_request("The $submit Bundle must be of type 'collection'", "Bundle.type")
     entries = bundle.get("entry") or []
-    if not isinstance(entries, list) or not all(_well_formed(e) for e in entries):
+    if not isinstance(entries, list) or not all(well_formed(e) for e in entries):
         raise bad_request("Every entry of the $submit Bundle needs a resource with a resourceType (and a fullUrl, "
                           "if any, that is a string)", "Bundle.entry")
     if not entries or entries[0]["resource"].get("resourceType") != "ServiceRequest":
@@ -29,7 +29,7 @@ def check_envelope(bundle: Any) -> list[dict[str, Any]]:
     return entries
 
 
-def _well_formed(entry: Any) -> bool:
+def well_formed(entry: Any) -> bool:
     """The shapes the intake relies on before validation: a resource object with a type, a string fullUrl."""
     resource = entry.get("resource") if isinstance(entry, dict) else None
     return isinstance(resource, dict) and isinstance(resource.get("resourceType"), str) \

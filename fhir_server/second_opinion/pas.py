@@ -153,16 +153,23 @@ def read_request(bundle: Any) -> PasRequest:
 _ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]")
 
 
+def renamed(expression: str, origin: tuple[int, ...]) -> str:
+    """A FHIRPath about the intake Bundle (``Bundle.entry[i]...``) as one about the client's Bundle."""
+    return _ENTRY.sub(lambda m: f"Bundle.entry[{origin[int(m.group(1))]}]"
+                      if int(m.group(1)) < len(origin) else m.group(0), expression)
+
+
 def in_request_terms(problem: FhirError, origin: tuple[int, ...]) -> FhirError:
     """The same error with each ``Bundle.entry[i]`` of the intake Bundle renamed to the client's entry."""
-
-    def rename(expression: str) -> str:
-        return _ENTRY.sub(lambda m: f"Bundle.entry[{origin[int(m.group(1))]}]"
-                          if int(m.group(1)) < len(origin) else m.group(0), expression)
-
-    issues = [Issue(i.severity, i.code, i.diagnostics, tuple(rename(e) for e in i.expression), i.details_code)
-              for i in problem.issues]
+    issues = [Issue(i.severity, i.code, i.diagnostics, tuple(renamed(e, origin) for e in i.expression),
+                    i.details_code) for i in problem.issues]
     return FhirError(issues, problem.status, problem.headers)
+
+
+def _outcome_in_request_terms(outcome: dict[str, Any], origin: tuple[int, ...]) -> dict[str, Any]:
+    issues = [{**issue, **({"expression": [renamed(e, origin) for e in issue["expression"]]}
+                           if "expression" in issue else {})} for issue in outcome.get("issue", ())]
+    return {**outcome, "issue": issues}
 
 
 # ------------------------------------------------------------------------------------------------ the answer
@@ -218,14 +225,18 @@ def collection(base_url: str, resources: list[dict[str, Any]], profile: str, tim
     }
 
 
-async def response_bundle(answer: dict[str, Any], base_url: str, read: Reader, timestamp: str) -> dict[str, Any]:
+async def response_bundle(
+    answer: dict[str, Any], origin: tuple[int, ...], base_url: str, read: Reader, timestamp: str
+) -> dict[str, Any]:
     """The PAS response Bundle of an intake answer (ClaimResponse, Task, ServiceRequest, Claim, ...): the case
-    as :func:`case_entries` shows it, then the answer's warnings (an OperationOutcome), if any."""
+    as :func:`case_entries` shows it, then the answer's warnings (an OperationOutcome about the client's
+    entries: ``origin`` as in :class:`PasRequest`), if any."""
     answered = {f"{e['resource']['resourceType']}/{e['resource'].get('id')}": e["resource"] for e in answer["entry"]}
 
     async def answered_or_stored(reference: str) -> dict[str, Any] | None:
         return answered.get(reference) or await read(reference)
 
     entries = await case_entries(answer["entry"][0]["resource"], answered_or_stored)
-    warnings = [r for r in answered.values() if r["resourceType"] == "OperationOutcome"]
+    warnings = [_outcome_in_request_terms(r, origin) for r in answered.values()
+                if r["resourceType"] == "OperationOutcome"]
     return collection(base_url, [*entries, *warnings], PAS_RESPONSE_BUNDLE_PROFILE, timestamp)

@@ -101,9 +101,9 @@ def pas_inquiry(native: dict[str, Any], *, number: str | None = "PA-1001", trace
     return {
         "resourceType": "Bundle",
         "meta": {"profile": [PAS_INQUIRY_BUNDLE_PROFILE]},
-        "identifier": {"system": CLAIM_ID_SYSTEM, "value": f"inquiry-{uuid.uuid4()}"},
+        "identifier": {"system": CLAIM_ID_SYSTEM, "value": f"inquiry-{number or trace}"},
         "type": "collection",
         "timestamp": claim["created"],
-        "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": claim},
+        "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(NAMESPACE, f'inquiry-{number}-{trace}')}", "resource": claim},
                   *(e for e in native["entry"] if e.get("fullUrl") in references)],
     }

@@ -3,15 +3,12 @@ the same events, filters and organization scoping, the ClaimResponse as the focu
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from fhir_server.errors import FhirError
-from fhir_server.second_opinion.codes import PAS_INQUIRE_OPERATION, PAS_SUBMIT_OPERATION
 from fhir_server.storage.base import ResourceStore
 from fhir_server.subscriptions.criteria import read_subscription
-from fhir_server.subscriptions.topic import PAS_TOPIC_URL, TOPIC_CANONICAL_CAPABILITY_EXT, TOPIC_URL
-from tests.pas.conftest import LiveServer
+from fhir_server.subscriptions.topic import PAS_TOPIC_URL, TOPIC_URL
 from tests.subscriptions.builders import subscription
 from tests.subscriptions.receiver import status_value
 from tests.subscriptions.test_notifications import (  # noqa: F401 (the directory fixture)
@@ -51,13 +48,3 @@ async def test_a_pas_subscriber_hears_of_the_claim_response(directory: ResourceS
     [own] = notifications["own"]
     assert status_value(own, "topic") == TOPIC_URL
     assert own["entry"][1]["resource"]["resourceType"] == "Task"
-
-
-def test_the_capability_statement_declares_the_pas_operations_and_topic(server: LiveServer):
-    statement = httpx.get(f"{server.base_url}/metadata", timeout=30).json()
-    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    operations = {(op["name"], op["definition"]) for op in resources["Claim"]["operation"]}
-    assert {("submit", PAS_SUBMIT_OPERATION), ("inquire", PAS_INQUIRE_OPERATION)} <= operations
-    topics = [e["valueCanonical"] for e in resources["Subscription"]["extension"]
-              if e["url"] == TOPIC_CANONICAL_CAPABILITY_EXT]
-    assert topics == [TOPIC_URL, PAS_TOPIC_URL]

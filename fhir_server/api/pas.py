@@ -30,7 +30,7 @@ async def submit(request: Request, ctx: RequestContext = Depends(get_context)) -
     """``POST [base]/Claim/$submit``: a PAS request Bundle in, a PAS response Bundle out (200)."""
     app = request.app
     bundle = await read_resource(request, app.state.settings, "Bundle")
-    pas_request = pas.read_request(bundle)
+    pas_request = pas.read_request(bundle, app.state.validator)
     try:
         answer = await intake.submit(
             pas_request.intake_bundle,
@@ -56,6 +56,7 @@ async def inquire(request: Request, ctx: RequestContext = Depends(get_context)) 
     return fhir_response(await inquiry.inquire(
         bundle,
         store=app.state.store,
+        validator=app.state.validator,
         base_url=ctx.base_url,
         timestamp=instant(app.state.clock()),
         authorized_organization=ctx.organization,

@@ -22,6 +22,7 @@ from fhir_server.search.query import Criterion, ReferenceValue, SearchQuery
 from fhir_server.second_opinion.codes import AUTHORIZATION_PROFILE, PAS_INQUIRY_RESPONSE_BUNDLE_PROFILE
 from fhir_server.second_opinion.pas import case_entries, check_collection, claim_index, collection, trace_numbers
 from fhir_server.second_opinion.references import plan_writes, read_or_none, search_every
+from fhir_server.services.validation import ResourceValidator
 from fhir_server.storage.base import ResourceOperations
 
 OPERATION = "Claim/$inquire"
@@ -66,11 +67,17 @@ async def _claim_responses(ops: ResourceOperations, claim_id: str) -> list[dict[
 
 
 async def inquire(
-    bundle: Any, *, store: ResourceOperations, base_url: str, timestamp: str, authorized_organization: str | None
+    bundle: Any,
+    *,
+    store: ResourceOperations,
+    validator: ResourceValidator | None,
+    base_url: str,
+    timestamp: str,
+    authorized_organization: str | None,
 ) -> dict[str, Any]:
     """The PAS inquiry response Bundle: each matching case's ClaimResponse and what it references (an
     informational OperationOutcome when none matches); 400/422 for an inquiry that cannot be read."""
-    entries = check_collection(bundle, OPERATION)
+    entries = check_collection(bundle, OPERATION, validator)
     claim_at = claim_index(entries, OPERATION)
     inquiry = (await plan_writes(store, entries)).entries[claim_at].resource
     expression = f"Bundle.entry[{claim_at}].resource"

@@ -31,7 +31,8 @@ from fhir_server.second_opinion.codes import (
     codes_in,
 )
 from fhir_server.second_opinion.references import local_form
-from fhir_server.second_opinion.validation import well_formed
+from fhir_server.second_opinion.validation import check_structure, well_formed
+from fhir_server.services.validation import ResourceValidator
 
 SECOND_OPINION_CODE = "S"
 ONLY_SECOND_OPINIONS = "This server handles only second-opinion requests"
@@ -50,8 +51,9 @@ class PasRequest:
     origin: tuple[int, ...]  # origin[i]: the index in the client's Bundle of the intake Bundle's entry i
 
 
-def check_collection(bundle: Any, operation: str) -> list[dict[str, Any]]:
-    """The envelope of a PAS Bundle (400 when it is not a collection of resources); its one Claim's index."""
+def check_collection(bundle: Any, operation: str, validator: ResourceValidator | None) -> list[dict[str, Any]]:
+    """The entries of a PAS Bundle: 400 when it is not a collection of valid R4 resources (every problem of
+    every entry at once), so what reads them next never meets a malformed element."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise bad_request(f"The body of {operation} must be a Bundle", "Bundle")
     if bundle.get("type") != "collection":
@@ -60,6 +62,7 @@ def check_collection(bundle: Any, operation: str) -> list[dict[str, Any]]:
     if not isinstance(entries, list) or not all(well_formed(e) for e in entries):
         raise bad_request(f"Every entry of the {operation} Bundle needs a resource with a resourceType",
                           "Bundle.entry")
+    check_structure(validator, entries)
     return entries
 
 
@@ -140,9 +143,9 @@ def _label(resource: dict[str, Any]) -> str:
     return repr(code.get("text") or coding.get("display") or coding.get("code") or "an unnamed service")
 
 
-def read_request(bundle: Any) -> PasRequest:
+def read_request(bundle: Any, validator: ResourceValidator | None) -> PasRequest:
     """The intake's input for a PAS request Bundle (see the module docstring); 400/422 when it is none."""
-    entries = check_collection(bundle, "Claim/$submit")
+    entries = check_collection(bundle, "Claim/$submit", validator)
     claim_at = claim_index(entries, "Claim/$submit")
     request_at = requested_service(entries, claim_at)
     origin = (request_at, *(i for i in range(len(entries)) if i != request_at))

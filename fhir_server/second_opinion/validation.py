@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_server.errors import Issue, bad_request, error, unprocessable
+from fhir_server.errors import FhirError, Issue, bad_request, error, unprocessable
 from fhir_server.second_opinion.codes import REQUEST_PROFILE
 from fhir_server.services.validation import ResourceValidator, collect_issues, raise_for_issues
 
@@ -61,6 +61,20 @@ def validate_entries(validator: ResourceValidator | None, entries: list[dict[str
         structure += [_in_entry(issue, index, resource["resourceType"]) for issue in entry_structure]
         profile += [_in_entry(issue, index, resource["resourceType"]) for issue in entry_profile]
     return raise_for_issues(structure, profile + submission_rules(entries[0]["resource"]))
+
+
+def check_structure(validator: ResourceValidator | None, entries: list[dict[str, Any]]) -> None:
+    """400 when an entry breaks the base R4 rules, naming every problem of every entry at once (the hosted
+    profiles' too), each at ``Bundle.entry[i].resource...``: for code that reads a Bundle's entries before the
+    intake validates them (the PAS mapping), so it only ever meets valid FHIR."""
+    if validator is None:
+        return
+    structure = [_in_entry(issue, index, entry["resource"]["resourceType"])
+                 for index, entry in enumerate(entries) for issue in validator.validate_structure(entry["resource"])]
+    if any(issue.is_error for issue in structure):
+        profile = [_in_entry(issue, index, entry["resource"]["resourceType"])
+                   for index, entry in enumerate(entries) for issue in validator.validate_profiles(entry["resource"])]
+        raise FhirError([*structure, *profile], 400)
 
 
 def submission_rules(request: dict[str, Any]) -> list[Issue]:

@@ -216,14 +216,16 @@ async def case_entries(claim_response: dict[str, Any], read: Reader) -> list[dic
 
 
 def collection(base_url: str, resources: list[dict[str, Any]], profile: str, timestamp: str) -> dict[str, Any]:
-    """A PAS response (or inquiry response) Bundle of these resources, each once, with absolute fullUrls."""
+    """A PAS response (or inquiry response) Bundle of these resources, each once: a stored one under its
+    absolute URL, an OperationOutcome (stored nowhere) under a ``urn:uuid:``."""
     unique = {f"{r['resourceType']}/{r['id']}": r for r in resources}
     return {
         "resourceType": "Bundle",
         "meta": {"profile": [profile]},
         "type": "collection",
         "timestamp": timestamp,
-        "entry": [{"fullUrl": f"{base_url.rstrip('/')}/{reference}", "resource": resource}
+        "entry": [{"fullUrl": f"urn:uuid:{resource['id']}" if resource["resourceType"] == "OperationOutcome"
+                   else f"{base_url.rstrip('/')}/{reference}", "resource": resource}
                   for reference, resource in unique.items()],
     }
 

@@ -29,7 +29,10 @@ class PasAnswer:
         self.resources = [e["resource"] for e in bundle["entry"]]
         for entry in bundle["entry"]:
             resource = entry["resource"]
-            assert entry["fullUrl"].endswith(f"/fhir/{resource['resourceType']}/{resource['id']}")
+            if resource["resourceType"] == "OperationOutcome":  # stored nowhere
+                assert entry["fullUrl"] == f"urn:uuid:{resource['id']}"
+            else:
+                assert entry["fullUrl"].endswith(f"/fhir/{resource['resourceType']}/{resource['id']}")
 
     def of_type(self, resource_type: str) -> list[dict[str, Any]]:
         return [r for r in self.resources if r["resourceType"] == resource_type]

@@ -45,7 +45,8 @@ async def submit(request: Request, ctx: RequestContext = Depends(get_context)) -
         raise pas.in_request_terms(problem, pas_request.origin) from None
     store = app.state.store
     return fhir_response(await pas.response_bundle(
-        answer, pas_request.origin, ctx.base_url, lambda reference: read_or_none(store, reference), instant(app.state.clock())
+        answer, pas_request.origin, ctx.base_url, lambda reference: read_or_none(store, reference),
+        instant(app.state.clock()),
     ))
 
 

@@ -163,4 +163,6 @@ def register(app: FastAPI) -> None:
     registry = app.state.registry
     registry.add_supported_profile("Subscription", BACKPORT_SUBSCRIPTION_PROFILE)
     for topic in TOPICS:
-        registry.add_resource_extension("Subscription", {"url": TOPIC_CANONICAL_CAPABILITY_EXT, "valueCanonical": topic})
+        registry.add_resource_extension(
+            "Subscription", {"url": TOPIC_CANONICAL_CAPABILITY_EXT, "valueCanonical": topic}
+        )

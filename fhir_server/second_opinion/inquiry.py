@@ -87,7 +87,8 @@ async def inquire(
                             "itemTraceNumber", f"{expression}.identifier"))
     scope = scope_of(inquiry, authorized_organization)
     if not scope:
-        issues.append(error("required", "An inquiry names the provider asking (Claim.provider)", f"{expression}.provider"))
+        issues.append(error("required", "An inquiry names the provider asking (Claim.provider)",
+                            f"{expression}.provider"))
     patient = _reference(inquiry, "patient") or ""
     if issues:
         raise unprocessable(issues)

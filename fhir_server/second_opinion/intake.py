@@ -141,7 +141,9 @@ async def submit(
         claim = adopt_claim(submitted_claim.resource, claim)
     with deciding(request_entry.reference):
         async with store.transaction() as tx:
-            written = {e.index: await _write(tx, e.resource, e.exists) for e in plan.entries if e is not submitted_claim}
+            written = {
+                e.index: await _write(tx, e.resource, e.exists) for e in plan.entries if e is not submitted_claim
+            }
             decision = await write_decision(
                 tx, evaluation, (claim, claim_response, task),
                 claim_exists=existing is not None or bool(submitted_claim and submitted_claim.exists),

@@ -57,7 +57,8 @@ def review_action(claim_response: dict[str, Any]) -> dict[str, Any]:
         {"system": "http://terminology.hl7.org/CodeSystem/adjudication", "code": "submitted"}]
     action = next(e for e in adjudication["extension"] if e["url"] == REVIEW_ACTION_EXT)["extension"]
     return {
-        "code": next(e for e in action if e["url"] == REVIEW_ACTION_CODE_EXT)["valueCodeableConcept"]["coding"][0]["code"],
+        "code": next(e["valueCodeableConcept"]["coding"][0]["code"] for e in action
+                     if e["url"] == REVIEW_ACTION_CODE_EXT),
         "number": next(e["valueString"] for e in action if e["url"] == "number"),
         "reasons": [e["valueCodeableConcept"]["coding"][0]["code"] for e in action if e["url"] == "reasonCode"],
     }

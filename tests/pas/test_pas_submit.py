@@ -50,7 +50,8 @@ async def test_certified_request_answers_a_pas_response_bundle(server: LiveServe
     assert claim["identifier"] == [{"system": CLAIM_ID_SYSTEM, "value": "PA-1001"}]
     assert claim["use"] == "preauthorization" and claim["provider"] == {"reference": "Practitioner/pract-04"}
     assert traces(claim["item"][0]) == ["TRN-1001-1"]
-    assert claim["item"][0]["category"]["coding"][0] == {"system": X12_SERVICE_TYPE, "code": "3", "display": "Consultation"}
+    assert claim["item"][0]["category"]["coding"] == [
+        {"system": X12_SERVICE_TYPE, "code": "3", "display": "Consultation"}]
     assert claim["item"][0]["productOrService"]["coding"][0] == {"system": CPT, "code": "99243"}
     service_request = claim["referral"]["reference"]
     assert [e["valueReference"]["reference"] for e in claim["item"][0]["extension"]
@@ -154,3 +155,12 @@ async def test_problems_are_named_in_the_clients_bundle(server: LiveServer):
     assert status == 422
     assert [i["expression"] for i in issues if i["severity"] == "error"] == [["Bundle.entry[1].resource.reasonCode"]]
     assert await AsyncFHIRClient(server.base_url).resources("Claim").count() == 0  # nothing stored
+
+
+async def test_resubmitting_a_decided_claim_answers_the_stored_decision(server: LiveServer):
+    """The same request again once decided: the stored answer, as PAS shows it, and nothing new written."""
+    first = await pas_submit(server.base_url, pas_request(submission()))
+    again = await pas_submit(server.base_url, pas_request(submission(specialty="207RR0500X")))
+    assert again.claim_response == first.claim_response and again.claim_response["meta"]["versionId"] == "1"
+    assert again.claim == first.claim
+    assert await AsyncFHIRClient(server.base_url).resources("ClaimResponse").count() == 1

@@ -2,7 +2,8 @@
 """Set up and run the project with nothing but Python 3.11+.
 
     python3 dev.py serve [serve options]   the server on the embedded store (http://127.0.0.1:8000/fhir)
-    python3 dev.py test [pytest options]    the whole test suite (both stores)
+    python3 dev.py test [pytest options]    the whole test suite (both stores); under CI (CI=true) or with
+                                            FHIR_TEST_SHIFTED_DATE set, once more under a shifted clock
     python3 dev.py demo                     load the sample provider directory into the configured store
     python3 dev.py bench [bench options]    the benchmark (prints figures)
 
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -47,6 +50,60 @@ def ensure_installed() -> None:
     STAMP.write_text(wanted)
 
 
+# Dates the suite must also pass on, taken in turn (one per day) by the shifted-clock run: the end of a year late
+# in the evening (UTC is already next year), a leap day, both US daylight-saving changes, a Saturday, a far year.
+SHIFTED_DATES = (
+    "2027-12-31 23:30:00",
+    "2028-02-29 12:00:00",
+    "2029-03-11 10:30:00",
+    "2030-11-03 09:30:00",
+    "2031-08-16 15:00:00",
+    "2035-06-30 22:45:00",
+)
+
+
+def shifted_date() -> str | None:
+    """The date of the shifted-clock run: ``FHIR_TEST_SHIFTED_DATE`` (a date, ``rotate``, or ``off``); under CI,
+    one of :data:`SHIFTED_DATES` chosen by today's date, so a test that passes only today fails in CI at once."""
+    wanted = os.environ.get("FHIR_TEST_SHIFTED_DATE", "rotate" if os.environ.get("CI") else "off").strip()
+    if wanted.lower() in ("", "off", "0", "false", "no"):
+        return None
+    if wanted.lower() == "rotate":
+        return SHIFTED_DATES[date.today().toordinal() % len(SHIFTED_DATES)]
+    return wanted
+
+
+def ensure_faketime() -> str:
+    """The ``faketime`` command (Debian's package), installed with apt-get where it is missing."""
+    found = shutil.which("faketime")
+    if found:
+        return found
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("Installing faketime for the shifted-clock run...", flush=True)
+        quiet = {"stdout": subprocess.DEVNULL, "check": False}
+        subprocess.run(["apt-get", "update", "-qq"], **quiet)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "faketime"], **quiet)
+        found = shutil.which("faketime")
+    if not found:
+        raise SystemExit("The shifted-clock run needs faketime (Debian package 'faketime'); install it, or set "
+                         "FHIR_TEST_SHIFTED_DATE=off to skip that run.")
+    return found
+
+
+def run_tests(extra: list[str]) -> int:
+    """The suite; then, when :func:`shifted_date` names one, the same suite again with the machine's clock
+    moved there (faketime reaches every process the tests start, the MongoDB test server included)."""
+    pytest = [str(venv_python()), *COMMANDS["test"], *extra]
+    code = subprocess.run(pytest, cwd=ROOT).returncode
+    moment = shifted_date()
+    if code != 0 or moment is None:
+        return code
+    print(f"\nThe suite once more with the clock at {moment} UTC (FHIR_TEST_SHIFTED_DATE=off skips this run):",
+          flush=True)
+    environment = {**os.environ, "TZ": "UTC"}
+    return subprocess.run([ensure_faketime(), moment, *pytest], cwd=ROOT, env=environment).returncode
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):
         print(f"Python 3.11 or newer is needed (this is {sys.version.split()[0]}).", file=sys.stderr)
@@ -56,6 +113,8 @@ def main(argv: list[str]) -> int:
         return 2
     ensure_installed()
     command, extra = argv[0], argv[1:]
+    if command == "test":
+        return run_tests(extra)
     return subprocess.run([str(venv_python()), *COMMANDS[command], *extra], cwd=ROOT).returncode
 
 

@@ -122,8 +122,8 @@ def requested_service(entries: list[dict[str, Any]], claim_at: int) -> int:
                                 "ServiceRequest it asks for, held in the Bundle, through the extension "
                                 f"{REQUESTED_SERVICE_EXT}", f"{expression}.extension"))
         elif service["resourceType"] != "ServiceRequest" or not is_second_opinion(service):
-            what = service["resourceType"] if service["resourceType"] != "ServiceRequest" else "a ServiceRequest " \
-                f"for {_label(service)}"
+            is_request = service["resourceType"] == "ServiceRequest"
+            what = f"a ServiceRequest for {_label(service)}" if is_request else f"a {service['resourceType']}"
             issues.append(error("not-supported", f"{ONLY_SECOND_OPINIONS} (a ServiceRequest coded "
                                 f"{SECOND_OPINION_CODE_SYSTEM}|{SECOND_OPINION_CODE}); this item asks for {what}",
                                 f"{expression}.extension"))

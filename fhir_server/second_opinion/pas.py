@@ -149,8 +149,19 @@ def read_request(bundle: Any, validator: ResourceValidator | None) -> PasRequest
     claim_at = claim_index(entries, "Claim/$submit")
     request_at = requested_service(entries, claim_at)
     origin = (request_at, *(i for i in range(len(entries)) if i != request_at))
-    intake_bundle = {"resourceType": "Bundle", "type": "collection", "entry": [entries[i] for i in origin]}
+    intake_entries = [claim_entry(entries[i]) if i == claim_at else entries[i] for i in origin]
+    intake_bundle = {"resourceType": "Bundle", "type": "collection", "entry": intake_entries}
     return PasRequest(intake_bundle, origin.index(claim_at), origin)
+
+
+def claim_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """The client's Claim as the intake should store it: known again only by its business identifier (a
+    resubmission), else under an id of the server's, whatever id or URL the client gave it; so a client's
+    ``Claim/1`` never overwrites another case's Claim, and the authorization number derived from the id stays
+    unique."""
+    resource = {key: value for key, value in entry["resource"].items() if key != "id"}
+    full_url = entry.get("fullUrl")
+    return {"fullUrl": full_url, "resource": resource} if str(full_url).startswith("urn:") else {"resource": resource}
 
 
 _ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]")

@@ -164,3 +164,18 @@ async def test_resubmitting_a_decided_claim_answers_the_stored_decision(server: 
     assert again.claim_response == first.claim_response and again.claim_response["meta"]["versionId"] == "1"
     assert again.claim == first.claim
     assert await AsyncFHIRClient(server.base_url).resources("ClaimResponse").count() == 1
+
+
+async def test_the_server_names_the_claims_it_records(server: LiveServer):
+    """Two EHRs both calling their Claim ``Claim/1``: each case gets a Claim of its own, under a server id, and
+    an authorization number of its own."""
+    numbers = []
+    for number, identifier in (("PA-1", "SO-A"), ("PA-2", "SO-B")):
+        bundle = pas_request(submission(identifier=identifier), number=number)
+        bundle["entry"][0].update(fullUrl="https://ehr.example.org/fhir/Claim/1")
+        bundle["entry"][0]["resource"]["id"] = "1"
+        answer = await pas_submit(server.base_url, bundle)
+        assert answer.claim["id"] != "1" and answer.claim["identifier"][0]["value"] == number
+        numbers.append(answer.claim_response["preAuthRef"])
+    assert numbers[0] != numbers[1]
+    assert await AsyncFHIRClient(server.base_url).resources("Claim").count() == 2

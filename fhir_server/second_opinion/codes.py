@@ -13,6 +13,7 @@ CANON = "http://example.org/fhir/second-opinion"
 REQUEST_PROFILE = f"{CANON}/StructureDefinition/second-opinion-request"
 TASK_PROFILE = f"{CANON}/StructureDefinition/second-opinion-task"
 AUTHORIZATION_PROFILE = f"{CANON}/StructureDefinition/second-opinion-authorization"
+PAS_CLAIM_PROFILE = f"{CANON}/StructureDefinition/pas-second-opinion-claim"  # what Claim/$submit needs of PAS's
 
 REASON_SYSTEM = f"{CANON}/CodeSystem/second-opinion-reason"
 STATUS_SYSTEM = f"{CANON}/CodeSystem/second-opinion-status"

@@ -118,7 +118,7 @@ async def submit(
     ``claim_entry``: the index of an entry that is the client's own Claim for this request (a Da Vinci PAS
     client's): it becomes the case's Claim (:func:`adopt_claim`) instead of one the server makes up."""
     entries = check_envelope(bundle)
-    warnings = validate_entries(validator, entries)
+    warnings = validate_entries(validator, entries, claim_entry)
     plan: WritePlan = await plan_writes(store, entries)
     request_entry = plan.entries[0]
     existing = await existing_case(store, request_entry.reference) if request_entry.exists else None

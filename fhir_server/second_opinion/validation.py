@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server.errors import FhirError, Issue, bad_request, error, unprocessable
-from fhir_server.second_opinion.codes import REQUEST_PROFILE
+from fhir_server.second_opinion.codes import PAS_CLAIM_PROFILE, REQUEST_PROFILE
 from fhir_server.services.validation import ResourceValidator, collect_issues, raise_for_issues
 
 
@@ -46,17 +46,20 @@ def _in_entry(issue: Issue, index: int, resource_type: str) -> Issue:
     return Issue(issue.severity, issue.code, issue.diagnostics, anchored, issue.details_code)
 
 
-def validate_entries(validator: ResourceValidator | None, entries: list[dict[str, Any]]) -> list[Issue]:
+def validate_entries(
+    validator: ResourceValidator | None, entries: list[dict[str, Any]], claim_entry: int | None = None
+) -> list[Issue]:
     """Every problem of every entry at once (400 when any breaks the base rules, else 422 when any breaks a
-    hosted profile; the request entry is always checked against the second-opinion-request profile);
-    returns the warnings (e.g. a claimed profile this server does not host) for the answer."""
+    hosted profile; the request entry is always checked against the second-opinion-request profile, a PAS
+    client's Claim at ``claim_entry`` against pas-second-opinion-claim); returns the warnings (e.g. a claimed
+    profile this server does not host) for the answer."""
     if validator is None:
         return []
     structure: list[Issue] = []
     profile: list[Issue] = []
     for index, entry in enumerate(entries):
         resource = entry["resource"]
-        profiles = (REQUEST_PROFILE,) if index == 0 else ()
+        profiles = (REQUEST_PROFILE,) if index == 0 else (PAS_CLAIM_PROFILE,) if index == claim_entry else ()
         entry_structure, entry_profile = collect_issues(validator, resource, profiles)
         structure += [_in_entry(issue, index, resource["resourceType"]) for issue in entry_structure]
         profile += [_in_entry(issue, index, resource["resourceType"]) for issue in entry_profile]

@@ -110,3 +110,23 @@ async def test_two_claims_are_refused(server: LiveServer):
     bundle["entry"].append({**bundle["entry"][0], "fullUrl": "urn:uuid:another-claim"})
     status, issues = refused(server.base_url, "Claim/$submit", bundle)
     assert status == 422 and "exactly one Claim (found 2)" in issues[0]["diagnostics"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expression"),
+    [
+        (lambda claim: claim.pop("identifier"), "Bundle.entry[0].resource.identifier"),
+        (lambda claim: claim["item"][0].pop("category"), "Bundle.entry[0].resource.item[0].category"),
+        (lambda claim: claim["insurance"][0].update(focal=False), "Bundle.entry[0].resource.insurance[0].focal"),
+    ],
+    ids=["no-identifier", "item-without-category", "coverage-not-focal"],
+)
+async def test_the_claim_meets_what_the_server_needs_of_pas(server: LiveServer, change, expression):
+    """The hosted pas-second-opinion-claim profile: PAS's constraints the server relies on (422, by the Bundle's
+    entries, nothing stored)."""
+    bundle = pas_request(submission())
+    change(bundle["entry"][0]["resource"])
+    status, issues = refused(server.base_url, "Claim/$submit", bundle)
+    assert status == 422
+    assert [i["expression"] for i in issues if i["severity"] == "error"] == [[expression]]
+    await nothing_stored(server.base_url)

@@ -30,7 +30,7 @@ async def submit(request: Request, ctx: RequestContext = Depends(get_context)) -
     """``POST [base]/Claim/$submit``: a PAS request Bundle in, a PAS response Bundle out (200)."""
     app = request.app
     bundle = await read_resource(request, app.state.settings, "Bundle")
-    pas_request = pas.read_request(bundle, app.state.validator)
+    pas_request = await pas.read_request(bundle, app.state.validator, app.state.store)
     try:
         answer = await intake.submit(
             pas_request.intake_bundle,

@@ -9,8 +9,9 @@ and that ServiceRequest is the request the intake decides, exactly as ``ServiceR
 Mapping, both ways, and nothing else:
 
 - :func:`read_request` checks the PAS envelope and reorders the entries into the intake's input (the
-  ServiceRequest first, the Claim passed on as the case's own Claim); :func:`in_request_terms` re-anchors the
-  intake's error expressions (``Bundle.entry[i]``) to the entries of the Bundle the client sent;
+  ServiceRequest first, the Claim passed on as the case's own Claim, the requestor and insurer the server already
+  holds referenced rather than rewritten); :func:`in_request_terms` re-anchors the intake's error expressions
+  (``Bundle.entry[i]``) to the entries of the Bundle the client sent;
 - :func:`response_bundle` turns the intake's answer into the PAS response: the ClaimResponse first (as stored,
   with the Claim item's ``itemTraceNumber`` echoed and its ``itemSequence``), then the resources it references.
 """
@@ -30,12 +31,15 @@ from fhir_server.second_opinion.codes import (
     SECOND_OPINION_CODE_SYSTEM,
     codes_in,
 )
-from fhir_server.second_opinion.references import local_form
+from fhir_server.fhir.resources import copy_resource
+from fhir_server.second_opinion.references import local_form, matching_stored_id, read_or_none, walk_references
 from fhir_server.second_opinion.validation import check_structure, well_formed
 from fhir_server.services.validation import ResourceValidator
+from fhir_server.storage.base import ResourceOperations
 
 SECOND_OPINION_CODE = "S"
 ONLY_SECOND_OPINIONS = "This server handles only second-opinion requests"
+DIRECTORY_TYPES = frozenset({"Organization", "Practitioner", "PractitionerRole"})
 # ClaimResponse elements whose targets a PAS response Bundle carries after the ClaimResponse.
 RESPONSE_REFERENCES = ("request", "patient", "insurer", "requestor")
 
@@ -143,15 +147,57 @@ def _label(resource: dict[str, Any]) -> str:
     return repr(code.get("text") or coding.get("display") or coding.get("code") or "an unnamed service")
 
 
-def read_request(bundle: Any, validator: ResourceValidator | None) -> PasRequest:
+async def read_request(bundle: Any, validator: ResourceValidator | None, ops: ResourceOperations) -> PasRequest:
     """The intake's input for a PAS request Bundle (see the module docstring); 400/422 when it is none."""
     entries = check_collection(bundle, "Claim/$submit", validator)
     claim_at = claim_index(entries, "Claim/$submit")
     request_at = requested_service(entries, claim_at)
-    origin = (request_at, *(i for i in range(len(entries)) if i != request_at))
+    known = await known_directory_entries(ops, entries)
+    origin = (request_at, *(i for i in range(len(entries)) if i != request_at and i not in known))
+    entries = with_references_to(entries, known)
     intake_entries = [claim_entry(entries[i]) if i == claim_at else entries[i] for i in origin]
     intake_bundle = {"resourceType": "Bundle", "type": "collection", "entry": intake_entries}
     return PasRequest(intake_bundle, origin.index(claim_at), origin)
+
+
+async def known_directory_entries(ops: ResourceOperations, entries: list[dict[str, Any]]) -> dict[int, str]:
+    """``index -> Type/id`` of each provider-directory entry (an Organization, Practitioner or PractitionerRole:
+    the requestor, the insurer...) that names a resource the server holds, by business identifier or by its
+    fullUrl. A PAS Bundle carries them because PAS wants every referenced resource in it; the directory is the
+    plan's own record of them (qualifications, roles, networks), so they are read, never overwritten."""
+    known: dict[int, str] = {}
+    for index, entry in enumerate(entries):
+        resource = entry["resource"]
+        if resource["resourceType"] not in DIRECTORY_TYPES:
+            continue
+        stored_id = await matching_stored_id(ops, resource)
+        given = local_form(entry.get("fullUrl") or "")
+        if stored_id is None and given and given.startswith(f"{resource['resourceType']}/"):
+            stored_id = given.partition("/")[2] if await read_or_none(ops, given) is not None else None
+        if stored_id is not None:
+            known[index] = f"{resource['resourceType']}/{stored_id}"
+    return known
+
+
+def with_references_to(entries: list[dict[str, Any]], known: dict[int, str]) -> list[dict[str, Any]]:
+    """The entries with every reference to a known directory entry (by fullUrl or ``Type/id``) turned into a
+    reference to the stored resource it stands for."""
+    aliases: dict[str, str] = {}
+    for index, target in known.items():
+        entry = entries[index]
+        resource = entry["resource"]
+        names = [entry.get("fullUrl"), local_form(entry.get("fullUrl") or "")]
+        names.append(f"{resource['resourceType']}/{resource['id']}" if resource.get("id") else None)
+        aliases.update({name: target for name in names if name})
+    if not aliases:
+        return entries
+    rewritten = []
+    for index, entry in enumerate(entries):
+        resource = copy_resource(entry["resource"])
+        for _, node in walk_references(resource, resource["resourceType"]):
+            node["reference"] = aliases.get(node["reference"], node["reference"])
+        rewritten.append({**entry, "resource": resource})
+    return rewritten
 
 
 def claim_entry(entry: dict[str, Any]) -> dict[str, Any]:

@@ -179,3 +179,30 @@ async def test_the_server_names_the_claims_it_records(server: LiveServer):
         numbers.append(answer.claim_response["preAuthRef"])
     assert numbers[0] != numbers[1]
     assert await AsyncFHIRClient(server.base_url).resources("Claim").count() == 2
+
+
+async def test_the_providers_a_pas_bundle_carries_stand_for_the_directorys(server: LiveServer):
+    """PAS Bundles carry the requestor and the insurer; when the server knows them (by NPI, or by id) they stand
+    for the directory's records, which stay as they are (qualifications, roles), and the references follow."""
+    fhir = AsyncFHIRClient(server.base_url)
+    before = (await fhir.reference("Practitioner", "pract-04").to_resource()).serialize()
+    bundle = pas_request(submission())
+    whitaker = "https://ehr.example.org/fhir/Practitioner/whitaker"
+    bundle["entry"] += [
+        {"fullUrl": whitaker, "resource": {"resourceType": "Practitioner", "id": "whitaker", "identifier": [
+            {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1708470590"}], "name": [{"family": "WHITAKER"}]}},
+        {"fullUrl": "https://ehr.example.org/fhir/Organization/org-health-net", "resource": {
+            "resourceType": "Organization", "id": "org-health-net", "name": "HEALTH NET"}},
+    ]
+    claim, service_request = bundle["entry"][0]["resource"], bundle["entry"][1]["resource"]
+    claim["provider"] = service_request["requester"] = {"reference": whitaker}
+    claim["insurer"] = {"reference": "Organization/org-health-net"}
+    answer = await pas_submit(server.base_url, bundle)
+    assert answer.claim_response["requestor"] == {"reference": "Practitioner/pract-04"}
+    assert answer.claim["provider"] == {"reference": "Practitioner/pract-04"}
+    assert review_action(answer.claim_response)["code"] == "A1"
+    after = (await fhir.reference("Practitioner", "pract-04").to_resource()).serialize()
+    assert after == before and after["meta"]["versionId"] == "1"
+    insurer = (await fhir.reference("Organization", "org-health-net").to_resource()).serialize()
+    assert insurer["name"] == "Health Net of California" and insurer["meta"]["versionId"] == "1"
+    assert await fhir.resources("Practitioner").search(_id="whitaker").count() == 0

@@ -15,17 +15,19 @@ from fastapi import FastAPI
 
 from fhir_server import __version__
 from fhir_server.api import bundles, docs, metadata, operations, rest, second_opinion
-from fhir_server.api import case_management
+from fhir_server.api import case_management, health
 from fhir_server.api import pas as pas_api
 from fhir_server.api import reports as report_api
 from fhir_server.api import subscriptions as subscription_api
 from fhir_server.api.errors import install_error_handlers
+from fhir_server.api.middleware import install_middleware
 from fhir_server.api.registry import CapabilityRegistry
 from fhir_server.clock import Clock
 from fhir_server.conformance import load_conformance, publish_resources
 from fhir_server.fhir.definitions import core_registry
 from fhir_server.fhir.terminology import core_terminology
 from fhir_server.fhir.validator import Validator
+from fhir_server.metrics import Metrics
 from fhir_server.outbox import start_worker, stop_worker
 from fhir_server.second_opinion import plan_copies
 from fhir_server.services.resources import ResourceService
@@ -78,11 +80,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.registry = registry
     app.state.store = store
     app.state.services = ResourceService(store, validator, definitions, settings)
+    app.state.metrics = Metrics()
 
     # No 307 redirects for a trailing slash or an encoded one (a redirect would lose a POST/PUT body): unknown
     # URLs answer 404 with an OperationOutcome.
     app.router.redirect_slashes = False
     install_error_handlers(app)
+    install_middleware(app, settings, app.state.metrics)
+    health.register(app)
     docs.register(app, base_path)
     metadata.register(app, base_path)
     second_opinion.register(app)

@@ -293,7 +293,8 @@ async def decide(
     store: ResourceStore, task_id: str, request: DecisionRequest, catalog: PlanCatalog, now: datetime
 ) -> Decided:
     """Record a physician's decision on the second-opinion Task ``task_id`` (404 unknown, 422 not decidable)."""
-    async with store.transaction() as tx:
+
+    async def run(tx: ResourceOperations) -> Decided:
         stored_task = await tx.read("Task", task_id)
         task = stored_task.resource or {}
         if not is_second_opinion_task(task):
@@ -343,7 +344,11 @@ async def decide(
         )
         provenance = _provenance(request, [stored_response, stored_decided], now)
         stored_provenance = await tx.create(provenance, resource_id=provenance["id"])
-    assert stored_provenance.resource is not None
-    return Decided(
-        stored_response.resource, stored_decided.resource, service_request, notices, stored_provenance.resource
-    )
+        assert stored_provenance.resource is not None
+        return Decided(
+            stored_response.resource, stored_decided.resource, service_request, notices, stored_provenance.resource
+        )
+
+    # A concurrent decision of the same Task: the loser runs again after it, and is refused as already final.
+    return await store.atomically(run)
+

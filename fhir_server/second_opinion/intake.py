@@ -25,17 +25,17 @@ from datetime import datetime
 from typing import Any
 
 from fhir_server.clock import Now
-from fhir_server.errors import error, operation_outcome, unprocessable
+from fhir_server.errors import FhirError, error, operation_outcome, unprocessable
 from fhir_server.second_opinion.authorization import adopt_claim
 from fhir_server.second_opinion.cases import existing_case, new_ids
 from fhir_server.second_opinion.codes import TASK_CODE_SYSTEM, TASK_PROFILE, codes_in
 from fhir_server.second_opinion.evaluation import Evaluation, RecordIds, build_records, evaluate
 from fhir_server.second_opinion.notices import notify_decision
 from fhir_server.second_opinion.plans import PlanCatalog
-from fhir_server.second_opinion.references import Resolver, WritePlan, plan_writes
+from fhir_server.second_opinion.references import PlannedEntry, Resolver, WritePlan, plan_writes
 from fhir_server.second_opinion.validation import check_envelope, validate_entries
 from fhir_server.services.validation import ResourceValidator
-from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource, uniqueness_key
 
 # ServiceRequests whose case the running request is deciding itself (a $submit resubmission), so that the
 # update observer that resumes a pended case (:func:`resume_on_update`) does not decide it a second time.
@@ -103,7 +103,23 @@ async def write_decision(
     return Written(stored_claim, stored_response, stored_task, notices)
 
 
-async def submit(
+# A submission that lost a race with another of the same request (409 on the derived id) is run again once: it
+# then finds the winner's case and answers as a resubmission does.
+SUBMIT_ATTEMPTS = 2
+
+
+async def submit(bundle: Any, **options: Any) -> dict[str, Any]:
+    """``POST [base]/ServiceRequest/$submit`` (see :func:`submit_once`), run again after a lost race."""
+    for attempt in range(SUBMIT_ATTEMPTS):
+        try:
+            return await submit_once(bundle, **options)
+        except FhirError as exc:
+            if exc.status != 409 or attempt == SUBMIT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def submit_once(
     bundle: Any,
     *,
     store: ResourceStore,
@@ -116,22 +132,53 @@ async def submit(
     """``POST [base]/ServiceRequest/$submit``: the answer Bundle (ClaimResponse, Task, ServiceRequest, Claim).
 
     ``claim_entry``: the index of an entry that is the client's own Claim for this request (a Da Vinci PAS
-    client's): it becomes the case's Claim (:func:`adopt_claim`) instead of one the server makes up."""
+    client's): it becomes the case's Claim (:func:`adopt_claim`) instead of one the server makes up.
+
+    Validation needs no store and runs first; everything that reads the store to decide (which entries exist,
+    the case already running, the evaluation) runs in the transaction that writes the decision, under the locks
+    of the request's identifiers: two submissions of one identifier, on any number of processes, make one case
+    (the second, run after the first, answers the stored decision or re-evaluates the pended case)."""
     entries = check_envelope(bundle)
     warnings = validate_entries(validator, entries, claim_entry)
-    plan: WritePlan = await plan_writes(store, entries)
+    resources, replayed = await store.atomically(lambda tx: _decide(tx, entries, catalog, now, claim_entry))
+    extra = [] if replayed or not warnings else [
+        {"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), **operation_outcome(warnings)}
+    ]
+    return answer_bundle(base_url, resources + extra)
+
+
+def identifier_keys(entry: PlannedEntry) -> list[str]:
+    """The lock keys of an entry's business identifiers, as a conditional create on ``identifier=system|value``
+    would take them."""
+    resource_type = entry.resource["resourceType"]
+    return [
+        uniqueness_key(resource_type, [("identifier", f"{identifier.get('system') or ''}|{identifier['value']}")])
+        for identifier in entry.resource.get("identifier", ())
+        if isinstance(identifier, dict) and identifier.get("value")
+    ]
+
+
+async def _decide(
+    tx: ResourceOperations, entries: list[dict[str, Any]], catalog: PlanCatalog, now: Now,
+    claim_entry: int | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """One run of a submission in ``tx``: the answer's resources, and whether they are a stored answer replayed."""
+    plan: WritePlan = await plan_writes(tx, entries)
     request_entry = plan.entries[0]
-    existing = await existing_case(store, request_entry.reference) if request_entry.exists else None
+    existing = await existing_case(tx, request_entry.reference) if request_entry.exists else None
     if existing and existing.final and existing.claim_response:
-        stored = Resolver(store)
+        stored = Resolver(tx)
         records = [existing.claim_response, existing.task, await stored.get(request_entry.reference),
                    await stored.get(f"Claim/{existing.ids.claim}")]
-        return answer_bundle(base_url, [r for r in records if r])
+        return [r for r in records if r], True
+    locked = [request_entry, *(entry for entry in plan.entries[1:] if not entry.exists)]
+    for key in sorted({key for entry in locked for key in identifier_keys(entry)}):
+        await tx.lock(key)
 
     submitted_claim = plan.entries[claim_entry] if claim_entry is not None else None
     moment = now()
     received = existing.received if existing else moment
-    evaluation = await evaluate(Resolver(store, plan), request_entry.resource, catalog)
+    evaluation = await evaluate(Resolver(tx, plan), request_entry.resource, catalog)
     ids = existing.ids if existing else new_ids(submitted_claim.resource["id"] if submitted_claim else None)
     claim, claim_response, task = build_records(
         evaluation, request_entry.resource, request_entry.reference, ids, received, moment,
@@ -140,22 +187,17 @@ async def submit(
     if submitted_claim is not None:
         claim = adopt_claim(submitted_claim.resource, claim)
     with deciding(request_entry.reference):
-        async with store.transaction() as tx:
-            written = {
-                e.index: await _write(tx, e.resource, e.exists) for e in plan.entries if e is not submitted_claim
-            }
-            decision = await write_decision(
-                tx, evaluation, (claim, claim_response, task),
-                claim_exists=existing is not None or bool(submitted_claim and submitted_claim.exists),
-                response_exists=existing is not None and existing.claim_response is not None,
-                previous_task=existing.task if existing else None,
-                now=moment,
-            )
-    extra = [{"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), **operation_outcome(warnings)}] if warnings else []
-    return answer_bundle(
-        base_url,
-        [decision.claim_response, decision.task, written[0], decision.claim, *decision.notices, *extra],
-    )
+        written = {
+            e.index: await _write(tx, e.resource, e.exists) for e in plan.entries if e is not submitted_claim
+        }
+        decision = await write_decision(
+            tx, evaluation, (claim, claim_response, task),
+            claim_exists=existing is not None or bool(submitted_claim and submitted_claim.exists),
+            response_exists=existing is not None and existing.claim_response is not None,
+            previous_task=existing.task if existing else None,
+            now=moment,
+        )
+    return [decision.claim_response, decision.task, written[0], decision.claim, *decision.notices], False
 
 
 # ---------------------------------------------------------------- a Task created through REST

@@ -75,7 +75,7 @@ class PlanRules:
     board_certification_primary_care: bool
     expert_panel_network: str | None  # "Organization/id"
     physician_groups_decide: bool
-    plan_copy_endpoint: str | None
+    plan_copy_endpoint: str | None  # settings (FHIR_PLAN_COPY_ENDPOINT__<PLAN>) take precedence
     authorization_number_prefix: str
     authorization_validity_days: int
     authorization_quantity: int
@@ -86,6 +86,7 @@ class PlanRules:
     # Headlines of the Communications the member and the provider receive, by notes key (certified, denied,
     # member_services) plus consultation_report and automatic_reason; ``{placeholders}`` see notices.py.
     notices: dict[str, str] = field(default_factory=dict)
+    plan_copy_max_attempts: int | None = None  # delivery attempts before a copy is parked (None: the setting)
 
     def outcome_for(self, situation: str) -> str:
         return self.decisions[situation]
@@ -175,6 +176,7 @@ def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
         expert_panel_network=qualification.get("expert_panel_network"),
         physician_groups_decide=bool(data["delegation"]["physician_groups_decide"]),
         plan_copy_endpoint=data["delegation"].get("plan_copy_endpoint"),
+        plan_copy_max_attempts=data["delegation"].get("plan_copy_max_attempts"),
         authorization_number_prefix=authorization["number_prefix"],
         authorization_validity_days=int(authorization["validity_days"]),
         authorization_quantity=int(authorization["quantity"]),

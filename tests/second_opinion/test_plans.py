@@ -34,7 +34,8 @@ def test_policy_differences_are_in_the_data(catalog):
     assert bsp.board_certification_required(True) is False  # 6a: "appropriately qualified" PCP
     assert bsp.expert_panel_network == "Organization/ntwk-bsp-expert-panel" and hn.expert_panel_network is None
     assert (hn.third_opinion_covered, bsp.third_opinion_covered) == (False, True)
-    assert hn.plan_copy_endpoint is None and bsp.plan_copy_endpoint
+    assert hn.plan_copy_endpoint is None and bsp.plan_copy_endpoint is None  # no live endpoint ships: settings say
+    assert bsp.plan_copy_max_attempts == 15 and hn.plan_copy_max_attempts is None
 
 
 def test_adding_a_plan_is_adding_a_data_file(tmp_path: Path):

@@ -40,17 +40,22 @@ def base_url_for(request: Request, settings: Settings) -> str:
     its ``Host`` names this server (``FHIR_ALLOWED_HOSTS``, ``FHIR_HOST``): anyone can send ``Host:
     evil.example``, and an answer (or a cache in front) must not then point clients at it. Any other Host gets
     the configured base."""
-    if settings.public_base_url or not host_allowed(request.url.hostname, settings):
+    if settings.public_base_url:
         return settings.public_base()
     scope = request.scope
     server = scope.get("server")  # a tuple, or a list from some servers and test clients
     key = (scope.get("scheme"), request.headers.get("host"), tuple(server) if server else None,
-           scope.get("root_path"), scope.get("app_root_path"), settings.normalized_base_path())
+           scope.get("root_path"), scope.get("app_root_path"), settings.public_base(), settings.host,
+           tuple(settings.allowed_hosts))
     base = _BASE_URLS.get(key)
     if base is None:
         if len(_BASE_URLS) >= _BASE_URLS_KEPT:
             _BASE_URLS.clear()
-        base = _BASE_URLS[key] = str(request.base_url).rstrip("/") + settings.normalized_base_path()
+        if host_allowed(request.url.hostname, settings):
+            base = str(request.base_url).rstrip("/") + settings.normalized_base_path()
+        else:
+            base = settings.public_base()
+        _BASE_URLS[key] = base
     return base
 
 

@@ -101,7 +101,7 @@ async def patch(
     if media_type not in PATCH_MEDIA_TYPES:
         raise unsupported_media_type(f"PATCH takes a JSON Patch ({JSON_PATCH}) or a JSON Merge Patch "
                                      f"({MERGE_PATCH}) document")
-    document = parse_json(await read_body(request, service.settings.max_body_bytes), service.settings.max_json_depth)
+    document = parse_json(await read_body(request, service.settings.max_body_bytes), service.settings)
     if_match = parse_version_tag(request.headers.get("if-match"))
     result = await patch_resource(service, resource_type, resource_id, parse_patch(media_type, document), if_match)
     return write_response(ctx, result)

@@ -6,8 +6,9 @@ Data flows one way: envelope checks -> validation (base R4: 400; hosted profiles
 ClaimResponse and Task -> one store transaction -> the answer Bundle. Everything that can reject a submission
 happens before the transaction, so nothing is stored from a rejected one.
 
-Resubmission of a ServiceRequest identifier (system + value) already stored: while its Task is final, the
-stored answer comes back unchanged; while pended, the request is re-evaluated with the new Bundle and the
+Resubmission of a ServiceRequest identifier (system + value) already stored: while its Task is final, or referred
+for a consultative review (90.2.17 procedure 6: the consultant's recommendation decides, and a resubmission must not
+drop the case back to the first review), the stored answer comes back unchanged; while pended, the request is re-evaluated with the new Bundle and the
 decision is a new version of the same Task, Claim and ClaimResponse. An update of a pended ServiceRequest
 through REST resumes its case the same way (:func:`resume_on_update`). Every decision (a certification, a
 redirection to Member Services) is announced to the member and the provider (:mod:`notices`) in the same
@@ -30,6 +31,7 @@ from fhir_server.second_opinion.authorization import adopt_claim
 from fhir_server.second_opinion.cases import existing_case, new_ids
 from fhir_server.second_opinion.codes import TASK_CODE_SYSTEM, TASK_PROFILE, codes_in
 from fhir_server.second_opinion.evaluation import Evaluation, RecordIds, build_records, evaluate
+from fhir_server.second_opinion.information_requests import follow_missing_information
 from fhir_server.second_opinion.notices import notify_decision
 from fhir_server.second_opinion.plans import PlanCatalog
 from fhir_server.second_opinion.references import PlannedEntry, Resolver, WritePlan, plan_writes
@@ -80,6 +82,7 @@ class Written:
     claim_response: dict[str, Any]
     task: dict[str, Any]
     notices: list[dict[str, Any]]
+    information_requests: list[dict[str, Any]]
 
 
 async def write_decision(
@@ -100,7 +103,19 @@ async def write_decision(
     notices = await notify_decision(
         tx, rules=evaluation.rules, task=stored_task, claim_response=stored_response, now=now, previous_task=previous_task
     )
-    return Written(stored_claim, stored_response, stored_task, notices)
+    asked = await follow_missing_information(
+        tx, stored_task, evaluation.missing, (stored_task.get("requester") or {}).get("reference"), now
+    )
+    return Written(stored_claim, stored_response, stored_task, notices, asked)
+
+
+def clock_start(existing_task: dict[str, Any] | None, evaluation: Evaluation, received: datetime, now: datetime) -> datetime:
+    """When the decision clock starts: at receipt, or, for a case on hold that the new information completes, now
+    (Cal. Health & Safety Code §1367.01(h)(1): the time counts from receipt of the information reasonably
+    necessary to make the determination)."""
+    if existing_task is not None and existing_task.get("status") == "on-hold" and not evaluation.missing:
+        return now
+    return received
 
 
 # A submission that lost a race with another of the same request (409 on the derived id) is run again once: it
@@ -166,7 +181,7 @@ async def _decide(
     plan: WritePlan = await plan_writes(tx, entries)
     request_entry = plan.entries[0]
     existing = await existing_case(tx, request_entry.reference) if request_entry.exists else None
-    if existing and existing.final and existing.claim_response:
+    if existing and (existing.final or existing.held_for_consultation) and existing.claim_response:
         stored = Resolver(tx)
         records = [existing.claim_response, existing.task, await stored.get(request_entry.reference),
                    await stored.get(f"Claim/{existing.ids.claim}")]
@@ -183,6 +198,7 @@ async def _decide(
     claim, claim_response, task = build_records(
         evaluation, request_entry.resource, request_entry.reference, ids, received, moment,
         existing.task if existing else None,
+        clock_from=clock_start(existing.task if existing else None, evaluation, received, moment),
     )
     if submitted_claim is not None:
         claim = adopt_claim(submitted_claim.resource, claim)
@@ -197,7 +213,8 @@ async def _decide(
             previous_task=existing.task if existing else None,
             now=moment,
         )
-    return [decision.claim_response, decision.task, written[0], decision.claim, *decision.notices], False
+    return [decision.claim_response, decision.task, written[0], decision.claim, *decision.notices,
+            *decision.information_requests], False
 
 
 # ---------------------------------------------------------------- a Task created through REST
@@ -253,7 +270,10 @@ async def resume_on_update(
         return
     moment = now()
     evaluation = await evaluate(Resolver(tx), stored.resource, catalog)
-    records = build_records(evaluation, stored.resource, stored.reference, case.ids, case.received, moment, case.task)
+    records = build_records(
+        evaluation, stored.resource, stored.reference, case.ids, case.received, moment, case.task,
+        clock_from=clock_start(case.task, evaluation, case.received, moment),
+    )
     await write_decision(
         tx, evaluation, records,
         claim_exists=True, response_exists=case.claim_response is not None, previous_task=case.task, now=moment,

@@ -17,6 +17,7 @@ from fhir_server.search.query import parse_search
 from fhir_server.services.validation import ResourceValidator, check_writable
 from fhir_server.settings import Settings
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource, uniqueness_key
+from fhir_server.storage.observed import collecting_warnings
 
 ETAG_PATTERN = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 # Versions are 64-bit integers in both stores: a larger number names no version and must not reach them.
@@ -141,14 +142,18 @@ class ResourceService:
                 raise precondition_failed(f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}")
             if matches:
                 return WriteResult(matches[0], created=False, warnings=warnings, existing=True)
-        return WriteResult(await ops.create(resource), created=True, warnings=warnings)
+        with collecting_warnings() as observed:
+            stored = await ops.create(resource)
+        return WriteResult(stored, created=True, warnings=warnings + observed)
 
     async def create_with_id(
         self, resource: dict[str, Any], resource_id: str, ops: ResourceOperations
     ) -> WriteResult:
         """Create with an id chosen in advance (transaction entries whose ``urn:uuid`` was already resolved)."""
         warnings = check_writable(self.validator, resource)
-        return WriteResult(await ops.create(resource, resource_id=resource_id), created=True, warnings=warnings)
+        with collecting_warnings() as observed:
+            stored = await ops.create(resource, resource_id=resource_id)
+        return WriteResult(stored, created=True, warnings=warnings + observed)
 
     async def update(
         self,
@@ -169,8 +174,9 @@ class ResourceService:
                 f"the resource id {body_id!r} does not match the id {resource_id!r} of the URL", f"{resource_type}.id"
             )
         warnings = check_writable(self.validator, resource)
-        stored, created = await (ops or self.store).update(resource, if_match=if_match)
-        return WriteResult(stored, created=created, warnings=warnings)
+        with collecting_warnings() as observed:
+            stored, created = await (ops or self.store).update(resource, if_match=if_match)
+        return WriteResult(stored, created=created, warnings=warnings + observed)
 
     async def delete(
         self,

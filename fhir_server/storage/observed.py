@@ -18,15 +18,39 @@ the inner store: they pay nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TypeVar
 
-from fhir_server.errors import FhirError
+from fhir_server.errors import FhirError, Issue
 from fhir_server.storage.base import OutboxMessage, OutboxSummary, ResourceOperations, ResourceStore, StoredResource
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.versioning import resource_type_of
+
+# Warnings an observer has for the client whose write it reacts to (a consultation report stored but not taken as
+# the case's report, say): collected per write by :func:`collecting_warnings`, answered with the write's own.
+_WARNINGS: ContextVar[list[Issue] | None] = ContextVar("observer_warnings", default=None)
+
+
+def warn(issue: Issue) -> None:
+    """Tell the client of the running write something (no-op when no write is collecting)."""
+    collected = _WARNINGS.get()
+    if collected is not None:
+        collected.append(issue)
+
+
+@contextmanager
+def collecting_warnings() -> Iterator[list[Issue]]:
+    """Collect what the observers of the writes inside say with :func:`warn`."""
+    collected: list[Issue] = []
+    token = _WARNINGS.set(collected)
+    try:
+        yield collected
+    finally:
+        _WARNINGS.reset(token)
+
 
 Observer = Callable[[ResourceOperations, StoredResource, "StoredResource | None"], Awaitable[None]]
 # A read of the version about to be replaced finds none: never stored (404) or already deleted (410).

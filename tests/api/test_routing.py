@@ -24,7 +24,7 @@ def test_every_rest_and_operation_route_is_served_directly() -> None:
 
 def _app() -> FastAPI:
     app = FastAPI()
-    app.state.settings = Settings(store="sqlite:///:memory:")
+    app.state.settings = Settings(store="sqlite:///:memory:", allowed_hosts=["h"])
     install_error_handlers(app)
 
     async def direct(kind: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
@@ -81,14 +81,19 @@ def test_a_path_of_another_shape_is_refused_from_its_segments_before_the_pattern
 
 
 async def test_the_base_url_follows_each_requests_host_and_scheme(tmp_path) -> None:
-    """Base URLs are remembered by what they are made of: another Host or scheme gets its own."""
-    app = create_app(Settings(store=f"sqlite:///{tmp_path / 'hosts.db'}"))
+    """Base URLs are remembered by what they are made of: another Host or scheme gets its own, and a Host this
+    server does not answer to still gets the configured base."""
+    app = create_app(Settings(store=f"sqlite:///{tmp_path / 'hosts.db'}", allowed_hosts=["one.example", "two.example"]))
     async with app.router.lifespan_context(app):
         for base in ("http://one.example", "http://two.example:8080", "https://one.example", "http://one.example"):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as client:
                 created = await client.post("/fhir/Patient", json={"resourceType": "Patient"},
                                             headers={"Content-Type": "application/fhir+json"})
                 assert created.headers["location"].startswith(f"{base}/fhir/Patient/"), base
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://evil.example") as client:
+            created = await client.post("/fhir/Patient", json={"resourceType": "Patient"},
+                                        headers={"Content-Type": "application/fhir+json"})
+            assert created.headers["location"].startswith("http://127.0.0.1:8000/fhir/Patient/")
 
 
 def test_a_server_address_given_as_a_list_makes_a_base_url_too(tmp_path) -> None:

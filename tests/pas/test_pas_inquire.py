@@ -6,6 +6,7 @@ from __future__ import annotations
 from fhirpy import AsyncFHIRClient
 
 from fhir_server.second_opinion.codes import AUTHORIZATION_PROFILE
+from tests.case_management.helpers import parameters
 from tests.pas.builders import pas_inquiry, pas_request
 from tests.pas.conftest import LiveServer
 from tests.pas.reading import authorized_provider, pas_inquire, pas_submit, refused, review_action, traces
@@ -30,8 +31,7 @@ async def test_inquiry_follows_a_pended_case_through_its_decision(server_on_each
     fhir = AsyncFHIRClient(base_url)
     task = (await fhir.resources("Task").search(focus=submitted.claim["referral"]["reference"]).fetch_all())[0]
     proposed = next(i["valueReference"]["reference"] for i in task["input"] if "valueReference" in i)
-    await fhir.execute(f"Task/{task['id']}/$decide", method="post", data={"resourceType": "Parameters", "parameter": [
-        {"name": "decision", "valueCode": "approve"}, {"name": "reviewer", "valueReference": {"reference": CMO}}]})
+    await fhir.execute(f"Task/{task['id']}/$decide", method="post", data=parameters("approve", CMO))
 
     decided = await pas_inquire(base_url, pas_inquiry(native, number=None, trace="TRN-2001-1"))  # by trace number
     claim_response = decided.claim_response
@@ -44,7 +44,7 @@ async def test_inquiry_follows_a_pended_case_through_its_decision(server_on_each
     assert traces(claim_response["item"][0]) == ["TRN-2001-1"]
     assert [f"{r['resourceType']}/{r['id']}" for r in decided.resources[1:]] == [
         claim_response["request"]["reference"], claim_response["patient"]["reference"],
-        "Organization/org-blue-shield-promise", "Practitioner/pract-04", proposed]
+        claim_response["insurer"]["reference"], "Practitioner/pract-04", proposed]
 
 
 async def test_inquiry_answers_only_the_requesting_providers_cases(server: LiveServer):

@@ -101,7 +101,7 @@ async def test_pended_request_answers_a4_without_an_authorization(server: LiveSe
     assert "preAuthRef" not in claim_response and "preAuthPeriod" not in claim_response
     assert authorized_provider(claim_response) is None
     assert traces(claim_response["item"][0]) == ["TRN-1001-1"]
-    assert claim_response["insurer"] == {"reference": "Organization/org-blue-shield-promise"}
+    assert claim_response["insurer"] == {"reference": "Organization/org-health-net"}  # the Coverage's payor
     task = await case_task(server.base_url, answer.claim["referral"]["reference"])
     assert (task["status"], task["owner"]["reference"]) == ("in-progress", "Organization/ipa-harbor")
 
@@ -134,7 +134,7 @@ async def test_third_opinion_goes_to_physician_review_away_from_both_prior_physi
     assert review_action(claim_response)["code"] == "A4"
     assert claim_response["requestor"] == {"reference": "PractitionerRole/role-12"}
     assert answer.claim["provider"] == {"reference": "PractitionerRole/role-12"}
-    assert "incurs the cost" in " ".join(n["text"] for n in claim_response["processNote"])
+    assert "Chief Medical Officer" in " ".join(n["text"] for n in claim_response["processNote"])
     task = await case_task(server.base_url, answer.claim["referral"]["reference"])
     proposed = [i["valueReference"]["reference"] for i in task["input"] if "valueReference" in i]
     assert len(proposed) == 1 and proposed[0] not in ("Practitioner/pract-15", "Practitioner/pract-19")

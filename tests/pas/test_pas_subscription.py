@@ -9,6 +9,7 @@ from fhir_server.errors import FhirError
 from fhir_server.storage.base import ResourceStore
 from fhir_server.subscriptions.criteria import read_subscription
 from fhir_server.subscriptions.topic import PAS_TOPIC_URL, TOPIC_URL
+from tests.case_management.helpers import parameters
 from tests.pas.builders import pas_request
 from tests.pas.reading import review_action
 from tests.second_opinion.conftest import FHIR_JSON
@@ -78,10 +79,8 @@ async def test_a_pas_client_learns_of_the_decision_on_its_pended_request(tmp_pat
                 service_request = next(e["resource"]["referral"]["reference"] for e in submitted.json()["entry"]
                                        if e["resource"]["resourceType"] == "Claim")
                 task = (await http.get("/Task", params={"focus": service_request})).json()["entry"][0]["resource"]
-                decided = await http.post(f"/Task/{task['id']}/$decide", headers=FHIR_JSON, json={
-                    "resourceType": "Parameters", "parameter": [
-                        {"name": "decision", "valueCode": "approve"},
-                        {"name": "reviewer", "valueReference": {"reference": "Practitioner/pract-13"}}]})
+                decided = await http.post(f"/Task/{task['id']}/$decide", headers=FHIR_JSON,
+                                          json=parameters("approve", "Practitioner/pract-13"))
                 assert decided.status_code == 200, decided.text
                 assert await delivery.run() == 2  # the pend, then the decision
 

@@ -494,7 +494,7 @@ class SqliteOperations(ResourceOperations):
         return self._write_version(resource_type, resource_id, None, current)
 
     async def enqueue(self, message: OutboxMessage) -> bool:
-        return sqlite_outbox.enqueue(self._db, message, self._clock.now())
+        return sqlite_outbox.enqueue(self._db, *self._clock.stamp_outbox(message))
 
     async def lock(self, key: str) -> None:
         """Nothing to do: a write transaction holds the file's one write lock (``BEGIN IMMEDIATE``) from its

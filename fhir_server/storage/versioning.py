@@ -9,10 +9,12 @@ method) would be a bug, which one shared implementation makes impossible.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fhir_server.clock import Now, utc_now
+from fhir_server.storage.base import OutboxMessage
 from fhir_server.errors import bad_request, precondition_failed
 from fhir_server.search.parameters import ParamType
 
@@ -110,3 +112,10 @@ class MillisecondClock:
             moment = floor + ONE_MS
         self.last = moment
         return moment
+
+    def stamp_outbox(self, message: OutboxMessage) -> tuple[OutboxMessage, datetime]:
+        """A new outbox message as stored, and its creation time. It is due at the clock's now (unless it says
+        otherwise), so a worker on the same clock takes it at once; creation times strictly increase (they order
+        the outbox), so messages are delivered in the order they were written even while the clock stands still."""
+        due = message if message.next_attempt_at is not None else replace(message, next_attempt_at=self.now())
+        return due, self.next()

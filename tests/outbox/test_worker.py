@@ -205,7 +205,8 @@ async def test_retry_revives_dead_messages_which_then_deliver(store, worker_for,
     assert await store.outbox_retry(None, clock()) == 1  # every dead one: dead-2
     summary = await store.outbox_summary()
     assert (summary.pending, summary.dead, summary.delivered) == (1, 0, 1)
-    assert summary.oldest_pending_at == START
+    pending = {m.id: m for m in await store.outbox_messages()}["dead-2"]
+    assert summary.oldest_pending_at == pending.created_at and START <= pending.created_at < START + timedelta(seconds=1)
 
 
 async def test_the_summary_counts_each_state_and_the_oldest_waiting_message(store, worker_for, clock):
@@ -230,3 +231,13 @@ async def test_deliveries_are_counted_by_channel_and_result(store, worker_for, c
     text = metrics.render().decode()
     assert 'fhir_outbox_deliveries_total{channel="plan-copy",result="failed"} 1.0' in text
     assert 'fhir_outbox_deliveries_total{channel="plan-copy",result="delivered"} 1.0' in text
+
+
+async def test_one_destinations_messages_arrive_in_the_order_they_were_written(store, worker_for):
+    """A subscriber reads the pend before the decision: one destination's messages go one after the other."""
+    receiver = Receiver(200)
+    for number in range(5):
+        await store.enqueue(OutboxMessage(id=f"z-{9 - number}", channel="c", destination="http://plan.test/fhir",
+                                          payload={"n": number}))
+    assert await worker_for(receiver).run_once() == 5
+    assert [orjson.loads(request.content)["n"] for request in receiver.received] == [0, 1, 2, 3, 4]

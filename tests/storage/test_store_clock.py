@@ -27,11 +27,16 @@ async def test_versions_are_stamped_with_the_stores_clock_and_still_strictly_inc
     assert second.last_updated == MOMENT + timedelta(milliseconds=1)
 
 
-async def test_an_outbox_message_is_due_at_the_stores_now(store, store_clock):
-    await store.enqueue(OutboxMessage(id="m-1", channel="c", destination="http://plan.test/", payload={"a": 1}))
-    assert [m.id for m in await store.claim_outbox(MOMENT, MOMENT + timedelta(seconds=30))] == ["m-1"]
-    [message] = await store.outbox_messages()
-    assert message.created_at == MOMENT
+async def test_outbox_messages_are_due_at_the_stores_now_and_keep_their_written_order(store, store_clock):
+    # Ids that sort against the written order: only the creation times can keep it on a clock standing still.
+    for message_id in ("m-3", "m-2", "m-1"):
+        await store.enqueue(OutboxMessage(id=message_id, channel="c", destination="http://plan.test/",
+                                          payload={"a": 1}))
+    assert [m.id for m in await store.claim_outbox(MOMENT, MOMENT + timedelta(seconds=30))] == ["m-3", "m-2", "m-1"]
+    messages = await store.outbox_messages()
+    assert [m.id for m in messages] == ["m-3", "m-2", "m-1"]
+    created = [m.created_at for m in messages]
+    assert created == sorted(created) and len(set(created)) == 3 and created[0] >= MOMENT
 
 
 async def test_moving_the_clock_moves_the_store(store, store_clock):

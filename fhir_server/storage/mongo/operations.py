@@ -147,7 +147,7 @@ class MongoResourceOperations(ResourceOperations):
             ) from exc
 
     async def enqueue(self, message: OutboxMessage) -> bool:
-        return await self._collections.insert_message(outbox_record(message, self._clock.now()))
+        return await self._collections.insert_message(outbox_record(*self._clock.stamp_outbox(message)))
 
     async def lock(self, key: str) -> None:
         await self._collections.lock(key)

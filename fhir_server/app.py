@@ -42,6 +42,7 @@ from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import open_store
 from fhir_server.storage.observed import ChangeObservers, ObservedStore
+from fhir_server.ui import pages as ui_pages
 
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.add_middleware(RequestSecurityMiddleware)  # outermost: the audit record reads what authorization decided
     docs.register(app, base_path)
     security_api.register(app, base_path)
+    ui_pages.register(app)  # the case managers' and reviewers' pages under /ui
     metadata.register(app, base_path)
     second_opinion.register(app)
     # issue-5 registrations (case management, subscriptions, reports): each module's register(app) goes here,

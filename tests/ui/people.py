@@ -70,7 +70,8 @@ def api_headers(http: Http, username: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Cases:
-    """Task ids of the open cases: two at Harbor IPA in physician review, one at Valley pended for information."""
+    """Task ids of the open cases: two at Harbor IPA in physician review (the second an expedited third opinion), one
+    at Valley pended for information."""
 
     harbor: str
     harbor_second: str
@@ -90,7 +91,7 @@ def open_cases(http: Http) -> Cases:
     submit = "/fhir/ServiceRequest/$submit"
     harbor = _task_of(http.post(submit, json=submission(plan=BSP, group="Organization/ipa-harbor", treating=[],
                                                         identifier="ui-harbor-1"), headers=ehr))
-    second = submission(plan=BSP, group="Organization/ipa-harbor", treating=[], identifier="ui-harbor-2", priority="urgent")
+    second = submission("submit-bsp-cmc-third-opinion", priority="urgent")  # Robert James Thompson's third opinion
     harbor_second = _task_of(http.post(submit, json=second, headers=ehr))
     valley = _task_of(http.post(submit, json=submission("submit-incomplete"), headers=ehr))
     return Cases(harbor, harbor_second, valley)

@@ -73,27 +73,44 @@ def shifted_date() -> str | None:
     return wanted
 
 
+def apt_get_install(packages: tuple[str, ...], why: str) -> None:
+    """Install Debian packages with apt-get where this is possible (a Debian-like system, as root); nothing
+    otherwise (the caller says what is missing)."""
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print(f"Installing {' and '.join(packages)} for {why}...", flush=True)
+        quiet = {"stdout": subprocess.DEVNULL, "check": False}
+        subprocess.run(["apt-get", "update", "-qq"], **quiet)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], **quiet)
+
+
 def ensure_faketime() -> str:
     """The ``faketime`` command (Debian's package), installed with apt-get where it is missing."""
     found = shutil.which("faketime")
     if found:
         return found
-    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        print("Installing faketime for the shifted-clock run...", flush=True)
-        quiet = {"stdout": subprocess.DEVNULL, "check": False}
-        subprocess.run(["apt-get", "update", "-qq"], **quiet)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "faketime"], **quiet)
-        found = shutil.which("faketime")
+    apt_get_install(("faketime",), "the shifted-clock run")
+    found = shutil.which("faketime")
     if not found:
         raise SystemExit("The shifted-clock run needs faketime (Debian package 'faketime'); install it, or set "
                          "FHIR_TEST_SHIFTED_DATE=off to skip that run.")
     return found
 
 
+def ensure_browser() -> None:
+    """Debian's ``chromium`` and ``chromium-driver`` for the browser tests of the pages under /ui, installed with
+    apt-get where they are missing (without them those tests are skipped, saying so)."""
+    if (shutil.which("chromium") or shutil.which("chromium-browser")) and shutil.which("chromedriver"):
+        return
+    apt_get_install(("chromium", "chromium-driver"), "the browser tests")
+    if not shutil.which("chromedriver"):
+        print("chromium and chromium-driver are missing: the browser tests will be skipped.", flush=True)
+
+
 def run_tests(extra: list[str]) -> int:
     """The suite; then, when :func:`shifted_date` names one, the same suite again with the machine's clock
     moved there (faketime reaches every process the tests start, the MongoDB test server included)."""
     pytest = [str(venv_python()), *COMMANDS["test"], *extra]
+    ensure_browser()
     code = subprocess.run(pytest, cwd=ROOT).returncode
     moment = shifted_date()
     if code != 0 or moment is None:

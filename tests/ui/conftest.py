@@ -4,7 +4,6 @@ frozen at :data:`tests.ui.people.NOW`, the directory loaded, the people's accoun
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,7 +39,7 @@ class Browserless:
 def shared_pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Cases]]:
     """The app (security on, embedded store) with the people and the three open cases, built once per module
     (tests that decide a case build their own: :func:`pages_to_change`)."""
-    yield from _pages(tmp_path_factory.mktemp("ui"))
+    yield from _pages(f"sqlite:///{tmp_path_factory.mktemp('ui') / 'fhir.db'}")
 
 
 @pytest.fixture
@@ -53,13 +52,13 @@ def pages(shared_pages: tuple[TestClient, Cases]) -> Iterator[tuple[TestClient, 
 
 
 @pytest.fixture
-def pages_to_change(tmp_path: Path) -> Iterator[tuple[TestClient, Cases]]:
-    """An app of the test's own, for tests that change the cases."""
-    yield from _pages(tmp_path)
+def pages_to_change(store_url: str) -> Iterator[tuple[TestClient, Cases]]:
+    """An app of the test's own, on each store (SQLite and MongoDB), for tests that change the cases."""
+    yield from _pages(store_url)
 
 
-def _pages(directory: Path) -> Iterator[tuple[TestClient, Cases]]:
-    app = create_app(Settings(store=f"sqlite:///{directory / 'fhir.db'}", auth="on", outbox_enabled=False))
+def _pages(store_url: str) -> Iterator[tuple[TestClient, Cases]]:
+    app = create_app(Settings(store=store_url, auth="on", outbox_enabled=False))
     app.state.clock.freeze(NOW)
     with TestClient(app) as client:
         client.portal.call(add_people, app.state.tokens.store)  # type: ignore[union-attr]

@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from fhir_server.api.case_management import decide_task
 from fhir_server.api.deps import base_url_for, get_context
+from fhir_server.api.second_opinion import catalog_of
 from fhir_server.errors import FhirError
 from fhir_server.second_opinion.reports import report_csv, report_rows, second_opinion_report
 from fhir_server.security.access import load_access_rules
@@ -115,7 +116,8 @@ async def ui_sign_out(request: Request) -> Response:
 async def _worklist(request: Request) -> Any:
     app = request.app
     chosen = {name: request.query_params.get(name, "") for name in FILTERS}
-    return worklist(await open_cases(app.state.store, app.state.clock()), chosen)
+    plan_names = {key: rules.display for key, rules in catalog_of(app).plans.items()}
+    return worklist(await open_cases(app.state.store, app.state.clock(), plan_names), chosen)
 
 
 def _rows_url(listed: Any) -> str:

@@ -42,6 +42,7 @@ class WorklistRow:
     group: str  # physician group Organization id ("none" when the member has none)
     group_name: str
     plan: str  # plan key
+    plan_name: str
     due: datetime | None
     overdue: bool
     expedited: bool
@@ -101,8 +102,9 @@ def _due(task: Mapping[str, Any]) -> datetime | None:
     return moment_of(((task.get("restriction") or {}).get("period") or {}).get("end"))
 
 
-async def open_cases(ops: ResourceOperations, now: datetime) -> list[WorklistRow]:
-    """Every open second-opinion case visible to the caller, soonest due first (cases without a due time last)."""
+async def open_cases(ops: ResourceOperations, now: datetime, plan_names: Mapping[str, str]) -> list[WorklistRow]:
+    """Every open second-opinion case visible to the caller, soonest due first (cases without a due time last);
+    ``plan_names``: plan key -> the plan's name (from its data)."""
     tasks = [t for t in await search_all(ops, "Task", [("status", ",".join(OPEN_TASK_STATUSES))]) if is_second_opinion_task(t)]
     linked = await by_reference(ops, [reference_of(t.get(element)) for t in tasks for element in ("focus", "for")])
     groups = await by_reference(ops, [f"Organization/{tag_value(t.get('meta', {}).get('tag', []), 'group')}" for t in tasks])
@@ -123,6 +125,7 @@ async def open_cases(ops: ResourceOperations, now: datetime) -> list[WorklistRow
             group=group,
             group_name=display_name(groups.get(f"Organization/{group}"), "no physician group" if group == "none" else group),
             plan=tag_value(tags, "plan") or "unknown",
+            plan_name=plan_names.get(tag_value(tags, "plan") or "", tag_value(tags, "plan") or "unknown plan"),
             due=due,
             overdue=due is not None and due < now,
             expedited=is_expedited(request.get("priority")),
@@ -137,6 +140,8 @@ def _label(dimension: str, code: str, rows: list[WorklistRow]) -> str:
         return next((r.group_name for r in rows if r.group == code), code)
     if dimension == "specialty":
         return next((r.specialty for r in rows if r.specialty_code == code), code)
+    if dimension == "plan":
+        return next((r.plan_name for r in rows if r.plan == code), code)
     return code
 
 

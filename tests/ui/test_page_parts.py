@@ -80,7 +80,7 @@ def test_charts_group_the_rows_and_scale_the_bars():
 
 def _row(task: str, status: str, group: str, due_in_hours: int) -> WorklistRow:
     due = datetime(2030, 3, 4, tzinfo=timezone.utc) + timedelta(hours=due_in_hours)
-    return WorklistRow(task, "M", "207RC0000X", "Cardiology", "r", status, group, group.title(), "plan-a", due,
+    return WorklistRow(task, "M", "207RC0000X", "Cardiology", "r", status, group, group.title(), "plan-a", "Plan A", due,
                        due_in_hours < 0, False)
 
 

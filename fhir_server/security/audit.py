@@ -64,20 +64,21 @@ def _entities(scope: Scope, query: bytes, location: str | None) -> list[dict[str
         reference = f"{resource_type}/{resource_id}"
         entity: dict[str, Any] = {"what": {"reference": reference},
                                   "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"}}
-        if resource_type == "Patient":
-            entity["type"]["code"] = "1"
-            entity["role"] = {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}
-        entities.append(entity)
+        entities.append(_patient_entity(reference) if resource_type == "Patient" else entity)
     if query:
         entities.append({"type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
                          "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
                          "query": base64.b64encode(query).decode()})
         for name, value in parse_qsl(query.decode("latin-1")):
             if name.split(":")[0] in PATIENT_PARAMS and value.startswith("Patient/") and "," not in value:
-                entities.append({"what": {"reference": value},
-                                 "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
-                                 "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}})
+                entities.append(_patient_entity(value))
     return entities
+
+
+def _patient_entity(reference: str) -> dict[str, Any]:
+    return {"what": {"reference": reference},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}}
 
 
 def _type_from_path(scope: Scope) -> str | None:
@@ -130,6 +131,9 @@ def audit_event(scope: Scope, status: int, state: RequestSecurity | None, now: N
     if code == "operation" and name != "unknown":
         event["subtype"].append({"system": "http://example.org/fhir/second-opinion/CodeSystem/operation", "code": name})
     entities = _entities(scope, scope.get("query_string", b""), location)
+    named = {entity.get("what", {}).get("reference") for entity in entities}
+    for patient in sorted((state.patients if state else set()) - named):
+        entities.append(_patient_entity(patient))
     if entities:
         event["entity"] = entities
     return event

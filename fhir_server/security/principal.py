@@ -53,6 +53,8 @@ class RequestSecurity:
     # Organizations every resource this request writes is stamped with (the caller's, and those written resources
     # name as tenants: the member's physician group, the Task's owner).
     tenants: set[str] = field(default_factory=set)
+    # Patients whose data the request read or wrote (``Patient/id``), for the audit record.
+    patients: set[str] = field(default_factory=set)
     # The access rules of the app serving the request (for code that has no app at hand: see declare_tenants).
     rules: Any = None
 

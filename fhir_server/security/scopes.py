@@ -51,21 +51,14 @@ def parse_scopes(text: str | Iterable[str]) -> list[Scope]:
 
 
 def grant(requested: str, registered: Iterable[str]) -> list[str]:
-    """Scopes granted = requested ∩ registered: each requested scope whose every permission a registered scope
-    (of the same or every type) allows."""
+    """Scopes granted = requested ∩ registered: each requested scope all of whose permissions registered scopes
+    allow on its type (a requested ``*`` type needs a registered ``*``)."""
     allowed = parse_scopes(list(registered))
-    granted: list[str] = []
-    for scope in parse_scopes(requested):
-        types = [scope.resource_type] if scope.resource_type != "*" else ["*"]
-        if all(
-            any(
-                reg.permissions >= {p} and reg.resource_type in ("*", rtype)
-                for reg in allowed
-            )
-            for rtype in types
-            for p in scope.permissions
-        ):
-            granted.append(scope.text)
+    granted = [
+        scope.text
+        for scope in parse_scopes(requested)
+        if all(permits(allowed, scope.resource_type, permission) for permission in scope.permissions)
+    ]
     return list(dict.fromkeys(granted))
 
 

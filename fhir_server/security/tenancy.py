@@ -196,6 +196,27 @@ class StampingStore(_Lifecycle, _Stamping):
             yield StampingOperations(tx, self._rules)
 
 
+PATIENT_ELEMENTS = ("subject", "patient", "for", "beneficiary")
+MAX_AUDITED_PATIENTS = 10
+
+
+def note_patient(stored: StoredResource | None) -> None:
+    """Remember, for the request's audit record, whose data a resource is (the Patient, or the Patient its
+    subject/patient/for/beneficiary names)."""
+    state = current()
+    if state is None or stored is None or stored.resource is None or len(state.patients) >= MAX_AUDITED_PATIENTS:
+        return
+    if stored.resource_type == "Patient":
+        state.patients.add(stored.reference)
+        return
+    for element in PATIENT_ELEMENTS:
+        value = stored.resource.get(element)
+        reference = value.get("reference") if isinstance(value, dict) else None
+        if isinstance(reference, str) and reference.startswith("Patient/"):
+            state.patients.add(reference)
+            return
+
+
 # -- the guard (above the observers: what callers see) -------------------------------------------------------------
 def _hidden(resource_type: str, resource_id: str) -> FhirError:
     """Exactly what an unknown id answers: another tenant's resource does not exist for this caller."""
@@ -257,6 +278,7 @@ class _Guard:
             raise
         if not self.visible(principal, resource_type, stored.resource):
             raise _hidden(resource_type, resource_id)
+        note_patient(stored)
         return stored
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
@@ -310,7 +332,9 @@ class _Guard:
         principal = self._principal()
         if principal is not None:
             self._check_write(principal, resource_type_of(resource), "c")
-        return await self._ops.create(resource, resource_id=resource_id)
+        stored = await self._ops.create(resource, resource_id=resource_id)
+        note_patient(stored)
+        return stored
 
     async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
         principal = self._principal()
@@ -319,7 +343,9 @@ class _Guard:
             self._check_write(principal, resource_type, "u")
             if isinstance(resource.get("id"), str):
                 await self._require_visible(principal, resource_type, resource["id"])
-        return await self._ops.update(resource, if_match=if_match)
+        stored, created = await self._ops.update(resource, if_match=if_match)
+        note_patient(stored)
+        return stored, created
 
     async def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredResource | None:
         principal = self._principal()

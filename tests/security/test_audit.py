@@ -28,6 +28,13 @@ def test_a_read_is_recorded_with_who_what_when_where_and_outcome(secure_each):
     assert {"reference": "Organization/ehr-a"} in [agent["who"] for agent in read["agent"]]
     assert {e["subtype"][0]["code"] for e in recorded} >= {"create", "read"}
     assert events(plan, f"patient=Patient/{patient['id']}")
+    coverage = ehr.post("/fhir/Coverage", {"resourceType": "Coverage", "status": "active",
+                                           "beneficiary": {"reference": f"Patient/{patient['id']}"},
+                                           "payor": [{"reference": "Organization/the-plan"}]}).json()
+    assert ehr.get(f"/fhir/Coverage/{coverage['id']}").status_code == 200
+    about_patient = events(plan, f"patient=Patient/{patient['id']}")
+    assert f"Coverage/{coverage['id']}" in {e["what"]["reference"] for event in about_patient for e in event["entity"]
+                                            if "what" in e}  # a read of the member's Coverage is about the member
     assert len(events(plan, "agent=Organization/ehr-a")) >= 2
     assert events(plan, "date=ge2030-03-04") and not events(plan, "date=lt2030-03-04")
 

@@ -2,6 +2,7 @@
 and the browser tests, which talk to a real server over HTTP).
 
 - ``dr-reed``: Thomas Reed, MD (``pract-13``), physician reviewer at Harbor IPA: decides Harbor's cases.
+- ``dr-patel``: Priya Raman, MD (``pract-03``), physician reviewer at Valley Medical Group.
 - ``cm-harbor``: a case manager of Harbor IPA (role ``group``): sees Harbor's cases, decides nothing.
 - ``cm-valley``: a case manager of Valley Medical Group: sees Valley's cases only.
 - ``committee``: the plan's UM/QM committee member (role ``plan``): sees everything and the quarterly report.
@@ -41,6 +42,7 @@ class Person:
 PEOPLE = {
     person.username: person for person in (
         Person("dr-reed", "Practitioner/pract-13", "Organization/ipa-harbor", "reviewer", CASE_SCOPES),
+        Person("dr-patel", "Practitioner/pract-03", "Organization/ppg-valley", "reviewer", CASE_SCOPES),
         Person("cm-harbor", "Practitioner/pract-12", "Organization/ipa-harbor", "group", CASE_SCOPES),
         Person("cm-valley", "Practitioner/pract-01", "Organization/ppg-valley", "group", CASE_SCOPES),
         Person("committee", "Practitioner/pract-19", "Organization/org-blue-shield-promise", "plan", "system/*.cruds"),

@@ -57,18 +57,20 @@ def test_refusals_of_decide_are_said_in_words_and_nothing_is_decided(pages_to_ch
 
 def test_an_incomplete_case_is_not_decided(pages_to_change):
     client, cases = pages_to_change
-    committee = Browserless(client)
-    committee.sign_in("committee")  # the plan's physician sees and may review every case
+    reviewer = Browserless(client)
+    reviewer.sign_in("dr-patel")
     case_url = f"/ui/cases/{cases.valley}"
-    answer = committee.post_form(case_url, f"{case_url}/decide", {"decision": "approve", "findings": "Fine."})
+    answer = reviewer.post_form(case_url, f"{case_url}/decide", {"decision": "approve", "findings": "Fine."})
     assert answer.status_code == 422 and "Nothing was decided" in answer.text
     assert "is on hold for missing information" in answer.text
 
 
-def test_a_case_manager_cannot_post_a_review(pages_to_change):
+def test_only_physician_reviewers_review(pages_to_change):
     client, cases = pages_to_change
-    manager = Browserless(client)
-    manager.sign_in("cm-harbor")
     case_url = f"/ui/cases/{cases.harbor}"
-    answer = manager.post_form(case_url, f"{case_url}/decide", {"decision": "approve", "findings": "Fine."})
-    assert answer.status_code == 403 and "Not allowed" in answer.text
+    for username in ("cm-harbor", "committee"):  # a case manager; the plan's committee
+        someone = Browserless(client)
+        someone.sign_in(username)
+        assert "Record the review" not in someone.get(case_url).text
+        answer = someone.post_form(case_url, f"{case_url}/decide", {"decision": "approve", "findings": "Fine."})
+        assert answer.status_code == 403 and "Not allowed" in answer.text, username

@@ -77,6 +77,7 @@ class Chart:
     bars: list[Bar]
 
 
+OVERDUE_BY = "group"  # the stratifier the overdue chart breaks down (who was late)
 CHART_TITLES = {"total": "Decisions", "reason": "Decisions by reason", "tier": "Decisions by routing tier",
                 "group": "Decisions by physician group", "plan": "Decisions by plan", "provider": "Decisions by provider"}
 
@@ -87,10 +88,14 @@ def charts(rows: list[tuple[str, str, str, int, int]]) -> list[Chart]:
     by_name: dict[str, list[tuple[str, str, int, int]]] = {}
     for name, stratum, decision, number, overdue in rows:
         by_name.setdefault(name, []).append((stratum, decision, number, overdue))
-    result = []
-    for name, items in by_name.items():
-        largest = max((number for _, _, number, _ in items), default=0) or 1
-        bars = [Bar(stratum if name != "total" else "all", DECISIONS.get(decision, decision), number, overdue,
-                    round(100 * number / largest)) for stratum, decision, number, overdue in items if number]
-        result.append(Chart(name, CHART_TITLES.get(name, f"Decisions by {name}"), bars))
+    result = [_chart(name, CHART_TITLES.get(name, f"Decisions by {name}"), items) for name, items in by_name.items()]
+    late = [(stratum, decision, overdue, overdue) for stratum, decision, _, overdue in by_name.get(OVERDUE_BY, ())]
+    result.append(_chart("overdue", "Overdue decisions by physician group", late))
     return result
+
+
+def _chart(name: str, title: str, items: list[tuple[str, str, int, int]]) -> Chart:
+    largest = max((number for _, _, number, _ in items), default=0) or 1
+    bars = [Bar(stratum if name != "total" else "all", DECISIONS.get(decision, decision), number, overdue,
+                round(100 * number / largest)) for stratum, decision, number, overdue in items if number]
+    return Chart(name, title, bars)

@@ -71,11 +71,13 @@ def test_the_current_quarter_comes_from_the_clock_and_earlier_ones_follow():
 def test_charts_group_the_rows_and_scale_the_bars():
     rows = [("total", "total", "A1", 4, 1), ("total", "total", "A3", 0, 0),
             ("group", "ipa-harbor", "A1", 3, 1), ("group", "ppg-valley", "A1", 1, 0)]
-    total, group = charts(rows)
+    total, group, overdue = charts(rows)
     assert [b.count for b in total.bars] == [4]  # empty rows stay in the table, not in the charts
     assert [(b.label, b.decision, b.percent, b.overdue) for b in group.bars] == [
         ("ipa-harbor", "Certified", 100, 1), ("ppg-valley", "Certified", 33, 0)]
     assert group.title == "Decisions by physician group"
+    assert overdue.title == "Overdue decisions by physician group"
+    assert [(b.label, b.count) for b in overdue.bars] == [("ipa-harbor", 1)]
 
 
 def _row(task: str, status: str, group: str, due_in_hours: int) -> WorklistRow:

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from fhir_server.api.case_management import decide_task
-from fhir_server.api.deps import base_url_for, get_context
+from fhir_server.api.deps import base_url_for, with_caller
 from fhir_server.api.second_opinion import catalog_of
 from fhir_server.errors import FhirError
 from fhir_server.second_opinion.reports import report_csv, report_rows, second_opinion_report
@@ -27,6 +27,7 @@ from fhir_server.security.access import load_access_rules
 from fhir_server.security.principal import Principal, current_principal
 from fhir_server.security.sessions import SESSION_COOKIE, BrowserSession, SessionCodec, SignInRequired, new_session, session_of
 from fhir_server.security.tokens import OAuthError
+from fhir_server.services.context import RequestContext
 from fhir_server.ui.case_file import case_file
 from fhir_server.ui.forms import checked_form
 from fhir_server.ui.report_view import charts, parse_quarter, quarters_offered
@@ -170,7 +171,8 @@ async def ui_decide(request: Request, task_id: str) -> Response:
                                 errors=["The review form is not on this server: nothing was decided."])
     parameters = decide_parameters(review_form(questionnaire), answers, person.practitioner)
     try:
-        await decide_task(request.app, task_id, parameters, await get_context(request))
+        ctx = with_caller(RequestContext(base_url=base_url_for(request, request.app.state.settings)))
+        await decide_task(request.app, task_id, parameters, ctx)
     except FhirError as exc:
         if exc.status == 404:
             raise

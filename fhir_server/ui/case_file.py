@@ -47,6 +47,35 @@ class Message:
     status: str
 
 
+@dataclass(frozen=True)
+class Review:
+    """A completed review form (a QuestionnaireResponse the Task's output names): who, when, each answer."""
+
+    author: str
+    authored: str
+    answers: list[tuple[str, str]]  # (question, answer)
+
+
+def _answer_text(answer: dict[str, Any]) -> str:
+    coding = answer.get("valueCoding")
+    if coding:
+        return coding.get("display") or coding.get("code", "")
+    reference = answer.get("valueReference")
+    if reference:
+        return reference.get("display") or reference.get("reference", "")
+    return next((str(value) for key, value in answer.items() if key.startswith("value")), "")
+
+
+def _review(form: dict[str, Any], names: dict[str, str]) -> Review:
+    author = reference_of(form.get("author")) or ""
+    return Review(
+        author=names.get(author, author or "unknown"),
+        authored=when(moment_of(form.get("authored"))),
+        answers=[(item.get("text") or item.get("linkId", ""), "; ".join(_answer_text(a) for a in item.get("answer", ())))
+                 for item in form.get("item", ())],
+    )
+
+
 @dataclass
 class CaseFile:
     """The case page's content (names already resolved to words)."""
@@ -59,6 +88,7 @@ class CaseFile:
     timeline: list[TimelineEntry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     information_requests: list[Message] = field(default_factory=list)
+    reviews: list[Review] = field(default_factory=list)
 
     # -- the request --------------------------------------------------------------------------------------------
     def name(self, reference: str | None, fallback: str = "not given") -> str:
@@ -226,6 +256,7 @@ async def case_file(ops: ResourceOperations, task_id: str) -> CaseFile:
     people = [reference_of(service_request.get("requester")), reference_of(task.get("owner")), proposed_provider_of(task),
               authorized_provider_of(claim_response) if claim_response else None,
               *(reference_of(p) for p in service_request.get("performer", ())),
+              *(reference_of(linked.get(r or "", {}).get("author")) for r in outputs),
               *(reference_of(r) for resource in (*notices, *asked) for r in resource.get("recipient", ()))]
     found = await by_reference(ops, people)
     names = {reference: display_name(resource, reference) for reference, resource in found.items()}
@@ -233,4 +264,6 @@ async def case_file(ops: ResourceOperations, task_id: str) -> CaseFile:
     case.timeline = await _timeline(ops, task_id)
     case.messages = sorted((_message(n, names, "sent") for n in notices), key=lambda m: m.sent)
     case.information_requests = [_message(r, names, "authoredOn") for r in asked]
+    case.reviews = [_review(linked[r], names) for r in outputs
+                    if r and r.startswith("QuestionnaireResponse/") and r in linked]
     return case

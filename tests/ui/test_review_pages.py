@@ -23,7 +23,8 @@ def test_a_reviewer_decides_with_findings_and_the_worklist_changes(pages_to_chan
     decided = reviewer.get(answer.headers["location"]).text
     assert "Your review is recorded" in decided and "Certified (A1)" in decided
     assert "Victor M. Castillo, MD" in decided  # the authorized provider, and the notices sent
-    assert decided.count('class="message"') >= 2
+    assert decided.count('class="message"') >= 3  # the review form's answers and the notices
+    assert "Elective bypass surgery; two opinions are reasonable." in decided and "Thomas Reed, MD" in decided
 
     task = client.get(f"/fhir/Task/{cases.harbor}", headers=api_headers(client, "committee")).json()
     assert task["status"] == "completed"

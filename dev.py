@@ -6,6 +6,7 @@
                                             FHIR_TEST_SHIFTED_DATE set, once more under a shifted clock
     python3 dev.py demo                     load the sample provider directory into the configured store
     python3 dev.py bench [bench options]    the benchmark (prints figures)
+    python3 dev.py COMMAND [options]        any server command: load, validate, outbox ... (python -m fhir_server)
 
 The first run creates ``.venv`` and installs the project with its test dependencies from ``pyproject.toml``;
 later runs reinstall only when ``pyproject.toml`` changed.
@@ -25,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".installed"
+# Commands of this script; anything else is a command of the server's own command line (``python -m fhir_server``).
 COMMANDS = {
-    "serve": ["-m", "fhir_server", "serve"],
     "test": ["-m", "pytest", "-q"],
     "demo": ["-m", "fhir_server", "load", "tests/data/directory/directory.json"],
     "bench": ["bench/run.py"],
@@ -125,14 +126,15 @@ def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):
         print(f"Python 3.11 or newer is needed (this is {sys.version.split()[0]}).", file=sys.stderr)
         return 2
-    if not argv or argv[0] not in COMMANDS:
+    if not argv or argv[0] in ("-h", "--help", "help"):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     ensure_installed()
     command, extra = argv[0], argv[1:]
     if command == "test":
         return run_tests(extra)
-    return subprocess.run([str(venv_python()), *COMMANDS[command], *extra], cwd=ROOT).returncode
+    arguments = COMMANDS.get(command, ["-m", "fhir_server", command])
+    return subprocess.run([str(venv_python()), *arguments, *extra], cwd=ROOT).returncode
 
 
 if __name__ == "__main__":

@@ -23,12 +23,12 @@ from fhir_server.settings import Settings  # noqa: E402
 from tests.security.conftest import ASSERTION_TYPE, KeyPair  # noqa: E402
 
 
-async def run(n: int, audit: str, concurrency: int = 1) -> float:
+async def run(n: int, audit: str, concurrency: int = 1, auth: str = "on") -> float:
     import jwt
     import uuid
 
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(Settings(store=f"sqlite:///{tmp}/bench.db", auth="on", audit=audit, outbox_enabled=False))
+        app = create_app(Settings(store=f"sqlite:///{tmp}/bench.db", auth=auth, audit=audit, outbox_enabled=False))
         async with app.router.lifespan_context(app):
             key = KeyPair()
             client = await register_client(app.state.tokens.store, name="bench", organization="Organization/b",
@@ -62,11 +62,15 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    best = {"off": float("inf"), "on": float("inf")}
+    best = {"off": float("inf"), "on": float("inf"), "development": float("inf")}
     for _ in range(rounds):
         for audit in best:
-            best[audit] = min(best[audit], asyncio.run(run(n, audit, concurrency)))
+            if audit == "development":  # no tokens, no audit: what security as a whole costs
+                best[audit] = min(best[audit], asyncio.run(run(n, "off", concurrency, auth="off")))
+            else:
+                best[audit] = min(best[audit], asyncio.run(run(n, audit, concurrency)))
     without, with_audit = best["off"], best["on"]
+    print(f"development mode (no tokens, no audit): {best['development']:.3f} ms/read")
     print(f"{n} reads by {concurrency} concurrent clients x {rounds} rounds, security on, best round: "
           f"{without:.3f} ms/read without audit, "
           f"{with_audit:.3f} ms/read with audit (+{with_audit - without:.3f} ms, "

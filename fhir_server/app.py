@@ -8,42 +8,42 @@ generic ``/{type}/{id}`` routes so their literal segments win.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import ipaddress
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
 from fhir_server import __version__
 from fhir_server.api import bundles, docs, metadata, operations, rest, second_opinion
-from fhir_server.api import case_management
-from fhir_server.api import security as security_api
+from fhir_server.api import case_management, health
 from fhir_server.api import reports as report_api
+from fhir_server.api import security as security_api
 from fhir_server.api import subscriptions as subscription_api
 from fhir_server.api.errors import install_error_handlers
+from fhir_server.api.middleware import install_middleware
 from fhir_server.api.registry import CapabilityRegistry
 from fhir_server.clock import Clock
 from fhir_server.conformance import load_conformance, publish_resources
 from fhir_server.fhir.definitions import core_registry
 from fhir_server.fhir.terminology import core_terminology
 from fhir_server.fhir.validator import Validator
+from fhir_server.metrics import Metrics
 from fhir_server.outbox import start_worker, stop_worker
 from fhir_server.second_opinion import plan_copies
 from fhir_server.security.access import load_access_rules
 from fhir_server.security.audit import AuditMiddleware, AuditTrail
 from fhir_server.security.authorize import authorize
 from fhir_server.security.principal import RequestSecurityMiddleware
-from fhir_server.security.tenancy import GuardedStore, StampingStore
 from fhir_server.security.outbound import OutboundAuth
+from fhir_server.security.tenancy import GuardedStore, StampingStore
 from fhir_server.security.tokens import TokenService
 from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import open_store
 from fhir_server.storage.observed import ChangeObservers, ObservedStore
 from fhir_server.ui import pages as ui_pages
-
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +116,20 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.validator = validator
     app.state.registry = registry
     app.state.store = store
-    app.state.access_rules = access_rules
     app.state.tokens = TokenService(raw_store, settings, clock)
     app.state.outbound_auth = OutboundAuth(settings, app.state.tokens.keys, clock)
     app.state.services = ResourceService(store, validator, definitions, settings)
+    app.state.metrics = Metrics()
 
     # No 307 redirects for a trailing slash or an encoded one (a redirect would lose a POST/PUT body): unknown
     # URLs answer 404 with an OperationOutcome.
     app.router.redirect_slashes = False
     install_error_handlers(app)
+    install_middleware(app, settings, app.state.metrics)
     app.state.audit_trail = AuditTrail(raw_store)
     app.add_middleware(AuditMiddleware, trail=app.state.audit_trail, now=clock, enabled=settings.audit_enabled())
     app.add_middleware(RequestSecurityMiddleware)  # outermost: the audit record reads what authorization decided
+    health.register(app)
     docs.register(app, base_path)
     security_api.register(app, base_path)
     ui_pages.register(app)  # the case managers' and reviewers' pages under /ui

@@ -1,8 +1,8 @@
 """Start-up loading of the project's conformance resources from ``profiles/``.
 
-StructureDefinitions join the definitions registry (so resources claiming them are validated), CodeSystems and
-ValueSets join the terminology, and every one of them is upserted into the store so it is served by plain
-REST and searchable by ``url`` — written only when its content changed, so restarts add no versions.
+StructureDefinitions and Questionnaires join the definitions registry (so resources claiming them, and responses
+to them, are validated), CodeSystems and ValueSets join the terminology, and every one of them is upserted into
+the store so it is served by plain REST and searchable by ``url`` — written only when its content changed, so restarts add no versions.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def register_definitions(resources: Iterable[dict[str, Any]], definitions: Any, 
     for resource in resources:
         if resource["resourceType"] == "StructureDefinition":
             definitions.add(resource)
+        elif resource["resourceType"] == "Questionnaire" and resource.get("url"):
+            definitions.add_questionnaire(resource)
         elif resource["resourceType"] in TERMINOLOGY_TYPES:
             terminology.add(resource)
 

@@ -5,9 +5,15 @@ report (:meth:`fhir_server.storage.base.ResourceOperations.enqueue`), so nothing
 the worker only moves them over HTTP. Each round claims the due messages with a lease (a second worker process
 on the same store never takes the same message; a worker that dies mid-delivery lets the lease run out and the
 message comes back) and POSTs each ``payload`` as ``application/fhir+json`` to its ``destination`` with its
-``headers`` (and, for a receiver that wants one, the server's own bearer token: ``authorizer``). A 2xx answer is a delivery; any other status, a timeout or a refused connection is a failed attempt,
-tried again after an exponential back-off (``base_delay * 2**attempts``, capped at ``max_delay``) with jitter
+``headers`` (and, for a receiver that wants one, the server's own bearer token: ``authorizer``). A 2xx answer is a
+delivery; any other status, a timeout, a refused connection or no token is a failed attempt, tried again after an
+exponential back-off (``base_delay * 2**attempts``, capped at ``max_delay``) with jitter
 (a random half of it), so a receiver coming back up is not hit by every sender at the same instant.
+
+A message gets ``max_attempts`` tries (its own, from the plan's data, or the worker's default,
+``FHIR_OUTBOX_MAX_ATTEMPTS``); after the last failure it is parked as dead, never dropped: it stays in the store,
+visible in ``/metrics`` and ``python -m fhir_server outbox list``, until ``outbox retry`` sends it again. Every
+failed attempt is logged as a warning (message id, channel, destination, attempt, error), the parking as an error.
 
 Delivery is at least once: a receiver that stored a message but whose answer was lost gets it again, which is
 why senders make payloads idempotent (plan copies are conditional creates; notifications carry an event number).
@@ -29,6 +35,7 @@ import httpx
 import orjson
 
 from fhir_server.clock import Now
+from fhir_server.metrics import Metrics
 from fhir_server.storage.base import OutboxMessage, ResourceStore
 
 log = logging.getLogger(__name__)
@@ -56,6 +63,8 @@ class OutboxWorker:
         timeout: float = 10.0,
         jitter: Callable[[], float] = random.random,
         authorizer: Authorizer | None = None,
+        max_attempts: int = 10,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -65,6 +74,8 @@ class OutboxWorker:
         self.batch = batch
         self.jitter = jitter
         self.authorizer = authorizer
+        self.max_attempts = max_attempts
+        self.metrics = metrics
         self._client = client
         self._owns_client = client is None
         self._timeout = timeout
@@ -93,16 +104,33 @@ class OutboxWorker:
         outcomes = await asyncio.gather(*(self._deliver(message) for message in due))
         return len(due), sum(outcomes)
 
+    def attempts_allowed(self, message: OutboxMessage) -> int:
+        """The message's own cap (plan data) or this worker's default."""
+        return message.max_attempts or self.max_attempts
+
     async def _deliver(self, message: OutboxMessage) -> bool:
         error = await self._post(message)
         if error is None:
             await self.store.outbox_delivered(message.id, self.clock())
+            self._count(message, "delivered")
             return True
+        attempt, allowed = message.attempts + 1, self.attempts_allowed(message)
+        context = {"message_id": message.id, "channel": message.channel, "destination": message.destination,
+                   "attempt": attempt, "max_attempts": allowed, "error": error}
+        if attempt >= allowed:
+            log.error("outbox delivery failed for the last time; message parked as dead", extra=context)
+            await self.store.outbox_dead(message.id, error, self.clock())
+            self._count(message, "dead")
+            return False
         retry_at = self.clock() + self.retry_delay(message.attempts)
-        log.info("outbox %s to %s failed (attempt %d): %s", message.id, message.destination, message.attempts + 1,
-                 error)
+        log.warning("outbox delivery failed; will retry", extra={**context, "retry_at": retry_at.isoformat()})
         await self.store.outbox_failed(message.id, error, retry_at)
+        self._count(message, "failed")
         return False
+
+    def _count(self, message: OutboxMessage, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.delivery(message.channel, result)
 
     async def _post(self, message: OutboxMessage) -> str | None:
         """POST the message; None when the receiver accepted it, else what went wrong."""
@@ -122,6 +150,11 @@ class OutboxWorker:
         return f"HTTP {answer.status_code}: {answer.text[:ERROR_BODY_CHARS]}"
 
     # -- background --------------------------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """The background task runs (readiness): started and not ended by anything."""
+        return self._task is not None and not self._task.done()
 
     def start(self, poll_seconds: float) -> None:
         """Deliver in the background: a round every ``poll_seconds`` (at once again after a full batch)."""
@@ -163,6 +196,10 @@ def start_worker(app: Any) -> OutboxWorker | None:
         base_delay=settings.outbox_base_delay_seconds,
         max_delay=settings.outbox_max_delay_seconds,
         authorizer=outbound.headers_for if outbound is not None else None,
+        max_attempts=settings.outbox_max_attempts,
+        lease=settings.outbox_lease_seconds,
+        timeout=settings.outbox_timeout_seconds,
+        metrics=getattr(app.state, "metrics", None),
     )
     worker.start(settings.outbox_poll_seconds)
     app.state.outbox_worker = worker

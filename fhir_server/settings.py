@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from fhir_server.search.query import SearchLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FHIR_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FHIR_", env_file=".env", extra="ignore", env_nested_delimiter="__")
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     base_path: str = "/fhir"
     store: str = Field(
         default="sqlite:///./data/fhir.db",
@@ -24,13 +27,31 @@ class Settings(BaseSettings):
     )
     # Public base URL used in Location headers and Bundle links when the server sits behind a proxy.
     public_base_url: str | None = None
+    # Host names a request's Host header may give absolute URLs (Location, fullUrl, links); any other Host gets
+    # the configured base (public_base()), so a forged Host never reaches an answer. FHIR_HOST counts as listed.
+    allowed_hosts: list[str] = ["localhost", "127.0.0.1", "[::1]"]
 
     max_body_bytes: int = 10 * 1024 * 1024
     max_json_depth: int = 64
+    # Items of any one JSON array of a body (names, identifiers, Bundle entries...): 413 beyond.
+    max_array_items: int = 1000
     default_page_size: int = 20
     max_page_size: int = 1000
-    max_bundle_entries: int = 1000  # entries of one batch or transaction Bundle (HTTP)
-    max_search_terms: int = 200  # search parameters and comma-separated values in one search, in all
+
+    # Search limits (400 beyond each): values in one search, OR values and repeated parameters counted together;
+    # _sort keys; characters of one value; _offset.
+    max_search_values: int = 100
+    max_sort_keys: int = 5
+    max_search_value_length: int = 1024
+    max_search_offset: int = 1_000_000
+
+    # HTTP connections (serve): seconds a client has to send a request's headers, seconds an idle keep-alive
+    # connection stays open, connections and requests in progress before new ones get 503, and the bytes a
+    # request's line and headers may take.
+    header_timeout_seconds: float = 10.0
+    keep_alive_seconds: int = 5
+    max_connections: int = 1000
+    max_header_bytes: int = 64 * 1024
 
     canonical_base: str = "http://example.org/fhir/second-opinion"
     profiles_dir: Path = PROJECT_ROOT / "profiles"
@@ -41,6 +62,16 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     outbox_base_delay_seconds: float = 1.0
     outbox_max_delay_seconds: float = 300.0
+    # A delivery attempt's HTTP timeout, and how long a claimed message stays leased to the instance trying it
+    # (another instance takes it over after that: a crashed instance's messages come back).
+    outbox_timeout_seconds: float = Field(default=10.0, gt=0)
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    # Where each plan's copies of delegated decisions go (plan key -> FHIR base URL): plan data ships none.
+    # FHIR_PLAN_COPY_ENDPOINT__BLUE_SHIELD_PROMISE_CMC=https://... (underscores stand for the key's hyphens), or
+    # FHIR_PLAN_COPY_ENDPOINT='{"blue-shield-promise-cmc": "https://..."}'.
+    plan_copy_endpoint: dict[str, str] = Field(default_factory=dict)
+    # Attempts before a message is parked as dead (a plan's ``delivery.max_attempts`` overrides it for its copies).
+    outbox_max_attempts: int = Field(default=10, ge=1)
 
     # Security (SMART Backend Services). "off" is a development mode without tokens, allowed on a loopback address
     # only and announced at start-up; the test suite switches it off in tests/conftest.py.
@@ -63,7 +94,16 @@ class Settings(BaseSettings):
     ui_poll_seconds: float = 5.0
 
     log_level: str = "info"
-    workers: int = 1
+    # Server processes sharing the listening socket (``serve``), and the HTTP stack each runs: ``auto`` takes
+    # uvloop and httptools where they are installed (the default install has them), asyncio and h11 otherwise.
+    workers: int = Field(default=1, ge=1)
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    http_implementation: Literal["auto", "h11", "httptools"] = "auto"
+    log_format: Literal["json", "text"] = "json"
+    # Browser origins allowed to call the API, comma-separated ("*" for any); empty: CORS off.
+    cors_origins: str = ""
+    # Answers at least this large are gzipped for clients that accept it.
+    gzip_min_bytes: int = Field(default=1024, ge=0)
 
     def public_base(self) -> str:
         """The server's own base URL, for absolute URLs made without a request to take it from (outgoing copies,
@@ -75,6 +115,22 @@ class Settings(BaseSettings):
     def audit_enabled(self) -> bool:
         """Whether interactions are written to the audit trail (``audit=auto``: whenever security is on)."""
         return self.auth == "on" if self.audit == "auto" else self.audit == "on"
+
+    def search_limits(self) -> "SearchLimits":
+        """The search limits above, as the query parser takes them."""
+        from fhir_server.search.query import SearchLimits
+
+        return SearchLimits(self.max_search_values, self.max_sort_keys, self.max_search_value_length,
+                            self.max_search_offset)
+
+    def plan_copy_endpoint_for(self, plan_key: str) -> str | None:
+        """The configured endpoint of a plan, its key matched without regard to case or ``_`` versus ``-``."""
+        wanted = plan_key.lower().replace("_", "-")
+        return next((url for key, url in self.plan_copy_endpoint.items()
+                     if key.lower().replace("_", "-") == wanted and url), None)
+
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     def normalized_base_path(self) -> str:
         """``/fhir`` form: leading slash, no trailing slash ('' for the root)."""

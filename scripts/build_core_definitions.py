@@ -8,6 +8,8 @@ generation need and writes two gzipped JSON files:
 
 - ``structure-definitions.json.gz``: a list of the base resource, complex and primitive type definitions
   (derivation ``specialization`` plus the abstract roots), stripped of narrative and mapping text;
+- ``core-profiles.json.gz``: the profiles and extension definitions the base specification itself publishes
+  (``vitalsigns``, ``bp``, ``patient-birthPlace``...), snapshots only, stripped the same way;
 - ``required-valuesets.json.gz``: ``{valueSetUrl: {"codes": [[system, code], ...]}}`` for every ValueSet
   reached by a ``required`` binding, plus ``{"unexpandable": true}`` for those this script cannot expand (the
   validator skips them rather than rejecting codes it cannot judge);
@@ -35,12 +37,14 @@ KEPT_KINDS = {"resource", "complex-type", "primitive-type"}
 
 KEPT_SD_KEYS = (
     "resourceType", "id", "url", "version", "name", "status", "fhirVersion", "kind", "abstract", "type",
-    "baseDefinition", "derivation",
+    "baseDefinition", "derivation", "context", "contextInvariant",
 )
 KEPT_ELEMENT_KEYS = (
     "id", "path", "sliceName", "short", "definition", "min", "max", "base", "type", "contentReference",
-    "binding", "slicing", "isModifier", "isSummary", "maxLength", "mustSupport", "constraint",
+    "binding", "slicing", "isModifier", "isModifierReason", "isSummary", "maxLength", "mustSupport", "constraint",
 )
+# Element keys kept by prefix: fixed[x], pattern[x], minValue[x], maxValue[x].
+KEPT_ELEMENT_PREFIXES = ("fixed", "pattern", "minValue", "maxValue")
 KEPT_TYPE_EXTENSIONS = {
     "http://hl7.org/fhir/StructureDefinition/regex",
     "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type",
@@ -65,7 +69,7 @@ def strip_element(element: dict[str, Any]) -> dict[str, Any]:
         if key in element:
             out[key] = element[key]
     for key, value in element.items():
-        if key.startswith(("fixed", "pattern")):
+        if key.startswith(KEPT_ELEMENT_PREFIXES):
             out[key] = value
     if "type" in out:
         out["type"] = [strip_type(t) for t in out["type"]]
@@ -84,9 +88,9 @@ def strip_element(element: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def strip_definition(sd: dict[str, Any]) -> dict[str, Any]:
+def strip_definition(sd: dict[str, Any], parts: tuple[str, ...] = ("snapshot", "differential")) -> dict[str, Any]:
     out = {k: sd[k] for k in KEPT_SD_KEYS if k in sd}
-    for part in ("snapshot", "differential"):
+    for part in parts:
         if part in sd:
             out[part] = {"element": [strip_element(e) for e in sd[part]["element"]]}
     return out
@@ -96,6 +100,11 @@ def is_kept(sd: dict[str, Any]) -> bool:
     if sd.get("type") in ROOT_TYPES and sd.get("derivation") in (None, "specialization"):
         return True
     return sd.get("kind") in KEPT_KINDS and sd.get("derivation") == "specialization"
+
+
+def is_core_profile(sd: dict[str, Any]) -> bool:
+    """A profile or extension definition of the base specification (``vitalsigns``, ``patient-birthPlace``)."""
+    return sd.get("derivation") == "constraint" and sd.get("kind") in ("resource", "complex-type") and "snapshot" in sd
 
 
 def load_by_type(package: Path, resource_type: str) -> Iterable[dict[str, Any]]:
@@ -122,14 +131,16 @@ def write_gzipped_json(path: Path, data: Any) -> None:
 
 
 def build(package: Path, output_dir: Path = OUTPUT_DIR) -> None:
-    definitions = [strip_definition(sd) for sd in load_by_type(package, "StructureDefinition") if is_kept(sd)]
+    all_definitions = list(load_by_type(package, "StructureDefinition"))
+    definitions = [strip_definition(sd) for sd in all_definitions if is_kept(sd)]
+    profiles = [strip_definition(sd, ("snapshot",)) for sd in all_definitions if is_core_profile(sd)]
     code_systems = {cs["url"]: cs for cs in load_by_type(package, "CodeSystem") if "url" in cs}
     value_sets = {vs["url"]: vs for vs in load_by_type(package, "ValueSet") if "url" in vs}
     expander = ValueSetExpander(code_systems, value_sets)
 
     expansions: dict[str, dict[str, Any]] = {}
     systems_used: set[str] = set()
-    for url in sorted(required_bindings(definitions)):
+    for url in sorted(required_bindings(definitions + profiles)):
         codes = expander.expand(url)
         if codes is None:
             expansions[url] = {"unexpandable": True}
@@ -140,10 +151,11 @@ def build(package: Path, output_dir: Path = OUTPUT_DIR) -> None:
 
     output_dir.mkdir(parents=True, exist_ok=True)
     write_gzipped_json(output_dir / "structure-definitions.json.gz", sorted(definitions, key=lambda sd: sd["url"]))
+    write_gzipped_json(output_dir / "core-profiles.json.gz", sorted(profiles, key=lambda sd: sd["url"]))
     write_gzipped_json(output_dir / "required-valuesets.json.gz", expansions)
     write_gzipped_json(output_dir / "code-displays.json.gz", displays)
     unexpandable = sorted(url for url, entry in expansions.items() if entry.get("unexpandable"))
-    print(f"{len(definitions)} StructureDefinitions, {len(expansions)} required ValueSets "
+    print(f"{len(definitions)} StructureDefinitions, {len(profiles)} core profiles, {len(expansions)} required ValueSets "
           f"({len(unexpandable)} unexpandable)")
     for url in unexpandable:
         print(f"  unexpandable: {url}")

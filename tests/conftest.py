@@ -31,6 +31,10 @@ from fhir_server.storage import ResourceStore, open_store  # noqa: E402
 
 BACKENDS = ["sqlite", pytest.param("mongo", marks=pytest.mark.mongo)]
 
+# In-process tests speak to the app as ``http://testserver`` (httpx's and Starlette's test host): a name this
+# server answers to in tests, so their absolute URLs keep it (any other Host gets the configured base).
+os.environ.setdefault("FHIR_ALLOWED_HOSTS", '["localhost", "127.0.0.1", "[::1]", "testserver"]')
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -97,3 +97,106 @@ def test_serve_answers_metadata_under_the_given_base_path(tmp_path: Path) -> Non
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# -- load: files, directories, NDJSON, the byte-order mark, $submit Bundles -------------------------------------
+def test_a_single_resource_reports_its_own_locations_and_a_bom_is_accepted(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\xef\xbb\xbf" + json.dumps({**GOOD_PATIENT, "gender": "sometimes"}).encode())
+    store_url = f"sqlite:///{tmp_path / 'fhir.db'}"
+    assert main(["load", "--no-progress", "--store", store_url, str(bad)]) == 1
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["issue"][0]["expression"] == ["Patient.gender"]
+    good = tmp_path / "good.json"
+    good.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD_PATIENT).encode())
+    assert main(["load", "--no-progress", "--store", store_url, str(good)]) == 0
+    assert asyncio.run(_stored(store_url, "Patient", "cli-1"))["gender"] == "female"
+
+
+def test_a_submit_bundle_is_refused_with_where_to_post_it(tmp_path: Path, capsys) -> None:
+    store_url = f"sqlite:///{tmp_path / 'fhir.db'}"
+    sample = ROOT / "examples" / "submit-health-net-cardiology.json"
+    assert main(["load", "--no-progress", "--store", store_url, str(sample)]) == 1
+    issue = json.loads(capsys.readouterr().out)["issue"][0]
+    assert "ServiceRequest/$submit" in issue["diagnostics"] and "POST" in issue["diagnostics"]
+
+    async def count() -> int:
+        from fhir_server.search.query import parse_search
+
+        store = open_store(store_url)
+        await store.open()
+        try:
+            query = parse_search("ServiceRequest", [("_summary", "count")], default_count=1, max_count=1, strict=True)
+            return (await store.search(query)).total
+        finally:
+            await store.close()
+
+    assert asyncio.run(count()) == 0  # nothing of it was stored
+
+
+def test_ndjson_and_directories_with_a_progress_bar(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "export"
+    (folder / "more").mkdir(parents=True)
+    lines = [json.dumps({**GOOD_PATIENT, "id": f"nd-{n}"}) for n in range(3)]
+    lines.insert(2, json.dumps({**GOOD_PATIENT, "id": "nd-bad", "gender": "x"}))
+    (folder / "Patient.ndjson").write_text("\n".join(lines) + "\n\n")
+    (folder / "more" / "org.json").write_text(json.dumps({"resourceType": "Organization", "id": "o-1", "name": "O"}))
+    (folder / "notes.txt").write_text("not loaded")
+    store_url = f"sqlite:///{tmp_path / 'fhir.db'}"
+    assert main(["load", "--store", store_url, str(folder)]) == 1  # one bad line
+    captured = capsys.readouterr()
+    assert "Patient.ndjson: 3 of 4 entries stored" in captured.out
+    assert json.loads(captured.out[captured.out.index("{"):captured.out.index("\n}") + 2])["issue"][0][
+        "expression"] == ["Patient.gender"]
+    assert "Patient.ndjson:3: 400" in captured.err
+    assert "loading" in captured.err and "5 resources" in captured.err  # the progress bar's last state
+    assert asyncio.run(_stored(store_url, "Patient", "nd-2"))["id"] == "nd-2"
+    assert asyncio.run(_stored(store_url, "Organization", "o-1"))["name"] == "O"
+
+
+# -- outbox list | retry ----------------------------------------------------------------------------------------
+def test_outbox_list_and_retry(store_url: str, capsys) -> None:
+    from datetime import datetime, timezone
+
+    from fhir_server.storage.base import OutboxMessage
+
+    async def park() -> None:
+        store = open_store(store_url)
+        await store.open()
+        try:
+            for message_id in ("copy-1", "copy-2"):
+                await store.enqueue(OutboxMessage(id=message_id, channel="plan-copy",
+                                                  destination="http://plan.test/fhir", payload={"a": 1}))
+            await store.outbox_dead("copy-1", "HTTP 503: down", datetime.now(timezone.utc))
+        finally:
+            await store.close()
+
+    asyncio.run(park())
+    assert main(["outbox", "list", "--store", store_url, "--state", "dead"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("dead\tcopy-1\tplan-copy\thttp://plan.test/fhir\tattempts=1\tHTTP 503")
+    assert main(["outbox", "list", "--store", store_url]) == 0
+    assert [line.split("\t")[:2] for line in capsys.readouterr().out.splitlines()] == [
+        ["dead", "copy-1"], ["pending", "copy-2"]]
+    assert main(["outbox", "retry", "--store", store_url, "copy-1"]) == 0
+    assert "1 dead message(s) queued again" in capsys.readouterr().out
+    assert main(["outbox", "retry", "--store", store_url, "copy-1"]) == 1  # no longer dead
+    capsys.readouterr()
+    assert main(["outbox", "list", "--store", store_url, "--state", "dead"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+# -- dev.py passes every server command through -----------------------------------------------------------------
+def test_dev_py_passes_server_commands_through(tmp_path: Path) -> None:
+    patient = write(tmp_path, "p.json", GOOD_PATIENT)
+    result = subprocess.run([sys.executable, str(ROOT / "dev.py"), "validate", patient], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["resourceType"] == "OperationOutcome"
+    store = f"sqlite:///{tmp_path / 'dev.db'}"
+    listed = subprocess.run([sys.executable, str(ROOT / "dev.py"), "outbox", "list", "--store", store],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "0 message(s)" in listed.stderr
+    unknown = subprocess.run([sys.executable, str(ROOT / "dev.py"), "no-such-command"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr

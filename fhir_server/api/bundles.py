@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from fhir_server.api.deps import get_context
 from fhir_server.api.media import fhir_response, read_resource
 from fhir_server.api.rest import add_route, service_of
-from fhir_server.errors import too_large
 from fhir_server.services.context import RequestContext
 from fhir_server.services.transactions import BundleProcessor
-
-
-def check_entry_count(bundle: Any, limit: int) -> None:
-    """413 for a Bundle of more than ``limit`` entries (``FHIR_MAX_BUNDLE_ENTRIES``): one request, bounded work."""
-    entries = bundle.get("entry") if isinstance(bundle, dict) else None
-    if isinstance(entries, list) and len(entries) > limit:
-        raise too_large(f"a Bundle may have at most {limit} entries (this one has {len(entries)})")
 
 
 async def process_bundle(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
     service = service_of(request)
     bundle = await read_resource(request, service.settings, "Bundle")
-    check_entry_count(bundle, service.settings.max_bundle_entries)
     return fhir_response(await BundleProcessor(service).process(ctx, bundle))
 
 

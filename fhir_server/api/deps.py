@@ -30,11 +30,44 @@ def parse_prefer(header: str | None) -> dict[str, str]:
     return preferences
 
 
+# Request base URLs by what they are made of (scheme, Host, server address, root paths): building one from the
+# scope costs more than the rest of a read's context. Client-chosen Host values are many at worst: bounded.
+_BASE_URLS: dict[tuple[object, ...], str] = {}
+_BASE_URLS_KEPT = 256
+
+
 def base_url_for(request: Request, settings: Settings) -> str:
-    """The public base URL: configured behind a proxy, else the one the client used."""
+    """The base of the absolute URLs an answer carries (``Location``, ``fullUrl``, paging links).
+
+    The configured public base when there is one (behind a proxy); else the one the client used, but only when
+    its ``Host`` names this server (``FHIR_ALLOWED_HOSTS``, ``FHIR_HOST``): anyone can send ``Host:
+    evil.example``, and an answer (or a cache in front) must not then point clients at it. Any other Host gets
+    the configured base."""
     if settings.public_base_url:
         return settings.public_base()
-    return str(request.base_url).rstrip("/") + settings.normalized_base_path()
+    scope = request.scope
+    server = scope.get("server")  # a tuple, or a list from some servers and test clients
+    key = (scope.get("scheme"), request.headers.get("host"), tuple(server) if server else None,
+           scope.get("root_path"), scope.get("app_root_path"), settings.public_base(), settings.host,
+           tuple(settings.allowed_hosts))
+    base = _BASE_URLS.get(key)
+    if base is None:
+        if len(_BASE_URLS) >= _BASE_URLS_KEPT:
+            _BASE_URLS.clear()
+        if host_allowed(request.url.hostname, settings):
+            base = str(request.base_url).rstrip("/") + settings.normalized_base_path()
+        else:
+            base = settings.public_base()
+        _BASE_URLS[key] = base
+    return base
+
+
+def host_allowed(hostname: str | None, settings: Settings) -> bool:
+    """Whether a request's host name (no port) is one of the names this server answers to."""
+    if not hostname:
+        return False
+    allowed = {name.lower().strip("[]") for name in [*settings.allowed_hosts, settings.host]}
+    return hostname.lower().strip("[]") in allowed
 
 
 def context_from_request(request: Request) -> RequestContext:

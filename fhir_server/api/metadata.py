@@ -20,11 +20,13 @@ from fhir_server.api.deps import get_context
 from fhir_server.api.media import FHIR_JSON_UTF8
 from fhir_server.api.rest import add_route
 from fhir_server.api.registry import CapabilityRegistry, OperationRegistration
-from fhir_server.search.parameters import params_for
+from fhir_server.search.parameters import COMMON_PARAMS, params_for
 from fhir_server.security.discovery import capability_security
 from fhir_server.settings import Settings
 
-TYPE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
+TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+                     "search-type")
+PATCH_FORMATS = ("application/json-patch+json", "application/merge-patch+json")
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system", "search-system")
 
 
@@ -47,11 +49,35 @@ def _profiles_by_type(definitions: Any, registry: CapabilityRegistry) -> dict[st
     return by_type
 
 
+def search_includes(resource_type: str) -> list[str]:
+    """``_include`` values: the type's reference parameters (``Type:param``) and ``*``."""
+    names = [f"{resource_type}:{p.name}" for p in params_for(resource_type).values() if p.type == "reference"]
+    return [*names, "*"] if names else []
+
+
+def revinclude_index(resource_types: list[str]) -> dict[str, list[str]]:
+    """Target type -> the ``_revinclude`` values naming it: reference parameters of any type whose targets name
+    the target explicitly (a parameter open to every type would list itself under each one)."""
+    index: dict[str, list[str]] = defaultdict(list)
+    for source in resource_types:
+        for param in params_for(source).values():
+            if param.type == "reference":
+                for target in param.targets:
+                    index[target].append(f"{source}:{param.name}")
+    return index
+
+
+def _system_search_params() -> list[dict[str, Any]]:
+    """Parameters every type takes, also valid at ``[base]?_type=...`` (system search)."""
+    return [{"name": p.name, "definition": p.url, "type": p.type} for p in COMMON_PARAMS]
+
+
 def _resource_entry(
     resource_type: str,
     profiles: list[str],
     operations: list[OperationRegistration],
     extensions: list[dict[str, Any]],
+    revincludes: list[str],
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"type": resource_type, "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}"}
     if extensions:
@@ -75,6 +101,11 @@ def _resource_entry(
         {"name": param.name, **({"definition": param.url} if param.url else {}), "type": param.type}
         for param in params_for(resource_type).values()
     ]
+    includes = search_includes(resource_type)
+    if includes:
+        entry["searchInclude"] = includes
+    if revincludes:
+        entry["searchRevInclude"] = sorted(revincludes)
     if search_params:
         entry["searchParam"] = search_params
     if operations:
@@ -94,6 +125,8 @@ def build_capability_statement(
         for resource_type in operation.resource_types:
             operations_by_type[resource_type].append(operation)
     profiles = _profiles_by_type(definitions, registry)
+    resource_types = sorted(definitions.resource_types())
+    revincludes = revinclude_index(resource_types)
     rest: dict[str, Any] = {
         "mode": "server",
         "resource": [
@@ -102,10 +135,12 @@ def build_capability_statement(
                 profiles.get(resource_type, []),
                 operations_by_type.get(resource_type, []),
                 registry.resource_extensions.get(resource_type, []),
+                revincludes.get(resource_type, []),
             )
-            for resource_type in sorted(definitions.resource_types())
+            for resource_type in resource_types
         ],
         "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+        "searchParam": _system_search_params(),
     }
     if settings.auth == "on":
         rest["security"] = capability_security(settings.public_base())
@@ -121,6 +156,7 @@ def build_capability_statement(
         "implementation": {"description": "Second-opinion requests FHIR server", "url": settings.public_base()},
         "fhirVersion": FHIR_VERSION,
         "format": ["json", "application/fhir+json"],
+        "patchFormat": list(PATCH_FORMATS),
         "rest": [rest],
     }
 

@@ -63,7 +63,7 @@ async def _validate(request: Request, resource_type: str, resource_id: str | Non
     check_content_type(request)
     body = await read_body(request, service.settings.max_body_bytes)
     if body.strip():
-        resource, profiles = unpack_validate_input(require_resource(parse_json(body, service.settings.max_json_depth)))
+        resource, profiles = unpack_validate_input(require_resource(parse_json(body, service.settings)))
     elif resource_id is not None:
         resource, profiles = (await service.read(resource_type, resource_id)).resource or {}, []
     else:
@@ -80,7 +80,8 @@ def register(app: FastAPI) -> None:
         name="validate",
         definition=VALIDATE_DEFINITION,
         resource_types=tuple(app.state.definitions.resource_types()),
-        documentation="Validate a resource against the base R4 rules and the profiles this server hosts",
+        documentation="Validate a resource against the base R4 rules, the profiles this server hosts and those of the "
+                      "R4 specification (vitalsigns, bp, ...)",
     )
     add_operation(app, "/{resource_type}/$validate", {"POST": validate_type}, registration)
     add_operation(app, "/{resource_type}/{resource_id}/$validate", {"POST": validate_instance}, registration)

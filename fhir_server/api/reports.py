@@ -19,7 +19,14 @@ from fhir_server.api.parameters import read_parameters
 from fhir_server.api.registry import OperationRegistration
 from fhir_server.api.rest import add_operation
 from fhir_server.errors import bad_request
-from fhir_server.second_opinion.reports import REPORT_OPERATION, ReportPeriod, report_csv, second_opinion_report
+from fhir_server.api.second_opinion import catalog_of
+from fhir_server.second_opinion.reports import (
+    REPORT_OPERATION,
+    ReportPeriod,
+    plan_time_zones,
+    report_csv,
+    second_opinion_report,
+)
 
 CSV_MEDIA_TYPE = "text/csv"
 CSV_FORMAT_VALUES = frozenset({"csv", CSV_MEDIA_TYPE})
@@ -67,7 +74,7 @@ def period_from_query(request: Request) -> ReportPeriod:
 
 async def _answer(request: Request, period: ReportPeriod, csv: bool) -> Response:
     app = request.app
-    report = await second_opinion_report(app.state.store, period, app.state.clock())
+    report = await second_opinion_report(app.state.store, period, app.state.clock(), plan_time_zones(catalog_of(app)))
     if not csv:
         return fhir_response(report)
     filename = f"second-opinion-report_{period.start.isoformat()}_{period.end.isoformat()}.csv"

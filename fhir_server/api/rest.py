@@ -14,9 +14,20 @@ from fastapi.responses import Response
 
 from fhir_server.api.deps import get_context
 from fhir_server.api.registry import OperationRegistration
-from fhir_server.api.media import fhir_response, read_resource, read_search_form, search_parameters, version_headers
-from fhir_server.errors import bad_request, information, operation_outcome
+from fhir_server.api.routing import FhirRoute
+from fhir_server.api.media import (
+    fhir_response,
+    media_type_of,
+    parse_json,
+    read_body,
+    read_resource,
+    read_search_form,
+    search_parameters,
+    version_headers,
+)
+from fhir_server.errors import bad_request, information, operation_outcome, unsupported_media_type
 from fhir_server.services.context import RequestContext
+from fhir_server.services.patching import JSON_PATCH, MERGE_PATCH, PATCH_MEDIA_TYPES, parse_patch, patch_resource
 from fhir_server.services.queries import history_bundle_for, search_bundle, system_search_bundle
 from fhir_server.services.resources import ResourceService, WriteResult, parse_version_tag
 from fhir_server.storage.base import StoredResource
@@ -79,6 +90,23 @@ async def update(
     return write_response(ctx, result)
 
 
+async def patch(
+    resource_type: str, resource_id: str, request: Request, ctx: RequestContext = Depends(get_context)
+) -> Response:
+    """``PATCH [base]/Type/id`` with a JSON Patch or a JSON Merge Patch: an update of the patched current version
+    (the same validation and version checks as ``PUT``)."""
+    require_type(request, resource_type)
+    service = service_of(request)
+    media_type = media_type_of(request.headers.get("content-type", ""))
+    if media_type not in PATCH_MEDIA_TYPES:
+        raise unsupported_media_type(f"PATCH takes a JSON Patch ({JSON_PATCH}) or a JSON Merge Patch "
+                                     f"({MERGE_PATCH}) document")
+    document = parse_json(await read_body(request, service.settings.max_body_bytes), service.settings)
+    if_match = parse_version_tag(request.headers.get("if-match"))
+    result = await patch_resource(service, resource_type, resource_id, parse_patch(media_type, document), if_match)
+    return write_response(ctx, result)
+
+
 async def conditional_update(resource_type: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
     """``PUT [base]/Type?query``."""
     require_type(request, resource_type)
@@ -133,7 +161,10 @@ async def _search(request: Request, ctx: RequestContext, resource_type: str, par
 async def search_system(request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
     """``GET [base]?_type=A,B&...``: search across the named types."""
     params = search_parameters(request.query_params.multi_items())
-    resource_types = [name for value in request.query_params.getlist("_type") for name in value.split(",") if name]
+    # each type once: a repeated one would list its matches twice, and cost a search per repetition
+    resource_types = list(dict.fromkeys(
+        name for value in request.query_params.getlist("_type") for name in value.split(",") if name
+    ))
     if not resource_types:
         raise bad_request("a search at the base needs _type naming the resource types to search", "_type")
     for resource_type in resource_types:
@@ -180,6 +211,7 @@ ROUTES: tuple[tuple[str, str, Any], ...] = (
     ("/{resource_type}/_history", "GET", history_type),
     ("/{resource_type}/{resource_id}", "GET", read),
     ("/{resource_type}/{resource_id}", "PUT", update),
+    ("/{resource_type}/{resource_id}", "PATCH", patch),
     ("/{resource_type}/{resource_id}", "DELETE", delete),
     ("/{resource_type}/{resource_id}/_history", "GET", history_instance),
     ("/{resource_type}/{resource_id}/_history/{version_id}", "GET", vread),
@@ -189,10 +221,11 @@ ROUTES: tuple[tuple[str, str, Any], ...] = (
 def add_route(app: FastAPI, base_path: str, path: str, method: str, handler: Any, tags: tuple[str, ...] = ("FHIR REST",)) -> None:
     """Add ``handler`` at ``base_path + path``; the base itself also answers with a trailing slash (a redirect
     would lose a POST body)."""
-    app.add_api_route(base_path + path or "/", handler, methods=[method], name=handler.__name__, tags=list(tags),
-                      response_class=Response)
+    app.router.add_api_route(base_path + path or "/", handler, methods=[method], name=handler.__name__,
+                             tags=list(tags), response_class=Response, route_class_override=FhirRoute)
     if not path and base_path:
-        app.add_api_route(base_path + "/", handler, methods=[method], include_in_schema=False, response_class=Response)
+        app.router.add_api_route(base_path + "/", handler, methods=[method], include_in_schema=False,
+                                 response_class=Response, route_class_override=FhirRoute)
 
 
 def add_operation(

@@ -100,6 +100,8 @@ class StructureIndex:
     cardinality: dict[int, Cardinality] = field(default_factory=dict)  # id(child element) -> its cardinality
     required: dict[str, list[Cardinality]] = field(default_factory=dict)  # parent id -> children with min > 0
     sliced: dict[str, list[Cardinality]] = field(default_factory=dict)  # parent id -> children that are sliced
+    # (slice id, discriminator path) -> the element that path names in the slice (filled by slicing, on first use)
+    discriminator_targets: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
     @classmethod
     def build(cls, definition: dict[str, Any]) -> "StructureIndex":
@@ -181,13 +183,19 @@ class DefinitionRegistry:
         self._hosted: list[str] = []
         self._indexes: dict[str, StructureIndex] = {}
         self._primitive_rules: dict[str, PrimitiveRule] | None = None
+        self._core_constraint_keys: frozenset[str] | None = None
+        self._questionnaires: dict[str, dict[str, Any]] = {}
         for definition in definitions:
             self._by_url[definition["url"]] = definition
 
     @classmethod
     def load_core(cls) -> "DefinitionRegistry":
-        with gzip.open(DATA_DIR / "structure-definitions.json.gz", "rb") as stream:
-            return cls(json.load(stream))
+        """The base types plus the profiles and extension definitions the R4 specification publishes."""
+        definitions: list[dict[str, Any]] = []
+        for name in ("structure-definitions.json.gz", "core-profiles.json.gz"):
+            with gzip.open(DATA_DIR / name, "rb") as stream:
+                definitions.extend(json.load(stream))
+        return cls(definitions)
 
     def copy(self) -> "DefinitionRegistry":
         """A registry sharing the core definitions, so an app can add profiles without touching the cached core."""
@@ -196,6 +204,8 @@ class DefinitionRegistry:
         other._hosted = list(self._hosted)
         other._indexes = dict(self._indexes)
         other._primitive_rules = self._primitive_rules
+        other._core_constraint_keys = self._core_constraint_keys
+        other._questionnaires = dict(self._questionnaires)
         return other
 
     # -- lookup -------------------------------------------------------------------------------------------
@@ -207,6 +217,13 @@ class DefinitionRegistry:
         self._indexes.pop(url, None)
         if url not in self._hosted:
             self._hosted.append(url)
+
+    def add_questionnaire(self, questionnaire: dict[str, Any]) -> None:
+        """Host a Questionnaire: responses naming it are validated against its items."""
+        self._questionnaires[canonical(questionnaire["url"])] = questionnaire
+
+    def questionnaire(self, url: str) -> dict[str, Any] | None:
+        return self._questionnaires.get(canonical(url))
 
     def get(self, url_or_type: str) -> dict[str, Any] | None:
         """A StructureDefinition by canonical URL (``|version`` ignored) or by bare type name (``Patient``)."""
@@ -236,8 +253,27 @@ class DefinitionRegistry:
             d["type"] for url, d in self._by_url.items() if url.startswith(CORE_PREFIX) and is_concrete_resource(d)
         )
 
+    def core_constraint_keys(self) -> frozenset[str]:
+        """Keys of the invariants the core definitions state: the structure pass evaluates those, so the profile
+        pass evaluates only the keys a profile adds (``vs-2``), not ``qty-3`` a second time."""
+        if self._core_constraint_keys is None:
+            self._core_constraint_keys = frozenset(
+                constraint["key"]
+                for url, definition in self._by_url.items()
+                if url.startswith(CORE_PREFIX) and definition.get("derivation") != "constraint"
+                for element in definition.get("snapshot", {}).get("element", ())
+                for constraint in element.get("constraint", ())
+                if "key" in constraint
+            )
+        return self._core_constraint_keys
+
     def is_primitive_type(self, name: str) -> bool:
         return name in self.primitive_rules()
+
+    def is_profile(self, url: str) -> bool:
+        """A profile (or extension definition) validation can use: one this server hosts or one the core ships."""
+        definition = self.get(url)
+        return definition is not None and definition.get("derivation") == "constraint" and "snapshot" in definition
 
     def hosted_profiles(self) -> list[str]:
         """URLs of the definitions added with ``add()`` (the project's profiles and extensions)."""

@@ -15,7 +15,11 @@ The rules followed are those of FHIR R4 for ``derivation = constraint`` profiles
 * an element inside a complex datatype that the base does not unroll (``ServiceRequest.code.coding``) is
   reached by unrolling the datatype's children from its own StructureDefinition, with ids and paths rebased;
 * a slice (``id`` ``path:sliceName``) starts as a copy of the sliced element, children included, and is
-  placed after the sliced element's children and any earlier slices.
+  placed after the sliced element's children and any earlier slices;
+* a choice element renamed for its one remaining type (``Observation.valueQuantity``) is ``value[x]`` narrowed to
+  that type, and its children (``Observation.valueQuantity.value``) are those of ``value[x]``;
+* an element of type ``Resource`` (``Bundle.entry.resource``, ``Parameters.parameter.resource``) may be narrowed
+  to a resource type, whose elements can then be constrained below it.
 """
 
 from __future__ import annotations
@@ -116,9 +120,39 @@ class _SnapshotBuilder:
 
     def apply(self, differential_element: dict[str, Any]) -> None:
         """Merge one differential element onto its snapshot element, creating that element first if needed."""
-        element_id = _element_id(differential_element)
+        element_id, renamed_type = self._unrename(_element_id(differential_element))
         index = self._ensure(element_id)
-        _merge(self.elements[index], differential_element)
+        if renamed_type is not None and "type" not in differential_element:
+            differential_element = {**differential_element, "type": [{"code": renamed_type}]}
+        _merge(self.elements[index], differential_element, self._is_resource_type)
+
+    def _is_resource_type(self, code: str) -> bool:
+        definition = self._resolve(code)
+        return definition is not None and definition.get("kind") == "resource"
+
+    def _unrename(self, element_id: str) -> tuple[str, str | None]:
+        """``Observation.valueQuantity.value`` -> (``Observation.value[x].value``, None); the renamed element itself
+        also answers its type (``Quantity``), which the differential narrows ``value[x]`` to."""
+        segments = element_id.split(".")
+        renamed_type = None
+        for position in range(1, len(segments)):
+            prefix = ".".join(segments[:position])
+            name, colon, slice_name = segments[position].partition(":")
+            if self._index_of(f"{prefix}.{segments[position]}") is not None:
+                continue
+            for candidate in (e for e in self.elements if _element_id(e).startswith(prefix + ".")):
+                stem = _element_id(candidate)[len(prefix) + 1:]
+                if not stem.endswith("[x]") or "." in stem or ":" in stem:
+                    continue
+                suffix = name[len(stem) - 3:]
+                if name.startswith(stem[:-3]) and suffix[:1].isupper():
+                    codes = {t.get("code") for t in candidate.get("type", ())}
+                    code = suffix if suffix in codes else suffix[0].lower() + suffix[1:]
+                    segments[position] = stem + colon + slice_name
+                    if position == len(segments) - 1:
+                        renamed_type = code
+                    break
+        return ".".join(segments), renamed_type
 
     def _ensure(self, element_id: str) -> int:
         """Index of the element ``element_id``, creating it (unrolling a datatype, adding a slice) if needed."""
@@ -200,14 +234,15 @@ class _SnapshotBuilder:
         return definition
 
 
-def _merge(element: dict[str, Any], differential_element: dict[str, Any]) -> None:
+def _merge(element: dict[str, Any], differential_element: dict[str, Any],
+           is_resource_type: Callable[[str], bool] = lambda code: False) -> None:
     """Apply one differential element's constraints onto its snapshot element, refusing any loosening."""
     element_id = _element_id(element)
     for key, value in differential_element.items():
         if key in _IDENTITY_KEYS:
             continue
         if key == "type":
-            _check_type_narrowing(element_id, element.get("type", []), value)
+            _check_type_narrowing(element_id, element.get("type", []), value, is_resource_type)
         if key in _LIST_KEYS_APPENDED and isinstance(element.get(key), list):
             present = element[key]
             element[key] = present + [item for item in value if item not in present]
@@ -219,11 +254,15 @@ def _merge(element: dict[str, Any], differential_element: dict[str, Any]) -> Non
 _ANY_RESOURCE = "http://hl7.org/fhir/StructureDefinition/Resource"
 
 
-def _check_type_narrowing(element_id: str, base_types: list[dict[str, Any]], types: list[dict[str, Any]]) -> None:
-    """A profile may only keep some of the base's types, and only some of a reference's allowed targets."""
+def _check_type_narrowing(element_id: str, base_types: list[dict[str, Any]], types: list[dict[str, Any]],
+                          is_resource_type: Callable[[str], bool] = lambda code: False) -> None:
+    """A profile may only keep some of the base's types (a ``Resource`` may become one resource type), and only
+    some of a reference's allowed targets."""
     base_by_code = {t.get("code"): t for t in base_types}
     for element_type in types:
         code = element_type.get("code")
+        if "Resource" in base_by_code and code not in base_by_code and is_resource_type(code):
+            continue
         if base_by_code and code not in base_by_code:
             raise SnapshotError(f"{element_id}: type {code} is not one of {sorted(base_by_code)}")
         base_targets = set(base_by_code.get(code, {}).get("targetProfile", []))

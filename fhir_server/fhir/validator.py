@@ -4,14 +4,18 @@ Two passes, because the API answers them differently (base-rule failures 400, pr
 
 * the *structure* pass walks a resource against the core snapshot of its own type: unknown elements, JSON
   array/single shape, choice types, primitive formats (R4 regexes), cardinality, required bindings, extension
-  shape, contained and Bundle/Parameters resources recursively, reference target types;
+  shape, contained and Bundle/Parameters resources recursively, reference target types, the FHIRPath invariants
+  of the core (``invariants``), and the rules stated in prose that one module per family checks (resource ids and
+  Attachments: ``datatype_rules``; Bundles: ``bundle_rules``; extensions against their definitions:
+  ``extension_rules``; Questionnaires: ``questionnaire_rules``);
 * the *profile* pass walks it against a profile snapshot and reports only what the profile adds to the base:
-  narrowed cardinality, fixed/pattern values, changed bindings and reference targets, restricted choice types,
-  slices (by ``value``/``pattern`` discriminators, extension slices by url) and the extension definitions
-  the slices name.
+  narrowed cardinality, fixed/pattern values, min/maxValue, changed bindings and reference targets, restricted
+  choice types, type profiles, the profile's own invariants, slices (``slicing``: value, pattern, exists, type
+  and profile discriminators) and the extension definitions the slices name; a QuestionnaireResponse is held
+  to the Questionnaire it names here too (``questionnaire_rules``).
 
 The walk works on plain dicts and precomputed lookup tables (``definitions.StructureIndex``); it never builds
-model objects, so one pass over a typical ServiceRequest stays well under a millisecond.
+model objects. ``bench/validator.py`` measures it per resource over the official examples.
 """
 
 from __future__ import annotations
@@ -25,13 +29,21 @@ from typing import Any, Callable, Iterator
 from fhir_server.errors import Issue, error, warning
 from fhir_server.fhir.definitions import (
     CORE_PREFIX,
+    FHIRPATH_SYSTEM_PREFIX,
     Child,
     DefinitionRegistry,
     StructureIndex,
     canonical,
     choice_suffix,
 )
+from fhir_server.fhir.bundle_rules import check_bundle
+from fhir_server.fhir.datatype_rules import check_contained_referenced, check_resource_id
+from fhir_server.fhir.extension_rules import check_extensions
+from fhir_server.fhir.invariants import Invariant, InvariantEngine, invariants_of
+from fhir_server.fhir.questionnaire_rules import check_response
+from fhir_server.fhir.slicing import Undecidable, contains_pattern, matching_slice, value_constraint
 from fhir_server.fhir.terminology import Terminology
+from fhir_server.fhir.type_rules import TYPE_RULES
 
 INTEGER_RANGES = {
     "integer": (-2147483648, 2147483647),
@@ -55,6 +67,8 @@ LITERAL_REFERENCE = re.compile(
 # A relative literal reference as a whole (R4 3.3.3): Type/id, optionally with its version.
 RELATIVE_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
 RESOURCE_TYPE = "Resource"
+EXTENSION_KEYS = {"extension": False, "modifierExtension": True}  # JSON name -> is the modifier array
+CONTAINED_STEP = re.compile(r"\.contained\[\d+\]$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,39 +86,44 @@ def is_value_key(key: str) -> bool:
     return key.startswith("value") and len(key) > 5 and key[5].isupper()
 
 
-def contains_pattern(instance: Any, pattern: Any) -> bool:
-    """FHIR ``pattern[x]`` semantics: objects by their pattern keys, arrays by containment, primitives by equality."""
-    if isinstance(pattern, dict):
-        return isinstance(instance, dict) and all(
-            key in instance and contains_pattern(instance[key], value) for key, value in pattern.items()
-        )
-    if isinstance(pattern, list):
-        items = instance if isinstance(instance, list) else [instance]
-        return all(any(contains_pattern(item, wanted) for item in items) for wanted in pattern)
-    return instance == pattern
+def type_profiles(element: dict[str, Any] | None) -> tuple[str, ...]:
+    return tuple(sorted(p for t in (element or {}).get("type", ()) for p in t.get("profile", ())))
 
 
-def value_constraint(element: dict[str, Any]) -> tuple[str, Any] | None:
-    """``("fixed" | "pattern", value)`` of an element, if it carries one."""
-    for key, value in element.items():
-        if key.startswith("fixed") and len(key) > 5:
-            return "fixed", value
-        if key.startswith("pattern") and len(key) > 7:
-            return "pattern", value
+def prefixed(element: dict[str, Any], stem: str) -> tuple[str, Any] | None:
+    """The ``stem[x]`` entry of an element (``minValueInteger``), if any."""
+    return next(((key, value) for key, value in element.items() if key.startswith(stem) and len(key) > len(stem)),
+                None)
+
+
+def comparable_bound(value: Any) -> Any:
+    """What a min/maxValue compares: numbers, a Quantity's value, ISO date/time strings as written."""
+    if isinstance(value, dict):
+        return value.get("value")
+    return value
+
+
+def outside_bounds(item: Any, minimum: Any, maximum: Any) -> str | None:
+    """Why the item breaks a minValue/maxValue (None: it does not, or they cannot be compared)."""
+    value = comparable_bound(item)
+    for bound, word, breaks in ((minimum, "less", lambda a, b: a < b), (maximum, "more", lambda a, b: a > b)):
+        if bound is None:
+            continue
+        limit = comparable_bound(bound)
+        if isinstance(value, str) and isinstance(limit, str) and len(value) != len(limit):
+            continue  # date/time strings of different precision do not compare by text
+        try:
+            if value is not None and limit is not None and breaks(value, limit):
+                return f"{value!r} is {word} than the profile allows ({limit!r})"
+        except TypeError:
+            continue
     return None
 
 
-def values_at(item: Any, path: str) -> list[Any]:
-    """The values a simple dotted discriminator path reaches in an instance (lists flattened)."""
-    current = [item]
-    for step in path.split("."):
-        following: list[Any] = []
-        for value in current:
-            if isinstance(value, dict) and step in value:
-                found = value[step]
-                following.extend(found if isinstance(found, list) else [found])
-        current = following
-    return current
+def is_system_typed(element: dict[str, Any]) -> bool:
+    """An element typed with a FHIRPath system type (``Resource.id``, ``Element.id``, ``Extension.url``): a bare
+    JSON value that has no ``_name`` companion with an id or extensions."""
+    return any(t.get("code", "").startswith(FHIRPATH_SYSTEM_PREFIX) for t in element.get("type", ()))
 
 
 def max_allows(maximum: str | None, count: int) -> bool:
@@ -128,9 +147,13 @@ class ElementRules:
     targets: tuple[str, ...]
     targets_changed: bool
     constraint: tuple[str, Any] | None
+    invariants: tuple[Invariant, ...]  # FHIRPath constraints (the profile pass: only those the profile adds)
+    profiles_changed: bool  # the element's type profiles differ from the core element's
+    bounds: tuple[tuple[str, Any] | None, tuple[str, Any] | None]  # (minValue[x], maxValue[x]) as (JSON key, value)
 
     @classmethod
-    def of(cls, element: dict[str, Any], base: dict[str, Any] | None) -> "ElementRules":
+    def of(cls, element: dict[str, Any], base: dict[str, Any] | None, source: str,
+           core_keys: frozenset[str] = frozenset()) -> "ElementRules":
         binding = element.get("binding") or {}
         value_set = binding.get("valueSet")
         targets = reference_targets(element)
@@ -142,6 +165,9 @@ class ElementRules:
             targets=targets,
             targets_changed=targets != reference_targets(base),
             constraint=value_constraint(element),
+            invariants=tuple(i for i in invariants_of(element, source) if i.key not in core_keys),
+            profiles_changed=type_profiles(element) != type_profiles(base),
+            bounds=(prefixed(element, "minValue"), prefixed(element, "maxValue")),
         )
 
 
@@ -151,8 +177,9 @@ class Validator:
     def __init__(self, registry: DefinitionRegistry, terminology: Terminology) -> None:
         self.registry = registry
         self.terminology = terminology
-        # id(element) -> its binding/target/value rules; each entry holds its element, so ids are never reused
-        self.element_rules_cache: dict[int, ElementRules] = {}
+        self.invariants = InvariantEngine()
+        # (pass, id(element)) -> its binding/target/value rules; each entry holds its element, so ids stay its own
+        self.element_rules_cache: dict[tuple[bool, int], ElementRules] = {}
 
     def validate_structure(self, resource: dict[str, Any]) -> list[Issue]:
         """Base R4 rules of the resource's own type (and of every resource it contains)."""
@@ -168,14 +195,13 @@ class Validator:
         resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
         if not isinstance(resource_type, str):
             return issues
-        hosted = set(self.registry.hosted_profiles())
         to_check: list[str] = []
         if check_meta_profiles:
             claimed = (resource.get("meta") or {}).get("profile") if isinstance(resource.get("meta"), dict) else None
             for position, url in enumerate(claimed if isinstance(claimed, list) else []):
                 if not isinstance(url, str) or canonical(url) == CORE_PREFIX + resource_type:
                     continue
-                if canonical(url) in hosted:
+                if self.registry.is_profile(url):
                     to_check.append(canonical(url))
                 else:
                     issues.append(warning(
@@ -190,7 +216,16 @@ class Validator:
                 to_check.append(canonical(url))
         for url in to_check:
             issues.extend(self._validate_one_profile(resource, url))
+        if resource_type == "QuestionnaireResponse":
+            issues.extend(self._validate_against_questionnaire(resource))
         return issues
+
+    def _validate_against_questionnaire(self, response: dict[str, Any]) -> list[Issue]:
+        """A response against the Questionnaire it names: the form is to a response what a profile is to a
+        resource, so its failures are profile failures (422), not invalid FHIR (400)."""
+        run = _Run(self, profile_mode=True)
+        check_response(run, response, "QuestionnaireResponse")
+        return run.issues
 
     def validate(
         self, resource: dict[str, Any], profiles: Sequence[str] = (), *, check_meta_profiles: bool = True
@@ -208,6 +243,7 @@ class Validator:
         if index.root_id != resource_type:
             return [error("invalid", f"Profile {url} constrains {index.root_id}, not {resource_type}", resource_type)]
         run = _Run(self, profile_mode=True)
+        run.resources.append((resource, resource))
         run.obj(resource, index, index.root_id, resource_type, run.scope_of(resource, EMPTY_SCOPE), is_root=True)
         return run.issues
 
@@ -216,22 +252,46 @@ class _Run:
     """One validation pass: the issues found so far and whether base or profile rules apply."""
 
     def __init__(self, validator: Validator, *, profile_mode: bool) -> None:
+        self.validator = validator
         self.registry = validator.registry
         self.terminology = validator.terminology
         self.rules = self.registry.primitive_rules()
         self.profile_mode = profile_mode
         self.rules_cache = validator.element_rules_cache
+        self.invariant_engine = validator.invariants
         self.issues: list[Issue] = []
+        self.resources: list[tuple[Any, Any]] = []  # (%resource, %rootResource) of the resources being walked
+        self.bundle_references: list[list[tuple[str, str]]] = []  # per Bundle being walked: (reference, path)
 
-    def element_rules(self, element: dict[str, Any]) -> "ElementRules":
+    def element_rules(self, element: dict[str, Any], source: str = "") -> "ElementRules":
         cache = self.rules_cache
-        rules = cache.get(id(element))
+        key = (self.profile_mode, id(element))
+        rules = cache.get(key)
         if rules is None:
-            rules = cache[id(element)] = ElementRules.of(element, self.registry.base_element(element))
+            core_keys = self.registry.core_constraint_keys() if self.profile_mode else frozenset()
+            rules = cache[key] = ElementRules.of(element, self.registry.base_element(element), source, core_keys)
         return rules
+
+    def invariants(self, node: Any, element: dict[str, Any], type_path: str, source: str, expression: str) -> None:
+        """The element's FHIRPath invariants on one value: error-severity ones fail, warning ones warn."""
+        rules = self.element_rules(element, source)
+        if not rules.invariants or not self.resources:
+            return
+        resource, root = self.resources[-1]
+        for invariant in rules.invariants:
+            if self.invariant_engine.holds(invariant, node, type_path, resource, root):
+                continue
+            text = f"Constraint {invariant.key} failed: {invariant.human}"
+            if invariant.severity == "error":
+                self.issues.append(error("invariant", text, expression))
+            else:
+                self.issues.append(warning("invariant", text, expression))
 
     def fail(self, code: str, diagnostics: str, expression: str) -> None:
         self.issues.append(error(code, diagnostics, expression))
+
+    def warn(self, code: str, diagnostics: str, expression: str) -> None:
+        self.issues.append(warning(code, diagnostics, expression))
 
     # -- resources ----------------------------------------------------------------------------------------
 
@@ -266,8 +326,20 @@ class _Run:
             return
         index = self.registry.index(resource_type)
         assert index is not None
-        self.obj(resource, index, resource_type, expression or resource_type, self.scope_of(resource, outer),
-                 is_root=True)
+        # %rootResource of a contained resource is its container; of anything else, the resource itself.
+        root = self.resources[-1][1] if self.resources and CONTAINED_STEP.search(expression) else resource
+        self.resources.append((resource, root))
+        is_bundle = resource_type == "Bundle"
+        if is_bundle:
+            self.bundle_references.append([])
+        try:
+            self.obj(resource, index, resource_type, expression or resource_type, self.scope_of(resource, outer),
+                     is_root=True)
+        finally:
+            self.resources.pop()
+            references = self.bundle_references.pop() if is_bundle else []
+        if is_bundle:
+            check_bundle(self, resource, expression or resource_type, references)
 
     # -- objects --------------------------------------------------------------------------------------------
 
@@ -306,9 +378,20 @@ class _Run:
                     len(item) if isinstance(item, list) else 1
                 )
             self.property(item, value.get("_" + key), child, index, expression, scope)
+            if key in EXTENSION_KEYS and not self.profile_mode and isinstance(item, list):
+                self.extensions(item, EXTENSION_KEYS[key], value, index, element_id, f"{expression}.{key}")
         self.cardinality(index, element_id, counts, expression)
-        if not self.profile_mode and element_id == "Extension" and index.root_id == "Extension":
-            self.extension_shape(value, expression)
+        if not self.profile_mode and element_id == index.root_id:
+            if element_id == "Extension":
+                self.extension_shape(value, expression)
+            if is_root:
+                check_resource_id(self, value, expression)
+                check_contained_referenced(self, value, expression)
+            type_rule = TYPE_RULES.get(element_id)
+            if type_rule is not None:
+                type_rule(self, value, expression)
+        if element_id == index.root_id:
+            self.invariants(value, index.by_id[element_id], element_id, index.url, expression)
 
     def unknown_property(self, key: str, index: StructureIndex, element_id: str, expression: str) -> None:
         """A property the element does not define: a choice of a type not allowed, or an unknown element."""
@@ -340,6 +423,35 @@ class _Run:
                 if id(rule.element) not in counts:  # an absent sliced element still owes its required slices
                     self.slices([], rule.element, rule.name, index.slices[rule.element["id"]], index, expression,
                                 EMPTY_SCOPE)
+
+    def extensions(self, items: list[Any], modifier: bool, parent: dict[str, Any], index: StructureIndex,
+                   element_id: str, path: str) -> None:
+        """Known extensions against their definitions (context, modifier, value); unknown ones warned about."""
+        element = index.by_id.get(element_id, {})
+        if element_id == index.root_id:
+            parent_type = index.root_id
+        else:
+            types = element.get("type") or [{"code": "BackboneElement"}]
+            parent_type = types[0].get("code", "BackboneElement")
+        check_extensions(
+            self,
+            ((f"{path}[{position}]", item) for position, item in enumerate(items)),
+            modifier=modifier,
+            parent_path=element.get("path", element_id),
+            parent_type=parent_type,
+            parent_url=parent.get("url") if parent_type == "Extension" else None,
+            validate_value=self.extension_value,
+        )
+
+    def extension_value(self, item: Any, url: str, path: str) -> None:
+        """Walk one extension against its (core) definition's snapshot, as a profile: value type, cardinality."""
+        definition_index = self.registry.index(url)
+        if definition_index is None:
+            return
+        run = _Run(self.validator, profile_mode=True)
+        run.issues = self.issues
+        run.resources = self.resources
+        run.obj(item, definition_index, definition_index.root_id, path, EMPTY_SCOPE)
 
     def extension_shape(self, extension: dict[str, Any], expression: str) -> None:
         has_value = any(is_value_key(key) for key in extension)
@@ -389,7 +501,13 @@ class _Run:
                 target = self.registry.descend(index, child)
                 if target is not None and (not self.profile_mode or target[0] is index):
                     self.obj(item, target[0], target[1], path, scope)
+            if item is not None:
+                inline = child.type not in self.rules and index.has_children(child.element.get("id", ""))
+                self.invariants(item, child.element, child.element["path"] if inline else child.type, index.url,
+                                path)
             self.item_rules(item, child.element, child.type, path, scope)
+            if self.profile_mode and item is not None and self.element_rules(child.element).profiles_changed:
+                self.type_profiles(item, child.element, path, scope)
             if slice_elements:
                 collected.append((path, item))
         if slice_elements:
@@ -424,6 +542,13 @@ class _Run:
             )
         if self.profile_mode:
             return
+        if is_system_typed(child.element):
+            self.fail("structure", f"'{key[1:]}' cannot have an id or extensions", f"{expression}.{key}")
+            return
+        values = parent.get(key[1:])
+        if isinstance(value, list) and isinstance(values, list) and len(value) != len(values):
+            self.fail("structure", f"'{key}' has {len(value)} items but '{key[1:]}' has {len(values)}: the two "
+                      "arrays must align", f"{expression}.{key}")
         index = self.registry.index(child.type)
         assert index is not None
         for path, item, _ in self.items(value, child, expression):
@@ -479,8 +604,15 @@ class _Run:
                 self.extensible_binding(item, type_name, rules.value_set, expression)
         if type_name == "Reference" and isinstance(item, dict) and not profile_mode:
             self.reference_form(item, expression, scope)
+            if self.bundle_references and isinstance(item.get("reference"), str):
+                self.bundle_references[-1].append((item["reference"], expression))
         if type_name == "Reference" and isinstance(item, dict) and (rules.targets_changed or not profile_mode):
             self.reference_target(item, rules.targets, expression, scope)
+        low, high = rules.bounds
+        if (low is not None or high is not None) and item is not None:
+            problem = outside_bounds(item, low[1] if low else None, high[1] if high else None)
+            if problem is not None:
+                self.fail("value", problem, expression)
         if profile_mode and rules.constraint is not None:
             kind, expected = rules.constraint
             matches = item == expected if kind == "fixed" else contains_pattern(item, expected)
@@ -604,12 +736,15 @@ class _Run:
         slicing = sliced.get("slicing") or {}
         discriminators = slicing.get("discriminator", [])
         members: dict[str, int] = {element["id"]: 0 for element in slice_elements}
-        for path, item in items:
-            matched = next(
-                (s for s in slice_elements if discriminators
-                 and all(self.discriminator_matches(item, s, d, index) for d in discriminators)),
-                None,
-            )
+        placed: list[tuple[str, Any, dict[str, Any] | None]] = []
+        try:
+            for path, item in items:
+                found = matching_slice(item, slice_elements, discriminators, index, self.conforms) \
+                    if discriminators else None
+                placed.append((path, item, found))
+        except Undecidable:
+            return  # a discriminator this validator cannot follow: leave the slicing unjudged, never guess
+        for path, item, matched in placed:
             if matched is None:
                 if slicing.get("rules") == "closed":
                     self.fail("structure", f"The item matches none of the slices of '{name}' and the slicing "
@@ -639,23 +774,36 @@ class _Run:
             if profile_index is not None and profile_index is not index and "snapshot" in profile_index.definition:
                 self.obj(item, profile_index, profile_index.root_id, path, scope)
 
-    def discriminator_matches(self, item: Any, slice_element: dict[str, Any], discriminator: dict[str, Any],
-                              index: StructureIndex) -> bool:
-        if discriminator.get("type") not in ("value", "pattern"):
+    def conforms(self, value: Any, url: str) -> bool:
+        """Does a value meet a profile (a ``profile`` discriminator)? Judged by a silent profile pass."""
+        profile_index = self.registry.index(url)
+        if profile_index is None or "snapshot" not in profile_index.definition:
             return False
-        path = discriminator.get("path", "$this")
-        target = slice_element if path == "$this" else index.by_id.get(f"{slice_element['id']}.{path}")
-        constraint = value_constraint(target) if target is not None else None
-        if constraint is None and path == "url":
-            profiles = [p for t in slice_element.get("type", ()) for p in t.get("profile", ())]
-            constraint = ("fixed", canonical(profiles[0])) if profiles else None
-        if constraint is None:
+        if isinstance(value, dict) and "resourceType" in value and value["resourceType"] != profile_index.root_id:
             return False
-        kind, expected = constraint
-        candidates = [item] if path == "$this" else values_at(item, path)
-        if kind == "fixed":
-            return any(candidate == expected for candidate in candidates)
-        return any(contains_pattern(candidate, expected) for candidate in candidates)
+        run = _Run(self.validator, profile_mode=True)
+        run.resources = self.resources
+        run.obj(value, profile_index, profile_index.root_id, "", EMPTY_SCOPE,
+                is_root=isinstance(value, dict) and "resourceType" in value)
+        return not any(issue.is_error for issue in run.issues)
+
+    def type_profiles(self, item: Any, element: dict[str, Any], path: str, scope: ReferenceScope) -> None:
+        """A profile on an element's type (``Parameters.parameter.resource`` of a given profile): walk the value
+        against it; a resource of a type none of the profiles constrains fails outright."""
+        urls = [p for t in element.get("type", ()) for p in t.get("profile", ())]
+        indexes = [i for i in (self.registry.index(u) for u in urls) if i is not None and "snapshot" in i.definition]
+        if not indexes or not isinstance(item, dict):
+            return
+        is_resource = "resourceType" in item
+        if is_resource:
+            fitting = [i for i in indexes if i.root_id == item["resourceType"]]
+            if not fitting:
+                self.fail("invalid", f"A {item['resourceType']} is not what the profile requires here "
+                          f"({', '.join(urls)})", path)
+                return
+            indexes = fitting[:1]
+        for profile_index in indexes[:1]:
+            self.obj(item, profile_index, profile_index.root_id, path, scope, is_root=is_resource)
 
 
 BINDING_CHECKS: dict[str, Callable[[_Run, Any, str, str], None]] = {
@@ -663,5 +811,6 @@ BINDING_CHECKS: dict[str, Callable[[_Run, Any, str, str], None]] = {
     "string": _Run.code_binding,
     "uri": _Run.code_binding,
     "Coding": _Run.coding_binding,
+    "Quantity": _Run.coding_binding,  # a Quantity bound to units is judged by its system and code
     "CodeableConcept": _Run.codeable_concept_binding,
 }

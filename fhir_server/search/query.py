@@ -105,10 +105,22 @@ class SearchQuery:
     ignored: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SearchLimits:
+    """What one search may ask for (each a 400 beyond, naming the limit), from the settings (``FHIR_MAX_SEARCH_*``,
+    ``FHIR_MAX_SORT_KEYS``). Each bounds work a short query string could otherwise make enormous: every value is a
+    condition for the store to evaluate, every sort key a subquery per candidate row, and an offset past the
+    stores' 64-bit integers cannot even be asked."""
+
+    max_values: int = 100  # values of all criteria (OR values and repeated parameters) and includes, together
+    max_sort_keys: int = 5
+    max_value_length: int = 1024  # characters of one value
+    max_offset: int = 1_000_000
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Parsing
 
-DEFAULT_MAX_SEARCH_TERMS = 200  # Settings.max_search_terms
 DATE_PREFIXES = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "sa", "eb", "ap"})
 TOTAL_MODES = frozenset({"none", "estimate", "accurate"})
 SUMMARY_MODES = frozenset({"true", "false", "text", "data", "count"})
@@ -231,36 +243,57 @@ def _check_modifier(definition: SearchParamDef, modifier: str | None) -> None:
     raise not_supported(f"Search parameter '{definition.name}' does not support the modifier ':{modifier}'")
 
 
-def _criterion(definition: SearchParamDef, modifier: str | None, raw_value: str) -> Criterion:
+def _criterion(definition: SearchParamDef, modifier: str | None, raw_value: str, limits: SearchLimits) -> Criterion:
     _check_modifier(definition, modifier)
     if modifier == "missing":
         if raw_value not in ("true", "false"):
             raise _invalid(f"{definition.name}:missing", f"expects true or false, got '{raw_value}'")
         return Criterion(definition.name, definition.type, (), modifier, missing=raw_value == "true")
     parse_value = VALUE_PARSERS[definition.type]
-    values = tuple(parse_value(raw, definition, modifier) for raw in split_unescaped(raw_value, ",") if raw)
-    return Criterion(definition.name, definition.type, values, modifier)
+    raw_values = [raw for raw in split_unescaped(raw_value, ",") if raw]
+    if len(raw_values) > limits.max_values:
+        raise _too_many_values(limits)
+    for raw in raw_values:
+        if len(raw) > limits.max_value_length:
+            raise _invalid(definition.name, f"a value of {len(raw)} characters exceeds the limit of "
+                                            f"{limits.max_value_length}")
+    return Criterion(definition.name, definition.type, tuple(parse_value(raw, definition, modifier) for raw in raw_values),
+                     modifier)
 
 
-def _non_negative_int(name: str, raw: str) -> int:
+def _too_many_values(limits: SearchLimits) -> FhirError:
+    return bad_request(f"a search may name at most {limits.max_values} values (OR values, repeated parameters and "
+                       "includes together)", code="too-costly")
+
+
+def _non_negative_int(name: str, raw: str, maximum: int | None = None) -> int:
     if not raw.isdigit():
         raise _invalid(name, f"expects a non-negative integer, got '{raw}'")
+    if maximum is not None and (len(raw) > len(str(maximum)) or int(raw) > maximum):
+        raise _invalid(name, f"expects at most {maximum}, got '{raw[:40]}'")
     return int(raw)
 
 
 class _QueryBuilder:
     """Holds the query being built and the unknown parameter names while the pairs are read."""
 
-    def __init__(self, resource_type: str, default_count: int, max_count: int) -> None:
+    def __init__(self, resource_type: str, default_count: int, max_count: int, limits: SearchLimits) -> None:
         self.query = SearchQuery(resource_type=resource_type, count=min(default_count, max_count))
         self.max_count = max_count
+        self.limits = limits
         self.unknown: list[str] = []
 
     def count(self, name: str, raw: str) -> None:
-        self.query.count = min(_non_negative_int(name, raw), self.max_count)
+        self.query.count = min(_non_negative_int(name, raw[:40]), self.max_count)
 
     def offset(self, name: str, raw: str) -> None:
-        self.query.offset = _non_negative_int(name, raw)
+        self.query.offset = _non_negative_int(name, raw, self.limits.max_offset)
+
+    def values_named(self) -> int:
+        """What counts against ``max_values``: every value of every criterion (a ``:missing`` one counts once)
+        and every include."""
+        criteria = sum(max(1, len(criterion.values)) for criterion in self.query.criteria)
+        return criteria + len(self.query.includes) + len(self.query.revincludes)
 
     def total(self, name: str, raw: str) -> None:
         if raw not in TOTAL_MODES:
@@ -279,13 +312,19 @@ class _QueryBuilder:
         self.query.elements.extend(e.strip() for e in raw.split(",") if e.strip())
 
     def sort(self, name: str, raw: str) -> None:
+        """Keys in order of precedence: each parameter at most once, at most ``max_sort_keys`` of them (every key
+        orders by a subquery per candidate, so a hundred keys held the server for seconds)."""
         for item in (part.strip() for part in raw.split(",")):
             if not item:
                 continue
+            if len(self.query.sort) >= self.limits.max_sort_keys:
+                raise _invalid(name, f"at most {self.limits.max_sort_keys} sort keys are allowed")
             descending = item.startswith("-")
             param = get_param(self.query.resource_type, item.lstrip("-"))
             if param is None:
-                raise _invalid(name, f"cannot sort by unknown parameter '{item.lstrip('-')}'")
+                raise _invalid(name, f"cannot sort by unknown parameter '{item.lstrip('-')[:100]}'")
+            if any(key.name == param.name for key in self.query.sort):
+                raise _invalid(name, f"'{param.name}' is named more than once")
             self.query.sort.append(SortKey(param.name, param.type, descending))
 
     def include(self, name: str, raw: str, modifier: str | None) -> None:
@@ -309,7 +348,7 @@ class _QueryBuilder:
         if definition is None or definition.type not in VALUE_PARSERS:
             self.unknown.append(key)
             return
-        found = _criterion(definition, modifier, raw)
+        found = _criterion(definition, modifier, raw, self.limits)
         if found.values or found.missing is not None:
             self.query.criteria.append(found)
 
@@ -331,18 +370,16 @@ def parse_search(
     default_count: int,
     max_count: int,
     strict: bool,
-    max_terms: int = DEFAULT_MAX_SEARCH_TERMS,
+    limits: SearchLimits = SearchLimits(),
 ) -> SearchQuery:
     """Query-string pairs -> :class:`SearchQuery`.
 
     Unknown parameters are named in ``query.ignored``, or with ``strict`` (``Prefer: handling=strict``)
-    make a 400 naming every one. A malformed value is always a 400 naming its parameter. More than ``max_terms``
-    parameters and values in all is a 400 too: a store cannot be asked for an unbounded expression."""
-    terms = sum(1 + raw.count(",") for _, raw in params)
-    if terms > max_terms:
-        raise bad_request(f"a search may have at most {max_terms} parameters and values in all (this one has {terms})",
-                          code="too-costly")
-    builder = _QueryBuilder(resource_type, default_count, max_count)
+    make a 400 naming every one. A malformed value is always a 400 naming its parameter, and so is a search
+    beyond ``limits``."""
+    if len(params) > limits.max_values + len(CONTROL_PARAMS) + len(PRESENTATION_PARAMS):
+        raise _too_many_values(limits)
+    builder = _QueryBuilder(resource_type, default_count, max_count, limits)
     for key, raw in params:
         name, _, modifier = key.partition(":")
         if name in PRESENTATION_PARAMS or raw == "":
@@ -353,6 +390,8 @@ def parse_search(
             builder.include(name, raw, modifier or None)
         else:
             builder.criterion(key, name, modifier or None, raw)
+        if builder.values_named() > limits.max_values:
+            raise _too_many_values(limits)
     if builder.unknown and strict:
         raise bad_request(
             f"Unknown or unsupported search parameters for {resource_type}: {', '.join(map(repr, builder.unknown))}",

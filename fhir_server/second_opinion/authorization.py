@@ -75,10 +75,11 @@ def build_claim(
 
 def process_notes(rules: PlanRules, outcome: str, tier: str, reason: str | None = None) -> list[str]:
     """The plan's own words for this outcome (after the reviewer's reason, when one was given), plus its
-    out-of-network text when the authorized provider is out of network."""
+    out-of-network text when a certification authorizes an out-of-network provider (never on a pended answer:
+    that decision is not taken yet)."""
     texts = [f"Reason: {reason}"] if reason else []
     texts += rules.notes_for(OUTCOME_STATES[outcome].notes_key)
-    if tier == "out-of-network" and outcome not in ("information-missing", "deny"):
+    if tier == "out-of-network" and outcome == "certify":
         texts += rules.notes_for("out_of_network")
     return texts
 

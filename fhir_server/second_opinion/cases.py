@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir_server.search.query import Criterion, ReferenceValue, SearchQuery
-from fhir_server.second_opinion.codes import TASK_PROFILE
+from fhir_server.second_opinion.codes import STATUS_SYSTEM, TASK_PROFILE
 from fhir_server.second_opinion.evaluation import RecordIds
 from fhir_server.second_opinion.references import Resolver
 from fhir_server.second_opinion.workflow import FINAL_TASK_STATUSES
@@ -29,6 +29,13 @@ class ExistingCase:
     @property
     def final(self) -> bool:
         return self.task.get("status") in FINAL_TASK_STATUSES
+
+    @property
+    def held_for_consultation(self) -> bool:
+        """Referred for a consultative review: the consultant's recommendation decides (90.2.17 procedure 6)."""
+        status = self.task.get("businessStatus") or {}
+        return any(c.get("system") == STATUS_SYSTEM and c.get("code") == "consultative-review"
+                   for c in status.get("coding", ()))
 
     @property
     def received(self) -> datetime:

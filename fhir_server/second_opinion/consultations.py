@@ -11,7 +11,9 @@ Run as a change observer inside the transaction that writes the report (REST cre
 businessStatus ``report-received`` (it stays ``completed``), and a Communication carries the report to every
 ``Patient.generalPractitioner``. A report already in the Task's output is not linked or sent again (a corrected
 version updates the report itself). A report for a request that is not an approved second opinion (no case, still
-in review, denied) is stored as it is and linked to nothing: the report exists whatever the workflow says.
+in review, denied) is stored as it is and linked to nothing: the report exists whatever the workflow says. Nor does
+a preliminary report, or one by anyone but the authorized consultant, complete the case: it is stored, and the
+client's answer carries an OperationOutcome warning saying why (``Prefer: return=OperationOutcome``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
+from fhir_server.errors import warning
 from fhir_server.fhir.resources import copy_resource
+from fhir_server.second_opinion.authorization import authorized_provider_of
+from fhir_server.second_opinion.evaluation import practitioner_of
+from fhir_server.storage.observed import warn
 from fhir_server.second_opinion.cases import existing_case
 from fhir_server.second_opinion.codes import codes_in
 from fhir_server.second_opinion.categories import tag_value
@@ -38,6 +44,8 @@ REPORT_OUTPUT_TYPE = {
 }
 # Business states in which a consultation is expected (a second report adds to the first).
 LINKABLE_STATES = frozenset({"approved", "report-received"})
+# Only a final (or amended) report completes the case: a preliminary one is stored but changes nothing.
+FINAL_REPORT_STATES = frozenset({"final", "amended", "corrected", "appended"})
 
 
 def _service_requests(references: Iterable[dict[str, Any] | None]) -> list[str]:
@@ -55,18 +63,32 @@ def _document_reference_requests(document: dict[str, Any]) -> list[str]:
     return _service_requests(document.get("context", {}).get("related", ()))
 
 
+def _diagnostic_report_final(report: dict[str, Any]) -> bool:
+    return report.get("status") in FINAL_REPORT_STATES
+
+
+def _document_final(document: dict[str, Any]) -> bool:
+    """A current document whose docStatus, when given, is final or amended."""
+    return document.get("status") == "current" and document.get("docStatus", "final") in FINAL_REPORT_STATES
+
+
 @dataclass(frozen=True)
 class ReportKind:
-    """Where a kind of consultation report says what it answers, who wrote it, and what was found."""
+    """Where a kind of consultation report says what it answers, who wrote it, what was found, and whether it is
+    final."""
 
     service_requests: Callable[[dict[str, Any]], list[str]]
     author_element: str
     findings_element: str
+    is_final: Callable[[dict[str, Any]], bool]
+    status_element: str
 
 
 REPORT_KINDS: dict[str, ReportKind] = {
-    "DiagnosticReport": ReportKind(_diagnostic_report_requests, "performer", "conclusion"),
-    "DocumentReference": ReportKind(_document_reference_requests, "author", "description"),
+    "DiagnosticReport": ReportKind(_diagnostic_report_requests, "performer", "conclusion", _diagnostic_report_final, "status"),
+    "DocumentReference": ReportKind(
+        _document_reference_requests, "author", "description", _document_final, "docStatus"
+    ),
 }
 
 
@@ -86,6 +108,8 @@ async def link_report(
         linked = {(o.get("valueReference") or {}).get("reference") for o in case.task.get("output", ())}
         if stored.reference in linked:
             return None
+        if not await _is_the_consultation(ops, stored, kind, case.claim_response or {}):
+            return None
         task = copy_resource(case.task)
         task["businessStatus"] = business_status("report-received", "Report received")
         task["output"] = [
@@ -97,6 +121,29 @@ async def link_report(
         author, findings = report.get(kind.author_element), report.get(kind.findings_element)
         return await _send_to_pcp(ops, catalog, updated.resource, stored, author, findings, now)
     return None
+
+
+async def _is_the_consultation(
+    ops: ResourceOperations, stored: StoredResource, kind: ReportKind, claim_response: dict[str, Any]
+) -> bool:
+    """Procedure 7 asks the physician providing the second opinion for their consultation: a final (or amended)
+    report by the authorized consultant. Anything else is stored as it is, and the client is told why it changes
+    nothing (an OperationOutcome warning)."""
+    report = stored.resource or {}
+    where = f"{stored.resource_type}.{kind.status_element}"
+    if not kind.is_final(report):
+        warn(warning("business-rule", f"{stored.reference} is stored, but only a final (or amended) consultation "
+                     "report completes the second opinion and goes to the member's primary care physician", where))
+        return False
+    consultant = authorized_provider_of(claim_response)
+    resolver = Resolver(ops)
+    authors = [await practitioner_of(resolver, (a or {}).get("reference")) for a in report.get(kind.author_element) or ()]
+    if consultant not in authors:
+        warn(warning("business-rule", f"{stored.reference} is stored, but it is not by the authorized consultant "
+                     f"{consultant!r}: only their report completes the second opinion (90.2.17 procedure 7)",
+                     f"{stored.resource_type}.{kind.author_element}"))
+        return False
+    return True
 
 
 async def _send_to_pcp(

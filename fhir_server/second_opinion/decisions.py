@@ -16,6 +16,11 @@ decision is checked inside that transaction before the first write, so a refused
 
 Who decides: today the ``reviewer`` parameter. Once SMART authorization lands, the signed-in physician of the
 request (:func:`reviewer_for` reads the :class:`~fhir_server.services.context.RequestContext`) takes its place.
+Either way :mod:`reviewers` checks that physician (90.2.17 procedures 4-5: the CMO or a physician designee of the
+deciding organization, not the requester, not involved); an ``assignedProvider`` passes routing's own qualification
+rules; and every decision is documented on the review form (:mod:`review_forms`, procedure 5). A case on hold for
+missing information is not decided (procedure 4: "The completed referral"); a case referred for a consultative
+review is decided by the consultant's ``recommend`` / ``not-recommend`` (procedure 6).
 """
 
 from __future__ import annotations
@@ -30,19 +35,31 @@ from fhir_server.fhir.resources import copy_resource
 from fhir_server.second_opinion.authorization import Adjudication, adjudicate, authorization_number_of
 from fhir_server.second_opinion.cases import case_of_task, is_second_opinion_task
 from fhir_server.second_opinion.categories import tag_value, with_dimension
-from fhir_server.second_opinion.codes import NUCC_SYSTEM, STATUS_SYSTEM, codes_in
-from fhir_server.second_opinion.directory import Candidate, Directory, candidate_from, plan_networks, specialties_of
-from fhir_server.second_opinion.evaluation import involved_practitioners
-from fhir_server.second_opinion.notices import concept_text, notify_decision, proposed_provider_of
+from fhir_server.second_opinion.codes import NUCC_SYSTEM, STATUS_SYSTEM, TASK_INPUT_SYSTEM, codes_in
+from fhir_server.second_opinion.directory import candidate_from, load_directory, specialties_of
+from fhir_server.second_opinion.evaluation import practitioner_of, routing_request
+from fhir_server.second_opinion.notices import business_status_of, concept_text, notify_decision, proposed_provider_of
 from fhir_server.second_opinion.plans import PlanCatalog, PlanRules
 from fhir_server.second_opinion.references import Resolver
-from fhir_server.second_opinion.routing import RoutingRequest, acceptable_specialties, tier_of
+from fhir_server.second_opinion.review_forms import review_form, with_review_output
+from fhir_server.second_opinion.reviewers import check_reviewer
+from fhir_server.second_opinion.routing import acceptable_specialties, disqualifications, qualified_candidates, tier_of
 from fhir_server.second_opinion.workflow import FINAL_TASK_STATUSES, OUTCOME_STATES, business_status, instant
 from fhir_server.services.context import RequestContext
 from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
 
-# approve and deny determine the request; refer (90.2.17 procedure 5) sends it to a consultative reviewer first.
-DECISION_OUTCOMES = {"approve": "certify", "deny": "deny", "refer": "consultative-review"}
+# approve and deny determine the request; refer (90.2.17 procedure 5) sends it to a consultative reviewer first,
+# whose recommendation then decides (procedure 6: recommended -> approved, not recommended -> denied).
+DECISION_OUTCOMES = {
+    "approve": "certify",
+    "deny": "deny",
+    "refer": "consultative-review",
+    "recommend": "certify",
+    "not-recommend": "deny",
+}
+CONSULTANT_DECISIONS = frozenset({"recommend", "not-recommend"})
+CONSULTANT_INPUT = "consultative-reviewer"  # Task.input naming the physician a case is referred to
+NEEDS_REASON = frozenset({"deny", "not-recommend"})
 PARAMETER = "Parameters.parameter"  # where a problem of the Parameters as a whole is reported
 PARTICIPANT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 
@@ -62,6 +79,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
     "reason": ParameterSpec(("valueCodeableConcept", "valueString")),
     "assignedProvider": ParameterSpec(("valueReference",), ("PractitionerRole",)),
     "consultativeReviewer": ParameterSpec(("valueReference",), ("Practitioner", "PractitionerRole")),
+    # 90.2.17 procedure 5: "document his findings and recommendations on the form" (every decision).
+    "findings": ParameterSpec(("valueString",), required=True),
+    "recommendation": ParameterSpec(("valueString",)),
 }
 
 
@@ -69,11 +89,13 @@ PARAMETERS: dict[str, ParameterSpec] = {
 class DecisionRequest:
     """A reviewer's decision as the Parameters state it (already checked for shape)."""
 
-    decision: str  # approve | deny
+    decision: str  # a DECISION_OUTCOMES key
     reviewer: str  # "Practitioner/id" or "PractitionerRole/id"
     reason: dict[str, Any] | None = None  # CodeableConcept (a string reason becomes its text)
     assigned_provider: str | None = None  # "PractitionerRole/id"
     consultative_reviewer: str | None = None
+    findings: str = ""
+    recommendation: str | None = None
 
     @property
     def outcome(self) -> str:
@@ -145,8 +167,10 @@ def parse_decision(parameters: dict[str, Any]) -> DecisionRequest:
     ]
     decision = values.get("decision")
     if decision is not None and decision not in DECISION_OUTCOMES:
-        issues.append(error("code-invalid", f"decision must be approve, deny or refer, not {decision!r}", PARAMETER))
-    if decision == "deny" and values.get("reason") is None:
+        issues.append(error(
+            "code-invalid", f"decision must be one of {', '.join(DECISION_OUTCOMES)}, not {decision!r}", PARAMETER
+        ))
+    if decision in NEEDS_REASON and values.get("reason") is None:
         issues.append(error("required", "a denial needs a reason (valueCodeableConcept or valueString)", PARAMETER))
     if decision == "refer" and values.get("consultativeReviewer") is None:
         issues.append(error("required", "a referral for consultative review names the consultativeReviewer", PARAMETER))
@@ -158,6 +182,8 @@ def parse_decision(parameters: dict[str, Any]) -> DecisionRequest:
         reason=values.get("reason"),
         assigned_provider=values.get("assignedProvider"),
         consultative_reviewer=values.get("consultativeReviewer"),
+        findings=values.get("findings", ""),
+        recommendation=values.get("recommendation"),
     )
 
 
@@ -179,10 +205,11 @@ class Decided:
     service_request: dict[str, Any] | None
     notices: list[dict[str, Any]]
     provenance: dict[str, Any]
+    review_form: dict[str, Any]
 
     def resources(self) -> list[dict[str, Any]]:
         first = [self.claim_response, self.task] + ([self.service_request] if self.service_request else [])
-        return first + self.notices + [self.provenance]
+        return first + self.notices + [self.provenance, self.review_form]
 
 
 def _refuse(diagnostics: str, expression: str) -> FhirError:
@@ -200,41 +227,57 @@ async def _check_references(resolver: Resolver, request: DecisionRequest) -> Non
 
 
 async def _authorized_provider(
-    resolver: Resolver, request: DecisionRequest, task: dict[str, Any], rules: PlanRules
+    resolver: Resolver, request: DecisionRequest, task: dict[str, Any], rules: PlanRules, catalog: PlanCatalog
 ) -> tuple[str, str]:
-    """The Practitioner an approval authorizes and its routing tier: the assigned PractitionerRole's (tier
-    recomputed: the member's group, the plan's networks, else out of network), else the Task's proposal."""
+    """The Practitioner an approval authorizes and its routing tier: the assigned PractitionerRole's, once it
+    passes the checks routing applies (:func:`check_assigned_provider`), else the Task's proposal."""
     tags = task.get("meta", {}).get("tag", [])
     if request.assigned_provider:
-        role = await resolver.get(request.assigned_provider) or {}
-        candidate: Candidate = candidate_from(role, None)
-        await _check_not_involved(resolver, candidate.practitioner, task)
-        group = tag_value(tags, "group")
-        routing = RoutingRequest(
-            specialty="", reasons=(), member_group=f"Organization/{group}" if group and group != "none" else None,
-            involved=frozenset(),
-        )
-        tier = tier_of(candidate, routing, Directory((), await plan_networks(resolver.ops, rules.key)))
-        return candidate.practitioner, tier
+        return await check_assigned_provider(resolver, request.assigned_provider, task, rules, catalog)
     proposed = proposed_provider_of(task)
     if not proposed:
         raise _refuse("the Task proposes no provider: an approval must name the assignedProvider", PARAMETER)
     return proposed, tag_value(tags, "tier") or "none"
 
 
-async def _check_not_involved(resolver: Resolver, practitioner: str, task: dict[str, Any]) -> None:
-    """90.2.17 purpose: the opinion comes from a professional "not previously involved in the member's treatment
-    plan": the reviewer cannot assign a treating practitioner, the requester, a prior opinion's author or the
-    member's PCP (the same people routing excludes, whether named as Practitioner or PractitionerRole)."""
+async def check_assigned_provider(
+    resolver: Resolver, assigned: str, task: dict[str, Any], rules: PlanRules, catalog: PlanCatalog
+) -> tuple[str, str]:
+    """A reviewer's ``assignedProvider`` passes the checks routing applies (one rule list,
+    :func:`~routing.disqualifications`): an active role of the requested (or, where the plan allows, equivalent;
+    for primary care age-appropriate) specialty, board-certified where the plan requires it, not involved in the
+    member's care (90.2.17 purpose: "not previously involved in the member's treatment plan"), and in network
+    unless no qualified in-network professional exists (Health Net "limit referrals to its network providers if
+    criteria ... are met within the network"; 90.2.17 6b). Returns the Practitioner and its tier."""
+    role = await resolver.get(assigned) or {}
+    candidate = candidate_from(role, await resolver.get(role.get("practitioner", {}).get("reference")))
     service_request = await resolver.get(task["focus"]["reference"]) or {}
     patient = await resolver.get(task.get("for", {}).get("reference"))
-    if practitioner in await involved_practitioners(resolver, service_request, patient):
-        raise _refuse(
-            f"assignedProvider: {practitioner!r} is already involved in the member's care (treating, requesting, "
-            "a prior opinion or the member's PCP); 90.2.17: the opinion comes from a professional not previously "
-            "involved in the member's treatment plan",
-            PARAMETER,
-        )
+    group = tag_value(task.get("meta", {}).get("tag", []), "group")
+    member_group = f"Organization/{group}" if group and group != "none" else None
+    routing = await routing_request(resolver, service_request, patient, member_group)
+    problems = disqualifications(candidate, routing, rules, catalog.specialties)
+    directory = await load_directory(
+        resolver.ops, rules.key,
+        acceptable_specialties(routing.specialty, rules, catalog.specialties, routing.member_age),
+        rules.expert_panel_identifier,
+    )
+    tier = tier_of(candidate, routing, directory)
+    if not problems and tier == "out-of-network":
+        in_network = [
+            c for c in qualified_candidates(routing, rules, catalog.specialties, directory)
+            if tier_of(c, routing, directory) != "out-of-network"
+        ]
+        if in_network:
+            problems.append(
+                f"the professional is out of network while {in_network[0].practitioner!r}, a qualified in-network "
+                "professional, is available"
+            )
+    if problems:
+        involved = "; 90.2.17: the opinion comes from a professional not previously involved in the member's " \
+            "treatment plan" if any("involved" in p for p in problems) else ""
+        raise _refuse(f"assignedProvider {assigned!r} cannot be authorized: {'; '.join(problems)}{involved}", PARAMETER)
+    return candidate.practitioner, tier
 
 
 async def _check_consultant(
@@ -255,8 +298,11 @@ async def _check_consultant(
         )
 
 
-def _provenance(request: DecisionRequest, targets: list[StoredResource], now: datetime) -> dict[str, Any]:
-    """Who decided (author) and whose consultative review informed the decision (informant, 90.2.17 step 5)."""
+def _provenance(
+    request: DecisionRequest, targets: list[StoredResource], form: StoredResource, now: datetime
+) -> dict[str, Any]:
+    """Who decided (author), whose consultative review informed the decision (informant, 90.2.17 step 5), and the
+    review form that documents it (entity, procedure 5)."""
     agents = [("author", request.reviewer), ("informant", request.consultative_reviewer)]
     return {
         "resourceType": "Provenance",
@@ -272,6 +318,7 @@ def _provenance(request: DecisionRequest, targets: list[StoredResource], now: da
             for kind, who in agents
             if who
         ],
+        "entity": [{"role": "source", "what": {"reference": f"{form.reference}/_history/{form.version_id}"}}],
     }
 
 
@@ -286,30 +333,79 @@ def _decided_task(
     decided["lastModified"] = instant(now)
     if request.outcome == "deny" and request.reason:
         decided["statusReason"] = request.reason
+    if request.decision == "refer" and request.consultative_reviewer:
+        decided["input"] = [
+            *(i for i in decided.get("input", ()) if CONSULTANT_INPUT not in codes_in([i.get("type")], TASK_INPUT_SYSTEM)),
+            {"type": {"coding": [{"system": TASK_INPUT_SYSTEM, "code": CONSULTANT_INPUT}]},
+             "valueReference": {"reference": request.consultative_reviewer}},
+        ]
     return decided
+
+
+def consultant_of(task: dict[str, Any]) -> str | None:
+    """The consultative reviewer a referred case waits for (Task.input consultative-reviewer)."""
+    for item in task.get("input", ()):
+        if CONSULTANT_INPUT in codes_in([item.get("type")], TASK_INPUT_SYSTEM):
+            return (item.get("valueReference") or {}).get("reference")
+    return None
+
+
+async def _check_who_decides(
+    resolver: Resolver, request: DecisionRequest, task: dict[str, Any], rules: PlanRules
+) -> None:
+    """The CMO or a physician designee approves, denies or refers (:func:`~reviewers.check_reviewer`); only the
+    consultative reviewer the case was referred to recommends or not (90.2.17 procedure 6), and only then."""
+    if request.decision not in CONSULTANT_DECISIONS:
+        await check_reviewer(resolver, request.reviewer, task, rules, PARAMETER)
+        if request.decision == "refer" and request.consultative_reviewer:  # a physician, not involved either
+            await check_reviewer(
+                resolver, request.consultative_reviewer, task, rules, PARAMETER, at_owner=False,
+                role="consultativeReviewer",
+            )
+        return
+    consultant = consultant_of(task)
+    if business_status_of(task) != "consultative-review" or not consultant:
+        raise _refuse(
+            f"decision {request.decision!r} is the consultative reviewer's, and this case is not referred for a "
+            "consultative review (90.2.17 procedures 5-6)", "Task.businessStatus",
+        )
+    if await practitioner_of(resolver, request.reviewer) != await practitioner_of(resolver, consultant):
+        raise _refuse(
+            f"reviewer {request.reviewer!r} is not {consultant!r}, the consultative reviewer this case was referred to",
+            PARAMETER,
+        )
+    await check_reviewer(resolver, request.reviewer, task, rules, PARAMETER, at_owner=False)
 
 
 async def decide(
     store: ResourceStore, task_id: str, request: DecisionRequest, catalog: PlanCatalog, now: datetime
 ) -> Decided:
     """Record a physician's decision on the second-opinion Task ``task_id`` (404 unknown, 422 not decidable)."""
-    async with store.transaction() as tx:
+
+    async def run(tx: ResourceOperations) -> Decided:
         stored_task = await tx.read("Task", task_id)
         task = stored_task.resource or {}
         if not is_second_opinion_task(task):
             raise _refuse(f"Task/{task_id} is not a second-opinion Task", "Task.meta.profile")
         if task.get("status") in FINAL_TASK_STATUSES:
             raise _refuse(f"Task/{task_id} is already {task['status']}: its decision is final", "Task.status")
+        if task.get("status") == "on-hold":
+            raise _refuse(
+                f"Task/{task_id} is on hold for missing information: only a completed referral is presented for a "
+                "determination (90.2.17 procedures 3-4); the provider completes it first",
+                "Task.status",
+            )
         case = await case_of_task(tx, task)
         if case is None or case.claim_response is None:
             raise _refuse(f"Task/{task_id} has no authorization (ClaimResponse) to decide", "Task.output")
         rules = catalog.rules_for(tag_value(task.get("meta", {}).get("tag", []), "plan"), "Task.meta.tag")
         resolver = Resolver(tx)
         await _check_references(resolver, request)
+        await _check_who_decides(resolver, request, task, rules)
         service_request = await resolver.get(task["focus"]["reference"])
         await _check_consultant(tx, request, service_request, catalog, rules)
-        approving = request.decision == "approve"
-        provider, tier = await _authorized_provider(resolver, request, task, rules) if approving else (None, "none")
+        approving = request.outcome == "certify"
+        provider, tier = await _authorized_provider(resolver, request, task, rules, catalog) if approving else (None, "none")
         state = OUTCOME_STATES[request.outcome]
         tags = with_dimension(task.get("meta", {}).get("tag", []), "decision", state.review_action)
         if request.assigned_provider:
@@ -329,8 +425,14 @@ async def decide(
             rules,
             rules.due_times.calendar.local_date(now),
         )
+        form = review_form(
+            task=task, determination=request.decision, reviewer=request.reviewer, findings=request.findings,
+            recommendation=request.recommendation, reason=request.reason_text, now=now,
+        )
+        stored_form = await tx.create(form, resource_id=form["id"])
         stored_response, _ = await tx.update(response)
-        stored_decided, _ = await tx.update(_decided_task(task, request, tags, now), if_match=stored_task.version_id)
+        decided_task = with_review_output(_decided_task(task, request, tags, now), stored_form.reference)
+        stored_decided, _ = await tx.update(decided_task, if_match=stored_task.version_id)
         assert stored_response.resource is not None and stored_decided.resource is not None
         notices = await notify_decision(
             tx,
@@ -338,12 +440,17 @@ async def decide(
             task=stored_decided.resource,
             claim_response=stored_response.resource,
             now=now,
-            reason=request.reason_text,
+            reason=request.reason,
             previous_task=task,
         )
-        provenance = _provenance(request, [stored_response, stored_decided], now)
+        provenance = _provenance(request, [stored_response, stored_decided], stored_form, now)
         stored_provenance = await tx.create(provenance, resource_id=provenance["id"])
-    assert stored_provenance.resource is not None
-    return Decided(
-        stored_response.resource, stored_decided.resource, service_request, notices, stored_provenance.resource
-    )
+        assert stored_provenance.resource is not None and stored_form.resource is not None
+        return Decided(
+            stored_response.resource, stored_decided.resource, service_request, notices, stored_provenance.resource,
+            stored_form.resource,
+        )
+
+    # A concurrent decision of the same Task: the loser runs again after it, and is refused as already final.
+    return await store.atomically(run)
+

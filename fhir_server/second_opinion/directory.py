@@ -10,13 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from fhir_server.second_opinion.codes import (
-    NETWORK_REFERENCE_EXT,
-    NUCC_SYSTEM,
-    ORG_TYPE_SYSTEM,
-    PLAN_KEY_SYSTEM,
-    codes_in,
-)
+from fhir_server.second_opinion.codes import NETWORK_REFERENCE_EXT, NUCC_SYSTEM, ORG_TYPE_SYSTEM, codes_in
 from fhir_server.second_opinion.references import read_or_none, search_every
 from fhir_server.search.query import Criterion, ReferenceValue, SearchQuery, TokenValue
 from fhir_server.storage.base import ResourceOperations
@@ -39,6 +33,7 @@ class Candidate:
 class Directory:
     candidates: tuple[Candidate, ...]
     plan_networks: frozenset[str]
+    expert_panels: frozenset[str] = frozenset()  # "Organization/id" of the plan's expert-panel network, if any
 
     def in_network(self, candidate: Candidate) -> bool:
         return bool(candidate.networks & self.plan_networks)
@@ -82,24 +77,32 @@ def candidate_from(role: Mapping[str, Any], practitioner: Mapping[str, Any] | No
     )
 
 
-def directory_from_resources(resources: Iterable[Mapping[str, Any]], plan_key: str) -> Directory:
+def directory_from_resources(
+    resources: Iterable[Mapping[str, Any]], plan_key: str, expert_panel_identifier: str | None = None
+) -> Directory:
     """A snapshot of a whole set of directory resources (e.g. the entries of a directory Bundle)."""
     by_type: dict[str, list[Mapping[str, Any]]] = {}
     for resource in resources:
         by_type.setdefault(resource["resourceType"], []).append(resource)
     practitioners = {f"Practitioner/{p['id']}": p for p in by_type.get("Practitioner", ())}
-    plans = [p for p in by_type.get("InsurancePlan", ()) if _has_plan_key(p, plan_key)]
+    plans = [p for p in by_type.get("InsurancePlan", ()) if _has_identifier_value(p, plan_key)]
+    panels = frozenset(
+        f"Organization/{o['id']}"
+        for o in by_type.get("Organization", ())
+        if expert_panel_identifier and _has_identifier_value(o, expert_panel_identifier)
+    )
     return Directory(
         candidates=tuple(
             candidate_from(role, practitioners.get(role.get("practitioner", {}).get("reference", "")))
             for role in by_type.get("PractitionerRole", ())
         ),
         plan_networks=networks_of(plans),
+        expert_panels=panels,
     )
 
 
-def _has_plan_key(plan: Mapping[str, Any], plan_key: str) -> bool:
-    return any(i.get("value") == plan_key for i in plan.get("identifier", ()))
+def _has_identifier_value(resource: Mapping[str, Any], value: str) -> bool:
+    return any(i.get("value") == value for i in resource.get("identifier", ()))
 
 
 def _token(name: str, *values: tuple[str | None, str | None]) -> Criterion:
@@ -111,12 +114,24 @@ async def _search(ops: ResourceOperations, resource_type: str, *criteria: Criter
 
 
 async def plan_networks(ops: ResourceOperations, plan_key: str) -> frozenset[str]:
-    return networks_of(await _search(ops, "InsurancePlan", _token("identifier", (PLAN_KEY_SYSTEM, plan_key))))
+    """The networks of the InsurancePlan whose identifier value is the plan key, whatever its system (contract
+    "Provider directory": each payer keeps its own identifier system)."""
+    return networks_of(await _search(ops, "InsurancePlan", _token("identifier", (None, plan_key))))
 
 
-async def load_directory(ops: ResourceOperations, plan_key: str, specialties: Iterable[str]) -> Directory:
+async def expert_panels(ops: ResourceOperations, identifier: str | None) -> frozenset[str]:
+    """The network Organizations carrying the plan's expert-panel identifier value (any system)."""
+    if not identifier:
+        return frozenset()
+    found = await _search(ops, "Organization", _token("identifier", (None, identifier)))
+    return frozenset(f"Organization/{o['id']}" for o in found)
+
+
+async def load_directory(
+    ops: ResourceOperations, plan_key: str, specialties: Iterable[str], expert_panel_identifier: str | None = None
+) -> Directory:
     """Every PractitionerRole offering one of ``specialties`` (active or not: routing decides), with the board
-    certifications of its Practitioner and the networks of the plan."""
+    certifications of its Practitioner, the networks of the plan and its expert panel."""
     codes = sorted(set(specialties))
     roles = await _search(ops, "PractitionerRole", _token("specialty", *((NUCC_SYSTEM, c) for c in codes))) if codes else []
     practitioners: dict[str, dict[str, Any] | None] = {}
@@ -129,6 +144,7 @@ async def load_directory(ops: ResourceOperations, plan_key: str, specialties: It
             candidate_from(role, practitioners.get(role.get("practitioner", {}).get("reference", ""))) for role in roles
         ),
         plan_networks=await plan_networks(ops, plan_key),
+        expert_panels=await expert_panels(ops, expert_panel_identifier),
     )
 
 

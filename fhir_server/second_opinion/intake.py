@@ -6,8 +6,9 @@ Data flows one way: envelope checks -> validation (base R4: 400; hosted profiles
 ClaimResponse and Task -> one store transaction -> the answer Bundle. Everything that can reject a submission
 happens before the transaction, so nothing is stored from a rejected one.
 
-Resubmission of a ServiceRequest identifier (system + value) already stored: while its Task is final, the
-stored answer comes back unchanged; while pended, the request is re-evaluated with the new Bundle and the
+Resubmission of a ServiceRequest identifier (system + value) already stored: while its Task is final, or referred
+for a consultative review (90.2.17 procedure 6: the consultant's recommendation decides, and a resubmission must not
+drop the case back to the first review), the stored answer comes back unchanged; while pended, the request is re-evaluated with the new Bundle and the
 decision is a new version of the same Task, Claim and ClaimResponse. An update of a pended ServiceRequest
 through REST resumes its case the same way (:func:`resume_on_update`). Every decision (a certification, a
 redirection to Member Services) is announced to the member and the provider (:mod:`notices`) in the same
@@ -25,17 +26,18 @@ from datetime import datetime
 from typing import Any
 
 from fhir_server.clock import Now
-from fhir_server.errors import error, operation_outcome, unprocessable
+from fhir_server.errors import FhirError, error, operation_outcome, unprocessable
 from fhir_server.second_opinion.cases import existing_case, new_ids
 from fhir_server.second_opinion.codes import TASK_CODE_SYSTEM, TASK_PROFILE, codes_in
 from fhir_server.second_opinion.evaluation import Evaluation, RecordIds, build_records, evaluate
+from fhir_server.second_opinion.information_requests import follow_missing_information
 from fhir_server.second_opinion.notices import notify_decision
 from fhir_server.second_opinion.plans import PlanCatalog
-from fhir_server.second_opinion.references import Resolver, WritePlan, plan_writes
+from fhir_server.second_opinion.references import PlannedEntry, Resolver, WritePlan, plan_writes
 from fhir_server.second_opinion.validation import check_envelope, validate_entries
 from fhir_server.security.tenancy import declare_tenants
 from fhir_server.services.validation import ResourceValidator
-from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource, uniqueness_key
 
 # ServiceRequests whose case the running request is deciding itself (a $submit resubmission), so that the
 # update observer that resumes a pended case (:func:`resume_on_update`) does not decide it a second time.
@@ -80,6 +82,7 @@ class Written:
     claim_response: dict[str, Any]
     task: dict[str, Any]
     notices: list[dict[str, Any]]
+    information_requests: list[dict[str, Any]]
 
 
 async def write_decision(
@@ -100,10 +103,38 @@ async def write_decision(
     notices = await notify_decision(
         tx, rules=evaluation.rules, task=stored_task, claim_response=stored_response, now=now, previous_task=previous_task
     )
-    return Written(stored_claim, stored_response, stored_task, notices)
+    asked = await follow_missing_information(
+        tx, stored_task, evaluation.missing, (stored_task.get("requester") or {}).get("reference"), now
+    )
+    return Written(stored_claim, stored_response, stored_task, notices, asked)
 
 
-async def submit(
+def clock_start(existing_task: dict[str, Any] | None, evaluation: Evaluation, received: datetime, now: datetime) -> datetime:
+    """When the decision clock starts: at receipt, or, for a case on hold that the new information completes, now
+    (Cal. Health & Safety Code §1367.01(h)(1): the time counts from receipt of the information reasonably
+    necessary to make the determination)."""
+    if existing_task is not None and existing_task.get("status") == "on-hold" and not evaluation.missing:
+        return now
+    return received
+
+
+# A submission that lost a race with another of the same request (409 on the derived id) is run again once: it
+# then finds the winner's case and answers as a resubmission does.
+SUBMIT_ATTEMPTS = 2
+
+
+async def submit(bundle: Any, **options: Any) -> dict[str, Any]:
+    """``POST [base]/ServiceRequest/$submit`` (see :func:`submit_once`), run again after a lost race."""
+    for attempt in range(SUBMIT_ATTEMPTS):
+        try:
+            return await submit_once(bundle, **options)
+        except FhirError as exc:
+            if exc.status != 409 or attempt == SUBMIT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def submit_once(
     bundle: Any,
     *,
     store: ResourceStore,
@@ -112,42 +143,69 @@ async def submit(
     base_url: str,
     now: Now,
 ) -> dict[str, Any]:
-    """``POST [base]/ServiceRequest/$submit``: the answer Bundle (ClaimResponse, Task, ServiceRequest, Claim)."""
+    """``POST [base]/ServiceRequest/$submit``: the answer Bundle (ClaimResponse, Task, ServiceRequest, Claim).
+
+    Validation needs no store and runs first; everything that reads the store to decide (which entries exist,
+    the case already running, the evaluation) runs in the transaction that writes the decision, under the locks
+    of the request's identifiers: two submissions of one identifier, on any number of processes, make one case
+    (the second, run after the first, answers the stored decision or re-evaluates the pended case)."""
     entries = check_envelope(bundle)
     warnings = validate_entries(validator, entries)
-    plan: WritePlan = await plan_writes(store, entries)
+    resources, replayed = await store.atomically(lambda tx: _decide(tx, entries, catalog, now))
+    extra = [] if replayed or not warnings else [
+        {"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), **operation_outcome(warnings)}
+    ]
+    return answer_bundle(base_url, resources + extra)
+
+
+def identifier_keys(entry: PlannedEntry) -> list[str]:
+    """The lock keys of an entry's business identifiers, as a conditional create on ``identifier=system|value``
+    would take them."""
+    resource_type = entry.resource["resourceType"]
+    return [
+        uniqueness_key(resource_type, [("identifier", f"{identifier.get('system') or ''}|{identifier['value']}")])
+        for identifier in entry.resource.get("identifier", ())
+        if isinstance(identifier, dict) and identifier.get("value")
+    ]
+
+
+async def _decide(
+    tx: ResourceOperations, entries: list[dict[str, Any]], catalog: PlanCatalog, now: Now
+) -> tuple[list[dict[str, Any]], bool]:
+    """One run of a submission in ``tx``: the answer's resources, and whether they are a stored answer replayed."""
+    plan: WritePlan = await plan_writes(tx, entries)
     request_entry = plan.entries[0]
-    existing = await existing_case(store, request_entry.reference) if request_entry.exists else None
-    if existing and existing.final and existing.claim_response:
-        stored = Resolver(store)
+    existing = await existing_case(tx, request_entry.reference) if request_entry.exists else None
+    if existing and (existing.final or existing.held_for_consultation) and existing.claim_response:
+        stored = Resolver(tx)
         records = [existing.claim_response, existing.task, await stored.get(request_entry.reference),
                    await stored.get(f"Claim/{existing.ids.claim}")]
-        return answer_bundle(base_url, [r for r in records if r])
+        return [r for r in records if r], True
+    locked = [request_entry, *(entry for entry in plan.entries[1:] if not entry.exists)]
+    for key in sorted({key for entry in locked for key in identifier_keys(entry)}):
+        await tx.lock(key)
 
     moment = now()
     received = existing.received if existing else moment
-    evaluation = await evaluate(Resolver(store, plan), request_entry.resource, catalog)
+    evaluation = await evaluate(Resolver(tx, plan), request_entry.resource, catalog)
     ids = existing.ids if existing else new_ids()
     records = build_records(
         evaluation, request_entry.resource, request_entry.reference, ids, received, moment,
         existing.task if existing else None,
+        clock_from=clock_start(existing.task if existing else None, evaluation, received, moment),
     )
     declare_tenants([*(e.resource for e in plan.entries), *records])  # the case is the deciding group's too
     with deciding(request_entry.reference):
-        async with store.transaction() as tx:
-            written = {e.index: await _write(tx, e.resource, e.exists) for e in plan.entries}
-            decision = await write_decision(
-                tx, evaluation, records,
-                claim_exists=existing is not None,
-                response_exists=existing is not None and existing.claim_response is not None,
-                previous_task=existing.task if existing else None,
-                now=moment,
-            )
-    extra = [{"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), **operation_outcome(warnings)}] if warnings else []
-    return answer_bundle(
-        base_url,
-        [decision.claim_response, decision.task, written[0], decision.claim, *decision.notices, *extra],
-    )
+        written = {e.index: await _write(tx, e.resource, e.exists) for e in plan.entries}
+        decision = await write_decision(
+            tx, evaluation, records,
+            claim_exists=existing is not None,
+            response_exists=existing is not None and existing.claim_response is not None,
+            previous_task=existing.task if existing else None,
+            now=moment,
+        )
+    return [decision.claim_response, decision.task, written[0], decision.claim, *decision.notices,
+            *decision.information_requests], False
 
 
 # ---------------------------------------------------------------- a Task created through REST
@@ -203,7 +261,10 @@ async def resume_on_update(
         return
     moment = now()
     evaluation = await evaluate(Resolver(tx), stored.resource, catalog)
-    records = build_records(evaluation, stored.resource, stored.reference, case.ids, case.received, moment, case.task)
+    records = build_records(
+        evaluation, stored.resource, stored.reference, case.ids, case.received, moment, case.task,
+        clock_from=clock_start(case.task, evaluation, case.received, moment),
+    )
     await write_decision(
         tx, evaluation, records,
         claim_exists=True, response_exists=case.claim_response is not None, previous_task=case.task, now=moment,

@@ -5,7 +5,9 @@ medical record information to [the plan] at the time the decision is rendered." 
 delegated group (the case's Task is owned by a ``prvgrp`` Organization) and the case is decided (its
 ClaimResponse certified, A1, or not certified, A3, and the Task final), a transaction Bundle with the
 ServiceRequest, its supportingInfo and reasonReference resources, the Patient, Coverage, Claim, ClaimResponse and
-Task is queued for the endpoint the plan's data names (``delegation.plan_copy_endpoint``; none: nothing is sent).
+Task is queued for the plan's endpoint: the settings' (``FHIR_PLAN_COPY_ENDPOINT__<PLAN>``), else the plan data's
+``delegation.plan_copy_endpoint`` (the shipped data names none); none: nothing is sent. Delivery attempts are capped
+by the plan's ``delegation.plan_copy_max_attempts`` (else ``FHIR_OUTBOX_MAX_ATTEMPTS``).
 
 Why observers on both ClaimResponse and Task: a decision writes the ClaimResponse and then the Task in one
 transaction (``$submit``, ``$decide``), and a client may change either alone through REST. The copy is made
@@ -131,9 +133,10 @@ def build_copy(resources: list[dict[str, Any]], source_base: str) -> dict[str, A
 class PlanCopies:
     """The observer of ClaimResponse and Task writes that queues the copy of a decided delegated case."""
 
-    def __init__(self, catalog_source: Any, source_base: str) -> None:
+    def __init__(self, catalog_source: Any, source_base: str, configured: Any = lambda plan_key: None) -> None:
         self._catalog_source = catalog_source  # () -> PlanCatalog: the app's plan data, read when needed
         self._source_base = source_base
+        self._configured = configured  # plan key -> endpoint from the settings (None: the plan data's, if any)
 
     @property
     def catalog(self) -> PlanCatalog:
@@ -166,21 +169,24 @@ class PlanCopies:
             return False
         plan_key = tag_value(case.task.get("meta", {}).get("tag", []), "plan")
         rules = self.catalog.plans.get(plan_key or "")
-        if rules is None or not rules.plan_copy_endpoint:
+        endpoint = (self._configured(plan_key) or rules.plan_copy_endpoint) if rules is not None else None
+        if rules is None or not endpoint:
             return False
         bundle = build_copy(await _case_resources(tx, case), self._source_base)
         return await tx.enqueue(OutboxMessage(
             id=message_id(case.claim_response),
             channel=CHANNEL,
-            destination=rules.plan_copy_endpoint,
+            destination=endpoint,
             payload=bundle,
             headers={"X-Request-Id": message_id(case.claim_response)},
+            max_attempts=rules.plan_copy_max_attempts,
         ))
 
 
 def register(app: Any) -> None:
     """Observe ClaimResponse and Task writes of the app's store (``app.state.change_observers``)."""
     settings = app.state.settings
-    copies = PlanCopies(lambda: load_catalog(settings.mappings_dir), settings.public_base())
+    copies = PlanCopies(lambda: load_catalog(settings.mappings_dir), settings.public_base(),
+                        settings.plan_copy_endpoint_for)
     app.state.change_observers.add("ClaimResponse", copies.claim_response_changed)
     app.state.change_observers.add("Task", copies.task_changed)

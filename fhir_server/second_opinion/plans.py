@@ -8,15 +8,14 @@ plans so two plans never disagree about what "Medical Oncology" is equivalent to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, Iterator
 
 import yaml
 
 from fhir_server.errors import error, unprocessable
+from fhir_server.second_opinion.business_days import BusinessCalendar, calendar_from
 
 # The situations a plan must map to an outcome (see routing.Situation), and the outcomes it may choose.
 SITUATIONS = (
@@ -32,23 +31,6 @@ OUTCOMES = frozenset({"certify", "physician-review", "member-services"})
 # themself (requester a Patient), or a provider asking for the member (a Practitioner or PractitionerRole).
 REQUESTER_KINDS = frozenset({"member", "provider"})
 CARE_KINDS = ("primary_care", "specialty_care")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-@dataclass(frozen=True)
-class BusinessCalendar:
-    """Which local days count as business days, for "5 business days" due times."""
-
-    time_zone: str
-    weekend_days: frozenset[int]  # date.weekday() numbers
-    holidays: frozenset[date]
-
-    def is_business_day(self, day: date) -> bool:
-        return day.weekday() not in self.weekend_days and day not in self.holidays
-
-    def local_date(self, moment: datetime) -> date:
-        """The plan's calendar day of an instant (an evening request in California is not tomorrow's in UTC)."""
-        return moment.astimezone(ZoneInfo(self.time_zone)).date()
 
 
 @dataclass(frozen=True)
@@ -65,7 +47,6 @@ class PlanRules:
 
     key: str
     display: str
-    payer: str  # "Organization/id"
     source: str
     qualifying_reasons: frozenset[str]
     third_opinion_covered: bool
@@ -73,19 +54,28 @@ class PlanRules:
     equivalent_specialties: bool
     board_certification_specialty_care: bool
     board_certification_primary_care: bool
-    expert_panel_network: str | None  # "Organization/id"
+    # The identifier value (any system) of the plan's expert-panel network Organization in the directory, if it
+    # keeps one; no resource id, so the same plan file works on any payer's directory.
+    expert_panel_identifier: str | None
     physician_groups_decide: bool
-    plan_copy_endpoint: str | None
+    plan_copy_endpoint: str | None  # settings (FHIR_PLAN_COPY_ENDPOINT__<PLAN>) take precedence
     authorization_number_prefix: str
     authorization_validity_days: int
     authorization_quantity: int
     due_times: DueTimes
     notes: dict[str, tuple[str, ...]]
+    # The Practitioner.qualification codes (v2-0360 degrees) of a physician who may decide (90.2.17: "the Chief
+    # Medical Officer or physician designee").
+    reviewer_qualifications: frozenset[str] = frozenset({"MD", "DO"})
     # Kind of care (primary_care, specialty_care) -> the requester kinds whose chosen professional is honoured.
     member_choice: dict[str, frozenset[str]] = field(default_factory=dict)
-    # Headlines of the Communications the member and the provider receive, by notes key (certified, denied,
-    # member_services) plus consultation_report and automatic_reason; ``{placeholders}`` see notices.py.
+    # The words of the notices, by ``<audience>.<decision>`` (member.certified, provider.denied,
+    # consultant.certified, member.choice_set_aside, ...) plus consultation_report; placeholders: see notices.py.
     notices: dict[str, str] = field(default_factory=dict)
+    plan_copy_max_attempts: int | None = None  # delivery attempts before a copy is parked (None: the setting)
+    member_services_phone: str = ""
+    # Reason code -> the plain words notices use for it (mappings/reasons.yaml, shared by every plan).
+    reason_words: dict[str, str] = field(default_factory=dict)
 
     def outcome_for(self, situation: str) -> str:
         return self.decisions[situation]
@@ -106,17 +96,39 @@ class PlanRules:
 
 
 @dataclass(frozen=True)
+class AgeRange:
+    """The member ages (whole years, both ends included; None: open) a primary-care specialty serves."""
+
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def admits(self, age: int) -> bool:
+        return (self.minimum is None or age >= self.minimum) and (self.maximum is None or age <= self.maximum)
+
+
+@dataclass(frozen=True)
 class Specialties:
     """NUCC specialty knowledge shared by all plans."""
 
     equivalences: dict[str, frozenset[str]]  # symmetric closure
-    primary_care: frozenset[str]
+    primary_care_ages: dict[str, AgeRange]  # primary-care NUCC code -> the member ages it serves
+
+    @property
+    def primary_care(self) -> frozenset[str]:
+        return frozenset(self.primary_care_ages)
 
     def equivalents_of(self, code: str) -> frozenset[str]:
         return self.equivalences.get(code, frozenset())
 
     def is_primary_care(self, code: str) -> bool:
-        return code in self.primary_care
+        return code in self.primary_care_ages
+
+    def primary_care_for(self, age: int | None) -> frozenset[str]:
+        """The primary-care specialties appropriate to a member of ``age`` (every one when the age is unknown):
+        an appropriately qualified PCP for a child is a pediatrician, for an adult an adult specialty."""
+        if age is None:
+            return self.primary_care
+        return frozenset(code for code, ages in self.primary_care_ages.items() if ages.admits(age))
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -125,12 +137,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_calendar(mappings_dir: Path, name: str) -> BusinessCalendar:
-    data = _load_yaml(mappings_dir / "calendars" / f"{name}.yaml")
-    return BusinessCalendar(
-        time_zone=data["time_zone"],
-        weekend_days=frozenset(WEEKDAYS.index(day) for day in data["weekend"]),
-        holidays=frozenset(date.fromisoformat(str(day)) for day in data["holidays"]),
-    )
+    return calendar_from(_load_yaml(mappings_dir / "calendars" / f"{name}.yaml"))
 
 
 def load_specialties(mappings_dir: Path) -> Specialties:
@@ -142,8 +149,26 @@ def load_specialties(mappings_dir: Path) -> Specialties:
             pairs.setdefault(other, set()).add(code)
     return Specialties(
         equivalences={code: frozenset(others) for code, others in pairs.items()},
-        primary_care=frozenset(data["primary_care"]),
+        primary_care_ages={
+            str(code): AgeRange((ages or {}).get("min_age"), (ages or {}).get("max_age"))
+            for code, ages in data["primary_care"].items()
+        },
     )
+
+
+def _flatten(texts: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Nested notice texts as ``audience.decision`` keys."""
+    for key, value in texts.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", str(value)
+
+
+@lru_cache(maxsize=8)
+def load_reason_words(mappings_dir: Path) -> dict[str, str]:
+    path = mappings_dir / "reasons.yaml"
+    return {str(k): str(v) for k, v in (_load_yaml(path)["plain_words"] if path.exists() else {}).items()}
 
 
 def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
@@ -164,7 +189,6 @@ def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
     return PlanRules(
         key=data["key"],
         display=data["display"],
-        payer=data["payer"],
         source=data["source"],
         qualifying_reasons=frozenset(data["qualifying_reasons"]),
         third_opinion_covered=bool(data["third_opinion_covered"]),
@@ -172,9 +196,11 @@ def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
         equivalent_specialties=bool(qualification["equivalent_specialties"]),
         board_certification_specialty_care=bool(board["specialty_care"]),
         board_certification_primary_care=bool(board["primary_care"]),
-        expert_panel_network=qualification.get("expert_panel_network"),
+        expert_panel_identifier=qualification.get("expert_panel_identifier"),
+        reviewer_qualifications=frozenset(data["physician_review"]["reviewer_qualifications"]),
         physician_groups_decide=bool(data["delegation"]["physician_groups_decide"]),
         plan_copy_endpoint=data["delegation"].get("plan_copy_endpoint"),
+        plan_copy_max_attempts=data["delegation"].get("plan_copy_max_attempts"),
         authorization_number_prefix=authorization["number_prefix"],
         authorization_validity_days=int(authorization["validity_days"]),
         authorization_quantity=int(authorization["quantity"]),
@@ -186,7 +212,9 @@ def parse_plan(data: dict[str, Any], mappings_dir: Path) -> PlanRules:
         ),
         notes={key: tuple(texts) for key, texts in data.get("notes", {}).items()},
         member_choice=member_choice,
-        notices={key: str(text) for key, text in data.get("notices", {}).items()},
+        notices=dict(_flatten(data.get("notices") or {})),
+        member_services_phone=str((data.get("member_services") or {}).get("phone", "")),
+        reason_words=load_reason_words(mappings_dir),
     )
 
 

@@ -86,6 +86,30 @@ async def _matching_stored_id(ops: ResourceOperations, resource: dict[str, Any])
     return None
 
 
+# Ids of new resources that carry a business identifier derive from it (see :func:`new_id`).
+IDENTIFIED_ID_NAMESPACE = uuid.UUID("5c0f6a0e-8a7b-4c1e-9d3f-2b6e1a7c4d90")
+
+
+async def new_id(ops: ResourceOperations, resource: dict[str, Any]) -> str:
+    """The id of a resource the submission creates: derived from its first business identifier when it has one.
+
+    Why: two submissions of the same request racing (two instances, or two requests on one) both find no stored
+    resource with that identifier; with the same derived id, the second one's create conflicts (409) and its whole
+    transaction rolls back instead of storing a second case. A deleted resource keeps its id: a new one with the
+    same identifier then gets a random id (the case is not racing a deletion)."""
+    for identifier in resource.get("identifier", ()):
+        if identifier.get("value"):
+            key = f"{resource['resourceType']}|{identifier.get('system', '')}|{identifier['value']}"
+            derived = str(uuid.uuid5(IDENTIFIED_ID_NAMESPACE, key))
+            try:
+                await ops.read(resource["resourceType"], derived)
+            except FhirError as exc:
+                if exc.status == 404:
+                    return derived
+            break
+    return str(uuid.uuid4())
+
+
 async def read_or_none(ops: ResourceOperations, reference: str) -> dict[str, Any] | None:
     """The current resource a local ``Type/id`` reference names, or None when it is absent or deleted."""
     resource_type, _, resource_id = reference.partition("/")
@@ -125,7 +149,7 @@ async def plan_writes(ops: ResourceOperations, entries: list[dict[str, Any]]) ->
         given = local_form(entry.get("fullUrl", "")) if entry.get("fullUrl") else None
         if stored_id is None and given and given.startswith(resource["resourceType"] + "/"):
             stored_id = given.partition("/")[2] if await read_or_none(ops, given) is not None else None
-        resource["id"] = stored_id or resource.get("id") or str(uuid.uuid4())
+        resource["id"] = stored_id or resource.get("id") or await new_id(ops, resource)
         planned.append(PlannedEntry(index, resource, exists=stored_id is not None))
         if entry.get("fullUrl"):
             targets[entry["fullUrl"]] = f"{resource['resourceType']}/{resource['id']}"

@@ -12,7 +12,12 @@ What is counted, and when:
 - The period filters on the decision time, ``ClaimResponse.created``: every writer of a decision (``$submit``, a
   resubmission, ``$decide``) sets it to the moment of that decision, and nothing else changes it, whereas
   ``Task.lastModified`` moves again when a consultation report arrives. A pended case (A4) is counted in the
-  period in which it was (last) pended. Period days are UTC days, ``start`` and ``end`` both inclusive.
+  period in which it was (last) pended. Period days are the days of the plan's time zone (its business calendar's:
+  a decision at 20:00 Pacific on 31 December is in that year's fourth quarter), ``start`` and ``end`` both
+  inclusive; a case of a plan this server has no rules for is dated in UTC.
+- Procedure 12's "provider trends": besides reason, tier, group and plan, each decision group is stratified by the
+  requesting provider (``requester``: ``ClaimResponse.requestor``, ``member`` when the member asked) and by the
+  consultant authorized (``consultant``, ``none`` while nobody is).
 - Overdue cases are counted apart, in a population of their own in each decision group: a decision made after
   its due time (``Task.restriction.period.end``), or a case still pended (A4) whose due time has passed when the
   report is made. The due time lives on the Task, found by the member (``Task?patient=``, in batches) and
@@ -29,11 +34,14 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 from fhir_server.errors import Issue, FhirError, error
 from fhir_server.search.index import date_range
 from fhir_server.search.query import parse_search
+from fhir_server.second_opinion.authorization import authorized_provider_of
+from fhir_server.second_opinion.plans import PlanCatalog
 from fhir_server.second_opinion.categories import DIMENSION_SYSTEMS, tag_value
 from fhir_server.second_opinion.codes import CANON, TASK_PROFILE, X12_REVIEW_ACTION_SYSTEM
 from fhir_server.second_opinion.references import SEARCH_PAGE_SIZE, search_every
@@ -45,8 +53,14 @@ REPORT_OPERATION = f"{CANON}/OperationDefinition/second-opinion-report"
 
 # The decisions reported (X12 306), each a group of the MeasureReport, in this order.
 DECISIONS: dict[str, str] = {"A1": "Certified", "A3": "Not certified", "A4": "Pended"}
-# The stratifiers, in this order: report dimensions of categories.py (the decision is the group itself).
-STRATIFIERS: tuple[str, ...] = ("reason", "tier", "group", "plan")
+# The stratifiers, in this order: report dimensions of categories.py (the decision is the group itself), then the
+# providers (procedure 12 "provider trends"), whose strata are references rather than codes.
+TAG_STRATIFIERS: tuple[str, ...] = ("reason", "tier", "group", "plan")
+PROVIDER_STRATIFIERS: tuple[str, ...] = ("requester", "consultant")
+STRATIFIERS: tuple[str, ...] = TAG_STRATIFIERS + PROVIDER_STRATIFIERS
+# The widest offset of a local day from UTC: the store is asked for this much more on each side, and each case is
+# then kept or left by its plan's local day.
+ZONE_MARGIN = timedelta(days=1)
 INITIAL_POPULATION = {
     "coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-population", "code": "initial-population"}]
 }
@@ -117,12 +131,29 @@ async def search_all(
 
 
 def decision_query(period: ReportPeriod) -> list[tuple[str, str]]:
-    """ClaimResponses carrying a reported decision tag and decided within the period's UTC days."""
+    """ClaimResponses carrying a reported decision tag and decided within the period's days in any time zone
+    (a day either side; :func:`in_period` keeps each by its plan's local day)."""
+    first = period.start - ZONE_MARGIN if period.start - date.min >= ZONE_MARGIN else date.min
+    after = period.end + timedelta(days=1)
+    after = after + ZONE_MARGIN if date.max - after >= ZONE_MARGIN else date.max
     return [
         ("_tag", ",".join(f"{X12_REVIEW_ACTION_SYSTEM}|{code}" for code in DECISIONS)),
-        ("created", f"ge{period.start.isoformat()}"),
-        ("created", f"lt{(period.end + timedelta(days=1)).isoformat()}"),
+        ("created", f"ge{first.isoformat()}"),
+        ("created", f"lt{after.isoformat()}"),
     ]
+
+
+def in_period(claim_response: dict[str, Any], period: ReportPeriod, time_zones: Mapping[str, str]) -> bool:
+    """Whether the decision's day in its plan's time zone lies within the period (UTC for an unknown plan; a
+    date-only ``created`` is that day wherever it was written)."""
+    created = claim_response.get("created")
+    decided = _moment(created)
+    if decided is None:
+        return False
+    if DAY_PATTERN.match(str(created)):
+        return period.start <= decided.date() <= period.end
+    zone = time_zones.get(tag_value(claim_response.get("meta", {}).get("tag", []), "plan") or "", "UTC")
+    return period.start <= decided.astimezone(ZoneInfo(zone)).date() <= period.end
 
 
 def _batches(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
@@ -162,16 +193,24 @@ def reported_decision(claim_response: dict[str, Any], due: datetime | None, now:
     """How the report counts one ClaimResponse (its decision tag is there: the query asks for it)."""
     tags = claim_response.get("meta", {}).get("tag", [])
     decision = tag_value(tags, "decision") or ""
+    providers = {
+        "requester": (claim_response.get("requestor") or {}).get("reference") or "member",
+        "consultant": authorized_provider_of(claim_response) or "none",
+    }
     return ReportedDecision(
         decision=decision,
-        strata={name: tag_value(tags, name) or "none" for name in STRATIFIERS},
+        strata={**{name: tag_value(tags, name) or "none" for name in TAG_STRATIFIERS}, **providers},
         overdue=is_overdue(decision, _moment(claim_response.get("created")), due, now),
     )
 
 
-async def decisions_in(ops: ResourceOperations, period: ReportPeriod, now: datetime) -> list[ReportedDecision]:
-    """The cases decided within ``period`` as the report counts them, judged overdue at ``now``."""
-    claim_responses = await search_all(ops, "ClaimResponse", decision_query(period))
+async def decisions_in(
+    ops: ResourceOperations, period: ReportPeriod, now: datetime, time_zones: Mapping[str, str]
+) -> list[ReportedDecision]:
+    """The cases decided within ``period`` (each by its plan's local day) as the report counts them, judged
+    overdue at ``now``."""
+    found = await search_all(ops, "ClaimResponse", decision_query(period))
+    claim_responses = [r for r in found if in_period(r, period, time_zones)]
     due = await due_times(ops, claim_responses)
     return [reported_decision(r, due.get(f"ClaimResponse/{r['id']}"), now) for r in claim_responses]
 
@@ -206,7 +245,7 @@ def _stratifier(name: str, decisions: list[ReportedDecision], values: list[str])
         "code": [{"text": name}],
         "stratum": [
             {
-                "value": _concept(DIMENSION_SYSTEMS[name], value),
+                "value": _concept(DIMENSION_SYSTEMS[name], value) if name in DIMENSION_SYSTEMS else {"text": value},
                 "population": count(d for d in decisions if d.strata[name] == value).populations(),
             }
             for value in values
@@ -239,9 +278,17 @@ def build_measure_report(decisions: list[ReportedDecision], period: ReportPeriod
     }
 
 
-async def second_opinion_report(ops: ResourceOperations, period: ReportPeriod, now: datetime) -> dict[str, Any]:
-    """``$second-opinion-report``: the MeasureReport of the decisions made within ``period``."""
-    return build_measure_report(await decisions_in(ops, period, now), period, now)
+async def second_opinion_report(
+    ops: ResourceOperations, period: ReportPeriod, now: datetime, time_zones: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``$second-opinion-report``: the MeasureReport of the decisions made within ``period``; ``time_zones`` maps
+    each plan key to the time zone its days are counted in (:func:`plan_time_zones`)."""
+    return build_measure_report(await decisions_in(ops, period, now, time_zones or {}), period, now)
+
+
+def plan_time_zones(catalog: PlanCatalog) -> dict[str, str]:
+    """Plan key -> the time zone of its business calendar."""
+    return {key: rules.due_times.calendar.time_zone for key, rules in catalog.plans.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -263,10 +310,16 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str, int, int]]:
         for stratifier in group.get("stratifier", ()):
             name = stratifier["code"][0]["text"]
             rows += [
-                (name, stratum["value"]["coding"][0]["code"], decision, *_counts(stratum["population"]))
+                (name, _stratum_code(stratum["value"]), decision, *_counts(stratum["population"]))
                 for stratum in stratifier.get("stratum", ())
             ]
     return rows
+
+
+def _stratum_code(value: dict[str, Any]) -> str:
+    """A stratum's code (a coded dimension) or text (a provider reference)."""
+    codings = value.get("coding") or ()
+    return codings[0]["code"] if codings else value.get("text", "")
 
 
 def report_csv(report: dict[str, Any]) -> str:

@@ -44,6 +44,7 @@ class RoutingRequest:
     third_opinion: bool = False
     complete: bool = True
     requested_by: str = "provider"  # "member" (requester a Patient) or "provider": see PlanRules.honours_choice
+    member_age: int | None = None  # whole years at receipt (primary care is age-appropriate)
 
 
 @dataclass(frozen=True)
@@ -56,29 +57,44 @@ class RoutingDecision:
     qualifying: bool
 
 
-def acceptable_specialties(specialty: str, rules: PlanRules, specialties: Specialties) -> frozenset[str]:
-    """The NUCC codes that qualify for a requested specialty: any primary-care code for primary care (90.2.17
-    6a); the code itself plus its equivalents where the plan accepts them (Health Net "same or equivalent")."""
+def acceptable_specialties(
+    specialty: str, rules: PlanRules, specialties: Specialties, member_age: int | None = None
+) -> frozenset[str]:
+    """The NUCC codes that qualify for a requested specialty: for primary care any primary-care code appropriate
+    to the member's age (90.2.17 6a "an appropriately qualified primary care physician": pediatrics for a child,
+    an adult specialty for an adult; the table is mappings data); the code itself plus its equivalents where
+    the plan accepts them (Health Net "same or equivalent")."""
     if specialties.is_primary_care(specialty):
-        return specialties.primary_care
+        return specialties.primary_care_for(member_age)
     if rules.equivalent_specialties:
         return frozenset({specialty}) | specialties.equivalents_of(specialty)
     return frozenset({specialty})
 
 
+def disqualifications(
+    candidate: Candidate, request: RoutingRequest, rules: PlanRules, specialties: Specialties
+) -> list[str]:
+    """Why a professional is not appropriately qualified for this request (empty: qualified). One list of
+    rules serves routing and a reviewer's ``assignedProvider``, so a physician cannot authorize someone routing
+    would never propose."""
+    acceptable = acceptable_specialties(request.specialty, rules, specialties, request.member_age)
+    board_required = rules.board_certification_required(specialties.is_primary_care(request.specialty))
+    reasons = []
+    if not candidate.active:
+        reasons.append("the role is not active")
+    if candidate.practitioner in request.involved:
+        reasons.append("the professional is already involved in the member's care")
+    if not candidate.specialties & acceptable:
+        reasons.append(f"the role's specialty is not {' or '.join(sorted(acceptable))}")
+    elif board_required and not candidate.board_certifications & candidate.specialties & acceptable:
+        reasons.append("the professional is not board-certified in the requested specialty")
+    return reasons
+
+
 def qualified_candidates(
     request: RoutingRequest, rules: PlanRules, specialties: Specialties, directory: Directory
 ) -> list[Candidate]:
-    acceptable = acceptable_specialties(request.specialty, rules, specialties)
-    board_required = rules.board_certification_required(specialties.is_primary_care(request.specialty))
-    return [
-        c
-        for c in directory.candidates
-        if c.active
-        and c.practitioner not in request.involved
-        and c.specialties & acceptable
-        and (not board_required or c.board_certifications & c.specialties & acceptable)
-    ]
+    return [c for c in directory.candidates if not disqualifications(c, request, rules, specialties)]
 
 
 def tier_of(candidate: Candidate, request: RoutingRequest, directory: Directory) -> str:
@@ -92,7 +108,7 @@ def _preference(candidate: Candidate, request: RoutingRequest, rules: PlanRules,
     return (
         TIERS.index(tier_of(candidate, request, directory)),
         request.specialty not in candidate.specialties,
-        bool(rules.expert_panel_network) and rules.expert_panel_network not in candidate.networks,
+        bool(directory.expert_panels) and not candidate.networks & directory.expert_panels,
         not (candidate.board_certifications & candidate.specialties),
         candidate.role,
     )

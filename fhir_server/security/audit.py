@@ -35,13 +35,13 @@ INTERACTIONS: dict[str, tuple[str, str]] = {
     "read": ("read", "R"), "vread": ("vread", "R"), "history_instance": ("history-instance", "R"),
     "history_type": ("history-type", "R"), "history_system": ("history-system", "R"),
     "search_get": ("search-type", "E"), "search_post": ("search-type", "E"), "search_system": ("search-system", "E"),
-    "create": ("create", "C"), "update": ("update", "U"), "conditional_update": ("update", "U"),
+    "create": ("create", "C"), "update": ("update", "U"), "conditional_update": ("update", "U"), "patch": ("patch", "U"),
     "delete": ("delete", "D"), "conditional_delete": ("delete", "D"), "process_bundle": ("transaction", "E"),
     "create_subscription": ("create", "C"), "update_subscription": ("update", "U"), "token": ("operation", "E"),
 }
-# Discovery and documentation are not interactions with anyone's data.
+# Discovery, documentation and the operating probes are not interactions with anyone's data.
 NOT_AUDITED = frozenset({"openapi", "static", "swagger_ui", "swagger_ui_redirect", "capability_statement",
-                         "smart_configuration_document", "server_jwks"})
+                         "smart_configuration_document", "server_jwks", "healthz", "readyz", "metrics"})
 PATIENT_PARAMS = ("patient", "subject", "beneficiary", "for")
 
 

@@ -11,7 +11,6 @@ acts with the development principal, which sees everything.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from fastapi import Request
@@ -19,11 +18,9 @@ from fastapi import Request
 from fhir_server.errors import FhirError, error
 from fhir_server.security.access import AccessRules, RouteRule, load_access_rules
 from fhir_server.security.principal import DEVELOPMENT_PRINCIPAL, Principal, RequestSecurity, current
+from fhir_server.security.refusals import insufficient_scope, server_only
 from fhir_server.security.scopes import permits
 from fhir_server.security.sessions import session_principal
-
-
-_HEADER_SAFE = re.compile(r"^[A-Za-z0-9/*.]+$")
 
 
 def _bearer_challenge(request: Request, extra: str = "") -> str:
@@ -34,17 +31,6 @@ def _bearer_challenge(request: Request, extra: str = "") -> str:
 def unauthorized(request: Request, diagnostics: str, invalid: bool) -> FhirError:
     challenge = _bearer_challenge(request, 'error="invalid_token"' if invalid else "")
     return FhirError([error("login", diagnostics)], 401, {"WWW-Authenticate": challenge})
-
-
-def insufficient_scope(needed: str, diagnostics: str | None = None) -> FhirError:
-    challenge = 'Bearer error="insufficient_scope"'
-    if _HEADER_SAFE.match(needed):
-        challenge += f', scope="{needed}"'
-    return FhirError(
-        [error("forbidden", diagnostics or f"the access token's scopes do not allow this: {needed} is needed")],
-        403,
-        {"WWW-Authenticate": challenge},
-    )
 
 
 def route_name(request: Request) -> str:
@@ -61,10 +47,6 @@ def _types_of(request: Request, rule: RouteRule) -> list[str]:
     if rule.resource_type == "_type":
         return [name for value in request.query_params.getlist("_type") for name in value.split(",") if name]
     return [rule.resource_type]
-
-
-def server_only(resource_type: str) -> FhirError:
-    return FhirError.single(405, "not-supported", f"{resource_type} is written by the server only")
 
 
 def check_rule(principal: Principal, request: Request, rule: RouteRule, state: RequestSecurity,

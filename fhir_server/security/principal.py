@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope as AsgiScope, Send
 
 from fhir_server.security.scopes import Scope
 
-Role = Literal["ehr", "group", "plan", "reviewer"]
 ROLES: tuple[str, ...] = ("ehr", "group", "plan", "reviewer")
 
 
@@ -82,9 +81,7 @@ class RequestSecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = RequestSecurity()
-        scope.setdefault("state", {})["security"] = state
-        token = _current.set(state)
+        token = _current.set(RequestSecurity())
         try:
             await self.app(scope, receive, send)
         finally:

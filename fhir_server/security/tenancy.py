@@ -18,15 +18,16 @@ Outside an HTTP request (the delivery worker, the command line) and in developme
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from fhir_server.errors import FhirError, not_found
 from fhir_server.security.access import AccessRules
 from fhir_server.security.principal import Principal, current
+from fhir_server.security.refusals import insufficient_scope, server_only
 from fhir_server.security.scopes import permits
 from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, ResourceStore, StoredResource
 from fhir_server.storage.versioning import resource_type_of
@@ -34,6 +35,7 @@ from fhir_server.storage.versioning import resource_type_of
 if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
 
+T = TypeVar("T")
 TENANT_SYSTEM = "http://example.org/fhir/second-opinion/CodeSystem/tenant"
 INTERNAL_SYSTEM = "http://example.org/fhir/second-opinion/CodeSystem/security-record"
 INTERNAL_CODE = "internal"
@@ -144,6 +146,9 @@ class _Stamping:
     async def enqueue(self, message: OutboxMessage) -> bool:
         return await self._ops.enqueue(message)
 
+    async def lock(self, key: str) -> None:
+        await self._ops.lock(key)
+
 
 class StampingOperations(_Stamping):
     def __init__(self, tx: ResourceOperations, rules: AccessRules) -> None:
@@ -195,6 +200,9 @@ class StampingStore(_Lifecycle, _Stamping):
         async with self.inner.transaction() as tx:
             yield StampingOperations(tx, self._rules)
 
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        return await self.inner.atomically(lambda tx: work(StampingOperations(tx, self._rules)))
+
 
 PATIENT_ELEMENTS = ("subject", "patient", "for", "beneficiary")
 MAX_AUDITED_PATIENTS = 10
@@ -240,8 +248,6 @@ class _Guard:
         if state is None or not state.check_scopes_in_store or principal.development:
             return
         if not permits(principal.scopes, resource_type, permission):
-            from fhir_server.security.authorize import insufficient_scope
-
             raise insufficient_scope(f"system/{resource_type}.{permission}")
 
     def visible(self, principal: Principal, resource_type: str, resource: dict[str, Any] | None) -> bool:
@@ -323,8 +329,6 @@ class _Guard:
         if principal.development:
             return
         if resource_type in self._rules.server_only_types:
-            from fhir_server.security.authorize import server_only
-
             raise server_only(resource_type)
         self._check_scope(principal, resource_type, permission)
 
@@ -357,6 +361,9 @@ class _Guard:
     async def enqueue(self, message: OutboxMessage) -> bool:
         return await self._ops.enqueue(message)
 
+    async def lock(self, key: str) -> None:
+        await self._ops.lock(key)
+
 
 class GuardedOperations(_Guard):
     def __init__(self, tx: ResourceOperations, rules: AccessRules) -> None:
@@ -376,3 +383,6 @@ class GuardedStore(_Lifecycle, _Guard):
     async def transaction(self) -> AsyncIterator[GuardedOperations]:
         async with self.inner.transaction() as tx:
             yield GuardedOperations(tx, self._rules)
+
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        return await self.inner.atomically(lambda tx: work(GuardedOperations(tx, self._rules)))

@@ -62,7 +62,7 @@ async def _searchset(
             default_count=settings.default_page_size,
             max_count=settings.max_page_size,
             strict=ctx.strict_handling,
-            max_terms=settings.max_search_terms,
+            limits=settings.search_limits(),
         )
         for resource_type in resource_types
     ]
@@ -117,7 +117,7 @@ async def history_bundle_for(
 ) -> dict[str, Any]:
     """``_history`` of one resource, one type, or the system, paged by ``_count`` / ``_offset``."""
     count = min(parse_int_param(params, "_count", settings.default_page_size), settings.max_page_size)
-    offset = parse_int_param(params, "_offset", 0)
+    offset = parse_int_param(params, "_offset", 0, maximum=settings.max_search_offset)
     since = parse_instant_param(params, "_since")
     page = await ops.history(resource_type, resource_id, since=since, count=count, offset=offset)
     path = "/".join(part for part in (resource_type, resource_id, "_history") if part)

@@ -16,7 +16,8 @@ from fhir_server.errors import FhirError, Issue, bad_request, not_supported, pre
 from fhir_server.search.query import parse_search
 from fhir_server.services.validation import ResourceValidator, check_writable
 from fhir_server.settings import Settings
-from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource, uniqueness_key
+from fhir_server.storage.observed import collecting_warnings
 
 ETAG_PATTERN = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 # Versions are 64-bit integers in both stores: a larger number names no version and must not reach them.
@@ -84,6 +85,15 @@ class ResourceService:
             raise FhirError.single(410, "deleted", f"{resource_type}/{resource_id} version {version_id} is a deletion")
         return stored
 
+    async def find_to_write(self, ops: ResourceOperations, resource_type: str, query_string: str) -> list[StoredResource]:
+        """:meth:`find` for a conditional write (inside ``ops``, a transaction): when nothing matches yet, the
+        condition's lock is taken (:meth:`ResourceOperations.lock`), so a concurrent request with the same
+        condition cannot create a second match: it runs again after this one and finds what it wrote."""
+        matches = await self.find(ops, resource_type, query_string)
+        if not matches:
+            await ops.lock(uniqueness_key(resource_type, parse_qsl(query_string.lstrip("?"), keep_blank_values=True)))
+        return matches
+
     async def find(
         self, ops: ResourceOperations, resource_type: str, query_string: str, *, limit: int = 2
     ) -> list[StoredResource]:
@@ -97,7 +107,8 @@ class ResourceService:
         if not params:
             raise bad_request(f"the conditional query for {resource_type} is empty")
         query = parse_search(
-            resource_type, params, default_count=limit, max_count=limit, strict=True
+            resource_type, params, default_count=limit, max_count=limit, strict=True,
+            limits=self.settings.search_limits(),
         )
         query.count, query.offset, query.total = limit, 0, "none"
         query.includes, query.revincludes = [], []
@@ -113,6 +124,8 @@ class ResourceService:
     ) -> WriteResult:
         """Validate and store a new resource (server-assigned id), or return the one ``If-None-Exist`` finds."""
         warnings = check_writable(self.validator, resource)
+        if ops is None and if_none_exist:
+            return await self.store.atomically(lambda tx: self._create_in(tx, resource, if_none_exist, warnings))
         return await self._create_in(ops or self.store, resource, if_none_exist, warnings)
 
     async def _create_in(
@@ -124,19 +137,23 @@ class ResourceService:
     ) -> WriteResult:
         resource_type = resource["resourceType"]
         if if_none_exist:
-            matches = await self.find(ops, resource_type, if_none_exist)
+            matches = await self.find_to_write(ops, resource_type, if_none_exist)
             if len(matches) > 1:
                 raise precondition_failed(f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}")
             if matches:
                 return WriteResult(matches[0], created=False, warnings=warnings, existing=True)
-        return WriteResult(await ops.create(resource), created=True, warnings=warnings)
+        with collecting_warnings() as observed:
+            stored = await ops.create(resource)
+        return WriteResult(stored, created=True, warnings=warnings + observed)
 
     async def create_with_id(
         self, resource: dict[str, Any], resource_id: str, ops: ResourceOperations
     ) -> WriteResult:
         """Create with an id chosen in advance (transaction entries whose ``urn:uuid`` was already resolved)."""
         warnings = check_writable(self.validator, resource)
-        return WriteResult(await ops.create(resource, resource_id=resource_id), created=True, warnings=warnings)
+        with collecting_warnings() as observed:
+            stored = await ops.create(resource, resource_id=resource_id)
+        return WriteResult(stored, created=True, warnings=warnings + observed)
 
     async def update(
         self,
@@ -157,8 +174,9 @@ class ResourceService:
                 f"the resource id {body_id!r} does not match the id {resource_id!r} of the URL", f"{resource_type}.id"
             )
         warnings = check_writable(self.validator, resource)
-        stored, created = await (ops or self.store).update(resource, if_match=if_match)
-        return WriteResult(stored, created=created, warnings=warnings)
+        with collecting_warnings() as observed:
+            stored, created = await (ops or self.store).update(resource, if_match=if_match)
+        return WriteResult(stored, created=created, warnings=warnings + observed)
 
     async def delete(
         self,
@@ -180,9 +198,10 @@ class ResourceService:
     ) -> WriteResult:
         """``PUT [base]/Type?query``: update the one match, create when none matches, 412 when several do."""
         if ops is None:
-            async with self.store.transaction() as tx:
-                return await self.conditional_update(resource_type, query_string, resource, ops=tx)
-        matches = await self.find(ops, resource_type, query_string)
+            return await self.store.atomically(
+                lambda tx: self.conditional_update(resource_type, query_string, resource, ops=tx)
+            )
+        matches = await self.find_to_write(ops, resource_type, query_string)
         if len(matches) > 1:
             raise precondition_failed(f"conditional update {query_string!r} matches more than one {resource_type}")
         if matches:
@@ -197,8 +216,7 @@ class ResourceService:
     ) -> StoredResource | None:
         """``DELETE [base]/Type?query``: delete the one match (nothing to do when none), 412 when several."""
         if ops is None:
-            async with self.store.transaction() as tx:
-                return await self.conditional_delete(resource_type, query_string, ops=tx)
+            return await self.store.atomically(lambda tx: self.conditional_delete(resource_type, query_string, ops=tx))
         matches = await self.find(ops, resource_type, query_string)
         if len(matches) > 1:
             raise precondition_failed(f"conditional delete {query_string!r} matches more than one {resource_type}")

@@ -57,17 +57,25 @@ def page_params(params: list[tuple[str, str]], dropped: set[str] = frozenset()) 
     ]
 
 
-def parse_int_param(params: list[tuple[str, str]], name: str, default: int, *, minimum: int = 0) -> int:
-    """An integer query parameter (last one wins); 400 when it is not a whole number >= ``minimum``."""
+def parse_int_param(
+    params: list[tuple[str, str]], name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    """An integer query parameter (last one wins); 400 when it is not a whole number within [``minimum``,
+    ``maximum``] (a number past the stores' 64-bit integers would fail in the store, not here)."""
     values = [value for key, value in params if key == name]
     if not values:
         return default
+    raw = values[-1].strip()
+    if len(raw) > 30:  # longer than any 64-bit number; int() of thousands of digits is slow, then refused
+        raise bad_request(f"{name} must be a whole number of at most 30 digits", name)
     try:
-        number = int(values[-1])
+        number = int(raw)
     except ValueError:
-        raise bad_request(f"{name} must be a whole number, not {values[-1]!r}", name) from None
+        raise bad_request(f"{name} must be a whole number, not {raw!r}", name) from None
     if number < minimum:
         raise bad_request(f"{name} must be at least {minimum}", name)
+    if maximum is not None and number > maximum:
+        raise bad_request(f"{name} must be at most {maximum}", name)
     return number
 
 

@@ -1,6 +1,7 @@
 """Batch and transaction Bundles (``POST [base]``), and loading documents through the same path.
 
-A transaction runs inside one ``store.transaction()``: every entry succeeds or nothing is written. Entries
+A transaction runs inside one ``store.atomically()``: every entry succeeds or nothing is written (and a run that
+loses a race with a concurrent request runs again, seeing its writes). Entries
 run in the order FHIR prescribes (DELETE, POST, PUT/PATCH, GET/HEAD); ``urn:uuid:`` fullUrls are resolved to
 the ids their entries get (ids are chosen before any write, so references can be rewritten up front) and
 conditional references (``Patient?identifier=...``) to the one resource they match. A batch runs each entry
@@ -9,6 +10,7 @@ on its own: a failure becomes that entry's ``response.outcome``.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -167,17 +169,25 @@ class BundleProcessor:
 
     # -- transaction -----------------------------------------------------------------------------------------
     async def _transaction(self, ctx: RequestContext, raw_entries: list[Any]) -> list[dict[str, Any]]:
-        entries = [parse_entry(index, raw, ctx.base_url) for index, raw in enumerate(raw_entries)]
+        for index, raw in enumerate(raw_entries):  # a malformed entry is refused before any transaction
+            parse_entry(index, raw, ctx.base_url)
+        return await self.service.store.atomically(lambda tx: self._run_transaction(ctx, raw_entries, tx))
+
+    async def _run_transaction(
+        self, ctx: RequestContext, raw_entries: list[Any], tx: ResourceOperations
+    ) -> list[dict[str, Any]]:
+        """One run of a transaction's entries in ``tx``. The store may run it again after a conflict, so it works
+        on a copy of the entries (references are rewritten in place, to ids chosen afresh on every run)."""
+        entries = [parse_entry(index, raw, ctx.base_url) for index, raw in enumerate(copy.deepcopy(raw_entries))]
         responses: list[dict[str, Any]] = [{} for _ in entries]
-        async with self.service.store.transaction() as tx:
-            mapping = await self._resolve_identities(tx, entries)
-            for entry in entries:
-                await self._rewrite_references(tx, entry, mapping)
-            for entry in sorted(entries, key=lambda e: METHOD_ORDER[e.method]):
-                try:
-                    responses[entry.index] = await self._execute(ctx, entry, tx)
-                except FhirError as exc:
-                    raise FhirError(entry_issues(entry, exc), exc.status, exc.headers) from None
+        mapping = await self._resolve_identities(tx, entries)
+        for entry in entries:
+            await self._rewrite_references(tx, entry, mapping)
+        for entry in sorted(entries, key=lambda e: METHOD_ORDER[e.method]):
+            try:
+                responses[entry.index] = await self._execute(ctx, entry, tx)
+            except FhirError as exc:
+                raise FhirError(entry_issues(entry, exc), exc.status, exc.headers) from None
         return responses
 
     async def _resolve_identities(self, tx: ResourceOperations, entries: list[EntryRequest]) -> dict[str, str]:
@@ -195,7 +205,7 @@ class BundleProcessor:
     async def _identity_of(self, tx: ResourceOperations, entry: EntryRequest) -> str | None:
         if entry.method == "POST" and len(entry.path) == 1:
             if entry.if_none_exist:
-                matches = await self.service.find(tx, entry.resource_type, entry.if_none_exist)
+                matches = await self.service.find_to_write(tx, entry.resource_type, entry.if_none_exist)
                 if len(matches) > 1:
                     raise precondition_failed(f"ifNoneExist {entry.if_none_exist!r} matches more than one resource")
                 if matches:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fhir_server.clock import Now, utc_now
-from fhir_server.storage.base import Page, ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.base import Page, ResourceOperations, ResourceStore, StoredResource, StoreUnavailable
 
-__all__ = ["Page", "ResourceOperations", "ResourceStore", "StoredResource", "open_store"]
+__all__ = ["Page", "ResourceOperations", "ResourceStore", "StoreUnavailable", "StoredResource", "open_store"]
 
 
 def open_store(url: str, clock: Now = utc_now) -> ResourceStore:
@@ -19,4 +19,6 @@ def open_store(url: str, clock: Now = utc_now) -> ResourceStore:
         from fhir_server.storage.mongo import MongoStore
 
         return MongoStore.from_url(url, clock)
-    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path/file.db or mongodb://host/db")
+    scheme = url.partition(":")[0] if ":" in url else url
+    raise StoreUnavailable(f"unsupported store URL scheme {scheme!r} (FHIR_STORE): use sqlite:///path/file.db or "
+                           "mongodb://host:port/db?replicaSet=rs0")

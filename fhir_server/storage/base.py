@@ -11,13 +11,34 @@ computed by :mod:`fhir_server.search.index`, shared by all backends.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from urllib.parse import urlencode
 
 if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
+
+T = TypeVar("T")
+
+
+def uniqueness_key(resource_type: str, params: list[tuple[str, str]]) -> str:
+    """The lock key of "at most one ``resource_type`` matching ``params``" (see :meth:`ResourceOperations.lock`).
+
+    Normalised (parameters sorted), so ``If-None-Exist: identifier=a|1&active=true`` and its reordering, and a
+    ``$submit`` entry's business identifier (``identifier=system|value``) and a conditional create on it, take
+    the same lock; hashed, so any query makes a short key."""
+    canonical = f"{resource_type}?{urlencode(sorted(params))}"
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class StoreUnavailable(ValueError):
+    """The store cannot be used as configured (unknown URL scheme, unwritable path, database not answering or
+    unable to run transactions). Its message is one line an operator can act on: it names the path or the URL
+    (without credentials). A ValueError, as a bad store URL always was."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,25 @@ class OutboxMessage:
     attempts: int = 0
     last_error: str | None = None
     delivered_at: datetime | None = None
+    # Attempts before the message is parked as dead (None: the worker's default, ``FHIR_OUTBOX_MAX_ATTEMPTS``).
+    max_attempts: int | None = None
+    # When it was parked as dead: never tried again until ``outbox retry`` revives it; never dropped.
+    dead_at: datetime | None = None
+
+    @property
+    def dead(self) -> bool:
+        return self.dead_at is not None
+
+
+@dataclass(frozen=True)
+class OutboxSummary:
+    """What operators watch: messages waiting (due or backing off), parked as dead, delivered, and the creation
+    time of the oldest one still waiting (None when none waits)."""
+
+    pending: int
+    dead: int
+    delivered: int
+    oldest_pending_at: datetime | None
 
 
 @runtime_checkable
@@ -121,6 +161,14 @@ class ResourceOperations(Protocol):
         """Queue ``message`` for delivery (atomically with the surrounding transaction's writes).
         Returns False (and changes nothing) when a message with the same id already exists."""
 
+    async def lock(self, key: str) -> None:
+        """Inside a transaction: make every other transaction that locks ``key`` either wait for this one or
+        fail transiently (and be run again by :meth:`ResourceStore.atomically`, then seeing this one's writes).
+
+        The exactly-once pattern: search for the resource that must be unique (a conditional create's match, a
+        business identifier); when there is none, ``lock`` its :func:`uniqueness_key`, then create it. Two
+        concurrent requests cannot both create it, on any number of processes sharing the store."""
+
 
 class ResourceStore(ResourceOperations, Protocol):
     """A backend: the operations above plus lifecycle and all-or-nothing transactions."""
@@ -130,9 +178,18 @@ class ResourceStore(ResourceOperations, Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """Raise unless the backing database answers (readiness): one round trip, no data read."""
+
     def transaction(self) -> AbstractAsyncContextManager[ResourceOperations]:
         """``async with store.transaction() as tx:`` — every write through ``tx`` commits together when
         the block ends, or none does if it raises. Reads through ``tx`` see the transaction's own writes."""
+
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        """``await work(tx)`` in one transaction, run again from the start (a bounded number of times, after a
+        short random pause) when the store reports a transient conflict with a concurrent transaction, so that
+        the loser of a race gets the answer a later request would (the winner's resource) rather than an error.
+        ``work`` must therefore be repeatable: it may not keep state from one run to the next."""
 
     async def clear(self) -> None:
         """Remove everything (tests and ``load --replace`` only)."""
@@ -146,6 +203,17 @@ class ResourceStore(ResourceOperations, Protocol):
 
     async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
         """Record a failed attempt (attempts + 1, last_error) and when to try again."""
+
+    async def outbox_dead(self, message_id: str, error: str, at: datetime) -> None:
+        """Record a last failed attempt (attempts + 1, last_error) and park the message as dead: no worker claims
+        it again until :meth:`outbox_retry`; it stays in the store."""
+
+    async def outbox_retry(self, message_ids: list[str] | None, now: datetime) -> int:
+        """Revive dead messages (all of them when ``message_ids`` is None): due at ``now``, attempts back to 0.
+        Returns how many were revived."""
+
+    async def outbox_summary(self) -> OutboxSummary:
+        """Counts by state and the oldest waiting message's creation time (metrics, readiness)."""
 
     async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
         """All messages (delivered or not), oldest first: for status pages, tests and ``$status``."""

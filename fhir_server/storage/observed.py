@@ -18,19 +18,44 @@ the inner store: they pay nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from fhir_server.errors import FhirError
-from fhir_server.storage.base import OutboxMessage, ResourceOperations, ResourceStore, StoredResource
+from fhir_server.errors import FhirError, Issue
+from fhir_server.storage.base import OutboxMessage, OutboxSummary, ResourceOperations, ResourceStore, StoredResource
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.versioning import resource_type_of
+
+# Warnings an observer has for the client whose write it reacts to (a consultation report stored but not taken as
+# the case's report, say): collected per write by :func:`collecting_warnings`, answered with the write's own.
+_WARNINGS: ContextVar[list[Issue] | None] = ContextVar("observer_warnings", default=None)
+
+
+def warn(issue: Issue) -> None:
+    """Tell the client of the running write something (no-op when no write is collecting)."""
+    collected = _WARNINGS.get()
+    if collected is not None:
+        collected.append(issue)
+
+
+@contextmanager
+def collecting_warnings() -> Iterator[list[Issue]]:
+    """Collect what the observers of the writes inside say with :func:`warn`."""
+    collected: list[Issue] = []
+    token = _WARNINGS.set(collected)
+    try:
+        yield collected
+    finally:
+        _WARNINGS.reset(token)
+
 
 Observer = Callable[[ResourceOperations, StoredResource, "StoredResource | None"], Awaitable[None]]
 # A read of the version about to be replaced finds none: never stored (404) or already deleted (410).
 NO_CURRENT_VERSION = (404, 410)
+T = TypeVar("T")
 
 
 class ChangeObservers:
@@ -99,6 +124,9 @@ class ObservedOperations(ReadsDelegated):
     async def enqueue(self, message: OutboxMessage) -> bool:
         return await self._tx.enqueue(message)
 
+    async def lock(self, key: str) -> None:
+        await self._tx.lock(key)
+
 
 class ObservedStore(ReadsDelegated):
     """``ResourceStore`` over ``inner`` that runs the observers of a type inside every write of that type."""
@@ -117,25 +145,25 @@ class ObservedStore(ReadsDelegated):
         async with self.inner.transaction() as tx:
             yield ObservedOperations(tx, self.observers)
 
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        return await self.inner.atomically(lambda tx: work(ObservedOperations(tx, self.observers)))
+
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
         if not self.observers.observes(resource_type_of(resource)):
             return await self.inner.create(resource, resource_id=resource_id)
-        async with self.transaction() as tx:
-            return await tx.create(resource, resource_id=resource_id)
+        return await self.atomically(lambda tx: tx.create(resource, resource_id=resource_id))
 
     async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
         if not self.observers.observes(resource_type_of(resource)):
             return await self.inner.update(resource, if_match=if_match)
-        async with self.transaction() as tx:
-            return await tx.update(resource, if_match=if_match)
+        return await self.atomically(lambda tx: tx.update(resource, if_match=if_match))
 
     async def delete(
         self, resource_type: str, resource_id: str, *, if_match: int | None = None
     ) -> StoredResource | None:
         if not self.observers.observes(resource_type):
             return await self.inner.delete(resource_type, resource_id, if_match=if_match)
-        async with self.transaction() as tx:
-            return await tx.delete(resource_type, resource_id, if_match=if_match)
+        return await self.atomically(lambda tx: tx.delete(resource_type, resource_id, if_match=if_match))
 
     # -- everything else is the inner store's ------------------------------------------------------------------
 
@@ -159,6 +187,18 @@ class ObservedStore(ReadsDelegated):
 
     async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
         await self.inner.outbox_failed(message_id, error, next_attempt_at)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def outbox_dead(self, message_id: str, error: str, at: datetime) -> None:
+        await self.inner.outbox_dead(message_id, error, at)
+
+    async def outbox_retry(self, message_ids: list[str] | None, now: datetime) -> int:
+        return await self.inner.outbox_retry(message_ids, now)
+
+    async def outbox_summary(self) -> OutboxSummary:
+        return await self.inner.outbox_summary()
 
     async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
         return await self.inner.outbox_messages(channel)

@@ -47,15 +47,16 @@ isolation and locking behaviour as a durable one.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -73,7 +74,14 @@ from fhir_server.search.query import (
     UriValue,
 )
 from fhir_server.storage import sqlite_connection, sqlite_outbox
-from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, StoredResource
+from fhir_server.storage.base import (
+    OutboxMessage,
+    OutboxSummary,
+    Page,
+    ResourceOperations,
+    StoredResource,
+    StoreUnavailable,
+)
 from fhir_server.storage.delegation import ReadsDelegated
 from fhir_server.storage.versioning import (
     SORT_ATTRIBUTES,
@@ -137,6 +145,9 @@ SCHEMA: tuple[str, ...] = (
 _PREFIX_END = "\U0010ffff"  # sorts after every character: [p, p + this) is "starts with p"
 
 Sql = tuple[str, list[Any]]
+T = TypeVar("T")
+# Index rows counted per criterion to choose the one that drives a search with several (see _where_sql).
+ESTIMATE_CAP = 1000
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,26 +236,80 @@ def _applies(criterion: Criterion) -> bool:
 _ROWS_OF_TYPE: dict[str, str] = {"date": " AND low IS NOT NULL"}
 
 
-def _criterion_sql(resource_type: str, criterion: Criterion) -> Sql:
-    rows = "SELECT id FROM search_index WHERE type = ? AND param = ?"
+def _rows_sql(resource_type: str, criterion: Criterion, owner: str = "") -> Sql:
+    """The conditions on index rows that a criterion matches (``:missing`` only names the parameter); ``owner``
+    ties them to the resource row being checked (a correlated form)."""
+    rows = f"type = ? AND param = ?{owner}"
     params: list[Any] = [resource_type, criterion.name]
-    membership = "IN" if _narrows(criterion) else "NOT IN"
     if criterion.missing is not None:
-        return f"r.id {membership} ({rows})", params
+        return rows, params
     rows += _ROWS_OF_TYPE.get(criterion.type, "")
     alternatives = []
     for value in criterion.values:
         condition, bound = _value_sql(criterion, value)
         alternatives.append(f"({condition})")
         params.extend(bound)
-    return f"r.id {membership} ({rows} AND ({' OR '.join(alternatives)}))", params
+    return f"{rows} AND {_any_of(alternatives)}", params
 
 
-def _where_sql(query: SearchQuery) -> Sql:
+def _any_of(conditions: list[str]) -> str:
+    """``(a OR b OR ...)`` nested as a balanced tree: SQLite parses a flat chain of n ORs into a tree n deep and
+    refuses one deeper than 1000 ("Expression tree is too large"); balanced, it is log2(n) deep, so an
+    ``_include`` batch or a client's OR values never reach that limit, whatever their number."""
+    if len(conditions) == 1:
+        return conditions[0]
+    middle = len(conditions) // 2
+    return f"({_any_of(conditions[:middle])} OR {_any_of(conditions[middle:])})"
+
+
+def _criterion_sql(resource_type: str, criterion: Criterion) -> Sql:
+    """``r.id [NOT] IN (matching ids)``: SQLite walks the list (or builds it once, for ``NOT IN``)."""
+    rows, params = _rows_sql(resource_type, criterion)
+    membership = "IN" if _narrows(criterion) else "NOT IN"
+    return f"r.id {membership} (SELECT id FROM search_index WHERE {rows})", params
+
+
+# Values whose condition fixes every column of their value index before ``id``: with ``id = r.id`` added, the check
+# is one seek in that (covering) index. Any other value would make the planner scan all of the value's rows.
+_SEEKS_TO_ID: dict[type, Callable[[Any], bool]] = {
+    ReferenceValue: lambda value: value.url is not None or value.resource_type is not None,
+    TokenValue: lambda value: bool(value.system) and value.code is not None,
+    UriValue: lambda value: True,
+}
+
+
+def _check_sql(resource_type: str, criterion: Criterion) -> Sql:
+    """``EXISTS`` over the resource's own index rows of the parameter: a narrowing criterion that does not drive
+    the search costs one index probe per candidate, however many resources it matches. The probe is a seek in the
+    value's own index when the value fixes it up to ``id`` (:data:`_SEEKS_TO_ID`), else the resource's rows of
+    the parameter (``search_by_owner``)."""
+    rows, params = _rows_sql(resource_type, criterion, " AND id = r.id")
+    seeks = (criterion.modifier is None and len(criterion.values) == 1
+             and _SEEKS_TO_ID.get(type(criterion.values[0]), lambda _value: False)(criterion.values[0]))
+    index = "" if seeks else " INDEXED BY search_by_owner"
+    return f"EXISTS (SELECT 1 FROM search_index{index} WHERE {rows})", params
+
+
+def _estimate_sql(resource_type: str, criterion: Criterion, cap: int) -> Sql:
+    """How many index rows a criterion matches, counted up to ``cap``: enough to pick the most selective one."""
+    rows, params = _rows_sql(resource_type, criterion)
+    return f"SELECT COUNT(*) FROM (SELECT 1 FROM search_index WHERE {rows} LIMIT ?)", [*params, cap]
+
+
+def _where_sql(query: SearchQuery, driver: Criterion | None = None) -> Sql:
+    """The WHERE clause. One narrowing criterion drives the search (``driver``, by default the first): the resources
+    its index rows name are probed one by one, and every other narrowing criterion is checked on each of them
+    (:func:`_check_sql`) rather than listed in full: with several criteria, the cost follows the most selective
+    one, not the largest (``Task?owner=&status=``: a group's few open tasks among all its closed ones)."""
     clauses = ["r.type = ?", "r.is_current = 1", "r.deleted = 0"]
     params: list[Any] = [query.resource_type]
-    for criterion in filter(_applies, query.criteria):
-        clause, bound = _criterion_sql(query.resource_type, criterion)
+    applied = [criterion for criterion in query.criteria if _applies(criterion)]
+    if driver is None:
+        driver = next((criterion for criterion in applied if _narrows(criterion)), None)
+    for criterion in applied:
+        narrowing_check = _narrows(criterion) and criterion is not driver
+        make = _check_sql if narrowing_check else _criterion_sql
+        clause, bound = make(query.resource_type, criterion)
         clauses.append(clause)
         params.extend(bound)
     return " AND ".join(clauses), params
@@ -334,10 +399,12 @@ class SqliteOperations(ResourceOperations):
         moment = self._clock.next(datetime.fromisoformat(current[2]) if current is not None else None)
         stored = stamp(resource, resource_id, version, moment) if resource is not None else None
         db = self._db
-        db.execute(
-            "UPDATE resources SET is_current = 0 WHERE type = ? AND id = ? AND is_current = 1",
-            (resource_type, resource_id),
-        )
+        if current is not None:  # a new resource has no current row to retire and no index rows to replace
+            db.execute(
+                "UPDATE resources SET is_current = 0 WHERE type = ? AND id = ? AND is_current = 1",
+                (resource_type, resource_id),
+            )
+            db.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (resource_type, resource_id))
         db.execute(
             "INSERT INTO resources (type, id, version, last_updated, deleted, is_current, json)"
             " VALUES (?, ?, ?, ?, ?, 1, ?)",
@@ -350,7 +417,6 @@ class SqliteOperations(ResourceOperations):
                 orjson.dumps(stored) if stored is not None else None,
             ),
         )
-        db.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (resource_type, resource_id))
         if stored is not None:
             db.executemany(
                 "INSERT INTO search_index (type, id, param, system, code, text, value, exact, ref_type, ref_id,"
@@ -430,8 +496,26 @@ class SqliteOperations(ResourceOperations):
     async def enqueue(self, message: OutboxMessage) -> bool:
         return sqlite_outbox.enqueue(self._db, message, self._clock.now())
 
+    async def lock(self, key: str) -> None:
+        """Nothing to do: a write transaction holds the file's one write lock (``BEGIN IMMEDIATE``) from its
+        start, so every transaction, in every process sharing the file, already runs after or before this one,
+        and its reads see everything committed before it."""
+
+    def _driver(self, query: SearchQuery) -> Criterion | None:
+        """The narrowing criterion that matches the fewest index rows (counted up to :data:`ESTIMATE_CAP` each),
+        when there is a choice."""
+        narrowing = [criterion for criterion in query.criteria if _applies(criterion) and _narrows(criterion)]
+        if len(narrowing) < 2:
+            return None
+
+        def estimate(criterion: Criterion) -> int:
+            sql, params = _estimate_sql(query.resource_type, criterion, ESTIMATE_CAP)
+            return self._db.execute(sql, params).fetchone()[0]
+
+        return min(narrowing, key=estimate)
+
     async def search(self, query: SearchQuery) -> Page:
-        where, params = _where_sql(query)
+        where, params = _where_sql(query, self._driver(query))
         source = _from_sql(query)
         total = None
         if query.total != "none" or query.count == 0:
@@ -476,6 +560,20 @@ class SqliteOperations(ResourceOperations):
 # The store
 
 
+def _prepare_directory(file: Path) -> None:
+    """Create the store file's directory, or say in one line why it cannot be (a parent is a file, no rights)."""
+    directory = file.parent
+    blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise StoreUnavailable(f"cannot create the SQLite store {file}: {blocker} is a file, not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create the data directory {directory}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise StoreUnavailable(f"the data directory {directory} is not writable")
+
+
 class SqliteStore(ReadsDelegated):
     """:class:`~fhir_server.storage.base.ResourceStore` on one SQLite file (or ``:memory:``)."""
 
@@ -507,11 +605,16 @@ class SqliteStore(ReadsDelegated):
             self._scratch_dir = tempfile.mkdtemp(prefix="fhir-sqlite-")
             file = str(Path(self._scratch_dir) / "fhir.db")
         else:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             file = self.path
-        self._writer = sqlite_connection.connect(file)
-        for statement in SCHEMA:  # waiting (busy timeout) for another worker creating it at the same moment
-            self._writer.execute(statement)
+            _prepare_directory(Path(file))
+        try:
+            self._writer = sqlite_connection.connect(file)
+            for statement in SCHEMA:  # waiting (busy timeout) for another worker creating it at the same moment
+                self._writer.execute(statement)
+        except sqlite3.OperationalError as exc:
+            self._writer = None
+            raise StoreUnavailable(f"cannot open the SQLite store {file}: {exc} (is its directory writable?)") from None
+        sqlite_outbox.add_missing_columns(self._writer)
         self._writer.execute("PRAGMA busy_timeout = 0")  # from now on, see sqlite_connection.begin_immediate
         self._reader = sqlite_connection.connect(file)
         self._checkpointer = sqlite_connection.Checkpointer(file)
@@ -555,6 +658,11 @@ class SqliteStore(ReadsDelegated):
         async with self._writing() as writer:
             yield SqliteOperations(writer, self._clock)
 
+    async def atomically(self, work: Callable[[ResourceOperations], Awaitable[T]]) -> T:
+        """One transaction: the write lock it holds from the start means it never conflicts, so never reruns."""
+        async with self.transaction() as tx:
+            return await work(tx)
+
     def _reads(self) -> SqliteOperations:
         """Operations on the reader connection: committed data only, never waiting for the writer."""
         return SqliteOperations(self._connection(self._reader), self._clock)
@@ -596,6 +704,20 @@ class SqliteStore(ReadsDelegated):
     async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
         async with self._writing() as db:
             sqlite_outbox.mark_failed(db, message_id, error, next_attempt_at)
+
+    async def ping(self) -> None:
+        self._connection(self._reader).execute("SELECT 1").fetchone()
+
+    async def outbox_dead(self, message_id: str, error: str, at: datetime) -> None:
+        async with self._writing() as db:
+            sqlite_outbox.mark_dead(db, message_id, error, at)
+
+    async def outbox_retry(self, message_ids: list[str] | None, now: datetime) -> int:
+        async with self._writing() as db:
+            return sqlite_outbox.revive(db, message_ids, now)
+
+    async def outbox_summary(self) -> OutboxSummary:
+        return sqlite_outbox.summary(self._connection(self._reader))
 
     async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
         return sqlite_outbox.messages(self._connection(self._reader), channel)

@@ -104,7 +104,7 @@ async def test_unknown_resource_type_and_route(client: httpx.AsyncClient) -> Non
     assert unknown.status_code == 404 and outcome_issue(unknown)["code"] == "not-supported"
     no_route = await client.get("/Patient/1/x/y/z")
     assert no_route.status_code == 404 and outcome_issue(no_route)["code"] == "not-found"
-    wrong_method = await client.patch("/Patient/1", json={})
+    wrong_method = await client.post("/Patient/1", json={})  # the instance URL takes no POST
     assert wrong_method.status_code == 405 and outcome_issue(wrong_method)["code"] == "not-supported"
 
 

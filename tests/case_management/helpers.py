@@ -22,14 +22,21 @@ def in_review(client: TestClient, **changes: Any) -> Answer:
     return answer
 
 
-def parameters(decision: str | None = "approve", reviewer: str | None = CMO, **others: Any) -> dict[str, Any]:
+FINDINGS = "Records reviewed: the request is supported by the clinical information on file."
+
+
+def parameters(
+    decision: str | None = "approve", reviewer: str | None = CMO, findings: str | None = FINDINGS, **others: Any
+) -> dict[str, Any]:
     """$decide Parameters; ``others`` maps a parameter name to its full value element, e.g.
-    ``reason={"valueString": "..."}``."""
+    ``reason={"valueString": "..."}``. Every decision documents the reviewer's ``findings`` (the review form)."""
     items: list[dict[str, Any]] = []
     if decision is not None:
         items.append({"name": "decision", "valueCode": decision})
     if reviewer is not None:
         items.append({"name": "reviewer", "valueReference": {"reference": reviewer}})
+    if findings is not None:
+        items.append({"name": "findings", "valueString": findings})
     items += [{"name": name, **value} for name, value in others.items()]
     return {"resourceType": "Parameters", "parameter": items}
 

@@ -24,13 +24,13 @@ def diagnostic_report(case: Answer) -> dict[str, Any]:
     }
 
 
-def document_reference(case: Answer) -> dict[str, Any]:
+def document_reference(case: Answer, author: str = "Practitioner/pract-05") -> dict[str, Any]:
     return {
         "resourceType": "DocumentReference",
         "status": "current",
         "type": {"coding": [{"system": LOINC, "code": "11488-4", "display": "Consult note"}]},
         "subject": case.service_request["subject"],
-        "author": [{"reference": "Practitioner/pract-05"}],
+        "author": [{"reference": author}],
         "description": FINDINGS,
         "content": [{"attachment": {"contentType": "text/plain", "data": "RmluZGluZ3M="}}],
         "context": {"related": [{"reference": f"ServiceRequest/{case.service_request['id']}"}]},
@@ -48,7 +48,7 @@ def pcp_of(client, case: Answer) -> list[str]:
     return [gp["reference"] for gp in patient["generalPractitioner"]]
 
 
-def assert_report_linked_and_sent(client, case: Answer, report_ref: str) -> None:
+def assert_report_linked_and_sent(client, case: Answer, report_ref: str, author: str = "Practitioner/pract-05") -> None:
     task = read(client, f"Task/{case.task['id']}")
     assert task["status"] == "completed"
     assert task["businessStatus"]["coding"][0]["code"] == "report-received"
@@ -59,7 +59,7 @@ def assert_report_linked_and_sent(client, case: Answer, report_ref: str) -> None
     assert {"contentReference": {"reference": report_ref}} in notice["payload"]
     assert FINDINGS in notice["payload"][0]["contentString"]
     assert notice["basedOn"] == [{"reference": f"ServiceRequest/{case.service_request['id']}"}]
-    assert notice["sender"]["reference"] == "Practitioner/pract-05"
+    assert notice["sender"]["reference"] == author
 
 
 def test_90_2_17_procedure_7_diagnostic_report_goes_to_the_members_pcp(client_on_each_store):
@@ -77,14 +77,15 @@ def test_90_2_17_procedure_7_consult_note_document_reference_in_a_transaction(cl
     """The issue: a DocumentReference (LOINC 11488-4 consult note, as US Core sends it) whose context.related names
     the request, posted in a transaction Bundle after a physician's approval, is linked and sent the same way."""
     case = in_review(client)
-    decide_ok(client, case.task["id"], parameters("approve"))
+    decide_ok(client, case.task["id"], parameters("approve"))  # authorizes pract-15
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:0b8e4b7e-3a57-4c8e-9d55-3f2a1c9e7d01", "resource": document_reference(case),
+        {"fullUrl": "urn:uuid:0b8e4b7e-3a57-4c8e-9d55-3f2a1c9e7d01",
+         "resource": document_reference(case, "PractitionerRole/role-15"),
          "request": {"method": "POST", "url": "DocumentReference"}}]}
     response = client.post("/fhir", json=bundle, headers=FHIR_JSON)
     assert response.status_code == 200, response.text
     location = response.json()["entry"][0]["response"]["location"]
-    assert_report_linked_and_sent(client, case, "/".join(location.split("/")[-4:-2]))
+    assert_report_linked_and_sent(client, case, "/".join(location.split("/")[-4:-2]), "PractitionerRole/role-15")
 
 
 def test_a_report_for_a_case_not_approved_is_stored_but_linked_to_nothing(client):
@@ -113,3 +114,35 @@ def test_a_report_written_by_put_is_linked_once_and_a_correction_sends_nothing_t
     assert_report_linked_and_sent(client, case, "DiagnosticReport/consult-1")
     task = read(client, f"Task/{case.task['id']}")
     assert [o["valueReference"]["reference"] for o in task["output"]].count("DiagnosticReport/consult-1") == 1
+
+
+def test_90_2_17_procedure_7_a_preliminary_report_is_stored_but_completes_nothing(client):
+    """90.2.17 procedure 7 (the consultation report "should include the physician's findings and recommendations"):
+    a preliminary report by the authorized consultant is stored, the case stays approved with no report and nothing
+    goes to the PCP, and the answer says why (an OperationOutcome warning on the status); the final one completes
+    it."""
+    case = submit_ok(client, submission())
+    draft = diagnostic_report(case) | {"status": "preliminary"}
+    created = client.post("/fhir/DiagnosticReport", json=draft,
+                          headers={**FHIR_JSON, "prefer": "return=OperationOutcome"})
+    assert created.status_code == 201, created.text
+    (issue,) = [i for i in created.json()["issue"] if i["code"] == "business-rule"]
+    assert issue["severity"] == "warning" and issue["expression"] == ["DiagnosticReport.status"]
+    task = read(client, f"Task/{case.task['id']}")
+    assert task["businessStatus"]["coding"][0]["code"] == "approved" and len(task["output"]) == 1
+    final = client.post("/fhir/DiagnosticReport", json=diagnostic_report(case), headers=FHIR_JSON)
+    assert_report_linked_and_sent(client, case, f"DiagnosticReport/{final.json()['id']}")
+
+
+def test_90_2_17_procedure_7_a_report_by_someone_else_than_the_consultant_completes_nothing(client):
+    """90.2.17 procedure 7 ("physicians providing second opinions [...] submit a copy of their consultation"): a
+    final report by the treating cardiologist pract-04, not the authorized pract-05, is stored with a warning
+    naming the author element, and the case is unchanged."""
+    case = submit_ok(client, submission())
+    report = diagnostic_report(case) | {"performer": [{"reference": "Practitioner/pract-04"}]}
+    created = client.post("/fhir/DiagnosticReport", json=report, headers={**FHIR_JSON, "prefer": "return=OperationOutcome"})
+    assert created.status_code == 201, created.text
+    (issue,) = [i for i in created.json()["issue"] if i["code"] == "business-rule"]
+    assert issue["severity"] == "warning" and issue["expression"] == ["DiagnosticReport.performer"]
+    assert read(client, f"Task/{case.task['id']}")["businessStatus"]["coding"][0]["code"] == "approved"
+    assert search(client, f"Communication?about=DiagnosticReport/{created.headers['location'].split('/')[-3]}") == []

@@ -136,11 +136,13 @@ def test_malformed_parameters_are_400_with_every_problem_at_once(client):
     """Contract: "all problems of a resource are reported at once": no decision, a Patient as reviewer, an unknown
     parameter; a denial without a reason; an unknown decision code; a body that is no Parameters."""
     task_id = in_review(client).task["id"]
-    response = post_decide(client, task_id, parameters(None, "Patient/x", color={"valueString": "blue"}))
+    response = post_decide(client, task_id, parameters(None, "Patient/x", findings=None, color={"valueString": "blue"}))
     assert response.status_code == 400
     expressions = [e for issue in response.json()["issue"] for e in issue.get("expression", ())]
     assert "Parameters.parameter[0].valueReference" in expressions and "Parameters.parameter[1].name" in expressions
     assert any("'decision' is required" in i["diagnostics"] for i in response.json()["issue"])
+    # 90.2.17 procedure 5: the reviewer documents the findings on the form, for every decision
+    assert any("'findings' is required" in i["diagnostics"] for i in response.json()["issue"])
     denial = post_decide(client, task_id, parameters("deny"))
     assert denial.status_code == 400 and "reason" in denial.json()["issue"][0]["diagnostics"]
     assert post_decide(client, task_id, parameters("maybe")).status_code == 400
@@ -150,8 +152,8 @@ def test_malformed_parameters_are_400_with_every_problem_at_once(client):
 
 
 def test_nothing_half_written_when_the_decision_is_refused_inside_its_transaction(client_on_each_store):
-    """All-or-nothing: an unknown reviewer (422), and an approval of a case pended for information that has no
-    proposed provider (422, "name the assignedProvider"), leave the ClaimResponse, the Task and the notices as
+    """All-or-nothing: an unknown reviewer (422), and an approval of a case pended for information (422: 90.2.17
+    procedure 4 presents only the completed referral), leave the ClaimResponse, the Task and the notices as
     they were."""
     client = client_on_each_store
     case = in_review(client)
@@ -160,7 +162,7 @@ def test_nothing_half_written_when_the_decision_is_refused_inside_its_transactio
     pended = submit_ok(client, example("submit-incomplete"))
     assert pended.task["status"] == "on-hold" and pended.proposed_provider is None
     nobody = post_decide(client, pended.task["id"], parameters("approve"))
-    assert nobody.status_code == 422 and "assignedProvider" in nobody.json()["issue"][0]["diagnostics"]
+    assert nobody.status_code == 422 and nobody.json()["issue"][0]["expression"] == ["Task.status"]
     for answer in (case, pended):
         assert history_length(client, f"Task/{answer.task['id']}") == 1
         assert history_length(client, f"ClaimResponse/{answer.claim_response['id']}") == 1
@@ -249,7 +251,7 @@ def test_90_2_17_procedure_5_refer_for_a_consultative_review_then_decide(client)
     assert referred.provenance["agent"][1]["who"]["reference"] == "Practitioner/pract-19"
     approved = decide_ok(client, case.task["id"], parameters("approve"))
     assert approved.review_action == "A1" and approved.task["status"] == "completed"
-    assert len(approved.notices) == 2
+    assert len(approved.notices) == 3  # the member, the requesting provider and the authorized consultant
 
 
 def test_a_referral_needs_the_consultative_reviewer(client):

@@ -53,7 +53,7 @@ def test_an_update_of_the_pended_request_resumes_and_decides_the_case(client_on_
     assert task["status"] == "completed" and task["businessStatus"]["coding"][0]["code"] == "approved"
     assert "input" not in task or all(i["type"]["coding"][0]["code"] != "missing-information" for i in task["input"])
     assert response["meta"]["versionId"] == "2" and "preAuthRef" in response
-    assert len(search(client, f"Communication?about=Task/{pended.task['id']}")) == 2
+    assert len(search(client, f"Communication?about=Task/{pended.task['id']}")) == 3  # member, provider, consultant
 
 
 def test_an_update_that_still_lacks_the_information_keeps_the_case_pended_and_silent(client):
@@ -76,10 +76,10 @@ def test_an_update_that_still_lacks_the_information_keeps_the_case_pended_and_si
 
 def test_a_resubmission_of_the_pended_request_decides_once(client):
     """The other way to resume (a $submit with the same identifier) updates the stored request too: the case is
-    decided once, by the resubmission, with one pair of notices."""
+    decided once, by the resubmission, with one set of notices (member, provider, consultant)."""
     pended = submit_ok(client, example("submit-incomplete"))
     decided = submit_ok(client, example("submit-health-net-cardiology"))
     assert decided.task["id"] == pended.task["id"] and decided.business_status == "approved"
     assert history_length(client, f"Task/{pended.task['id']}") == 2
-    assert len(notices_of(decided.bundle)) == 2
-    assert len(search(client, f"Communication?about=Task/{pended.task['id']}")) == 2
+    assert len(notices_of(decided.bundle)) == 3
+    assert len(search(client, f"Communication?about=Task/{pended.task['id']}")) == 3

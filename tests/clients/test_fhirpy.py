@@ -24,3 +24,14 @@ async def test_create_read_search_and_page(live_base_url: str) -> None:
     everyone = await fhir.resources("Patient").fetch_all()  # page size 2: follows next links to the end
     assert len(everyone) == 5
     assert await fhir.resources("Patient").search(family="pager").count() == 5
+
+
+async def test_patch_as_fhirpy_sends_it(live_base_url: str) -> None:
+    """``resource.patch(**fields)`` PATCHes the changed elements as a plain JSON object (a merge patch)."""
+    fhir = AsyncFHIRClient(live_base_url)
+    patient = fhir.resource("Patient", gender="female", name=[{"family": "Patched"}])
+    await patient.create()
+    await patient.patch(gender="other", birthDate="1970-05-06")
+    stored = await fhir.reference("Patient", patient.id).to_resource()
+    assert (stored["gender"], stored["birthDate"], stored["name"][0]["family"]) == ("other", "1970-05-06", "Patched")
+    assert stored["meta"]["versionId"] == "2"

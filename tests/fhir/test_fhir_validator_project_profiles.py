@@ -43,4 +43,8 @@ def test_invalid_example(path: Path, project_validator: Validator) -> None:
 
 @pytest.mark.parametrize("path", sorted((ROOT / "profiles").glob("*.json")), ids=lambda p: p.stem)
 def test_conformance_resources_are_structurally_valid(path: Path, project_validator: Validator) -> None:
-    assert project_validator.validate_structure(load(path)) == []
+    """No errors; a warning such as spd-0 (a SearchParameter ``name`` that is not a code-generation identifier,
+    as Plan-Net's own lower-case names are) is advice, not invalidity."""
+    issues = project_validator.validate_structure(load(path))
+    assert [i for i in issues if i.is_error] == []
+    assert {i.diagnostics.split(" failed")[0] for i in issues} <= {"Constraint spd-0"}

@@ -164,7 +164,7 @@ def test_reference_to_a_type_the_element_does_not_allow(core_validator: Validato
         "type": "collection",
         "entry": [
             {"resource": service_request(subject={"reference": bundle_urn})},
-            {"fullUrl": bundle_urn, "resource": {"resourceType": "Organization"}},
+            {"fullUrl": bundle_urn, "resource": {"resourceType": "Organization", "name": "Valley"}},
             {"resource": service_request(subject={"reference": "https://ehr.example/fhir/Practitioner/7"})},
         ],
     }

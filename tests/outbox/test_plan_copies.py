@@ -92,3 +92,20 @@ def test_no_copy_for_a_plan_without_endpoint_or_a_case_the_plan_decides(group: T
     assert automatic.review_action == "A1" and automatic.task["status"] == "completed"
     assert copies(group) == []
 
+
+
+def test_shipped_plan_data_sends_no_copy_until_the_settings_name_the_endpoint(store_url: str):
+    """The shipped data names no endpoint (a copy carries patient data); FHIR_PLAN_COPY_ENDPOINT__<PLAN> does, and
+    the plan's own attempt cap travels with the message."""
+    outcomes = {}
+    for configured in ({}, {"blue_shield_promise_cmc": PLAN_ENDPOINT}):
+        app = create_app(Settings(store=store_url, outbox_enabled=False, plan_copy_endpoint=configured))
+        app.state.clock.freeze(FIXED_NOW)
+        with TestClient(app) as client:
+            assert client.post("/fhir", json=load_json(DIRECTORY_FILE), headers=FHIR_JSON).status_code == 200
+            decide_ok(client, in_review(client).task["id"], parameters("approve"))
+            outcomes[bool(configured)] = copies(client)
+            client.portal.call(app.state.store.clear)
+    assert outcomes[False] == []
+    [message] = outcomes[True]
+    assert message.destination == PLAN_ENDPOINT and message.max_attempts == 15

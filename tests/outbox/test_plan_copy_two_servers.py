@@ -3,98 +3,47 @@
 The plan's server is down when the group decides (it starts later), the group's server restarts while the copy
 waits in its outbox, and the plan's server goes down and comes back again for a second decision: each copy
 arrives, exactly once, and a copy sent again is not stored twice (conditional creates).
-Waits poll the servers with deadlines (the processes run on their own clocks); nothing asserts a duration.
+Waits poll the servers with deadlines (tests/servers.py); nothing asserts a duration.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from fhir_server.settings import PROJECT_ROOT
+from fhir_server.storage import open_store
 from fhir_server.storage.base import OutboxMessage
-from fhir_server.storage.sqlite import SqliteStore
 from tests.case_management.helpers import decide_ok, in_review, parameters
 from tests.conftest import _free_port
 from tests.outbox.plan_servers import mappings_with_endpoint
 from tests.second_opinion.conftest import DIRECTORY_FILE, FHIR_JSON, load_json
+from tests.servers import ServerProcess, wait_until
 
-DEADLINE_SECONDS = 60.0
 # Fast retries so the test waits little once the plan is back; the back-off itself is tested in test_worker.
 WORKER_ENVIRONMENT = {
     "FHIR_OUTBOX_POLL_SECONDS": "0.1",
     "FHIR_OUTBOX_BASE_DELAY_SECONDS": "0.1",
     "FHIR_OUTBOX_MAX_DELAY_SECONDS": "0.5",
+    # Retries this fast would use up the usual cap while the plan is down on purpose: no message is parked here.
+    "FHIR_OUTBOX_MAX_ATTEMPTS": "100000",
     "FHIR_LOG_LEVEL": "warning",
 }
 
 
-def wait_until(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what}")
+def sqlite_server(port: int, store_file: Path, mappings: Path) -> ServerProcess:
+    """A server on a SQLite file with its own plan data and the fast retries above."""
+    return ServerProcess(port, f"sqlite:///{store_file}", {**WORKER_ENVIRONMENT, "FHIR_MAPPINGS_DIR": str(mappings)})
 
 
-class Server:
-    """One ``python -m fhir_server serve`` process on a fixed port, SQLite file and mappings directory."""
-
-    def __init__(self, port: int, store_file: Path, mappings: Path) -> None:
-        self.port = port
-        self.store_file = store_file
-        self.mappings = mappings
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/fhir"
-
-    def start(self) -> None:
-        environment = {**os.environ, **WORKER_ENVIRONMENT, "FHIR_MAPPINGS_DIR": str(self.mappings)}
-        command = [sys.executable, "-m", "fhir_server", "serve", "--port", str(self.port),
-                   "--store", f"sqlite:///{self.store_file}"]
-        self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._answers, f"the server on port {self.port} to start")
-
-    def _answers(self) -> bool:
-        assert self.process is not None and self.process.poll() is None, "the server exited"
-        try:
-            return httpx.get(f"{self.base}/metadata", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process = None
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
-
-
-def outbox_of(server: Server) -> list[OutboxMessage]:
+def outbox_of(server: ServerProcess) -> list[OutboxMessage]:
     """The server's outbox, read from its SQLite file (as a second process sharing the file would)."""
 
     async def read() -> list[OutboxMessage]:
-        store = SqliteStore(server.store_file)
+        store = open_store(server.store_url)
         await store.open()
         try:
             return await store.outbox_messages("plan-copy")
@@ -104,7 +53,7 @@ def outbox_of(server: Server) -> list[OutboxMessage]:
     return asyncio.run(read())
 
 
-def matches(server: Server, query: str) -> list[dict[str, Any]]:
+def matches(server: ServerProcess, query: str) -> list[dict[str, Any]]:
     with server.client() as http:
         answer = http.get(f"/fhir/{query}", headers=FHIR_JSON)
     assert answer.status_code == 200, answer.text
@@ -112,11 +61,11 @@ def matches(server: Server, query: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
+def servers(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     plan_port, group_port = _free_port(), _free_port()
-    plan = Server(plan_port, tmp_path / "plan.db", mappings_with_endpoint(tmp_path / "plan-mappings", None))
+    plan = sqlite_server(plan_port, tmp_path / "plan.db", mappings_with_endpoint(tmp_path / "plan-mappings", None))
     group_mappings = mappings_with_endpoint(tmp_path / "group-mappings", f"http://127.0.0.1:{plan_port}/fhir")
-    group = Server(group_port, tmp_path / "group.db", group_mappings)
+    group = sqlite_server(group_port, tmp_path / "group.db", group_mappings)
     try:
         yield group, plan
     finally:
@@ -124,14 +73,14 @@ def servers(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
         plan.stop()
 
 
-def decide_a_case(group: Server, identifier: str) -> dict[str, Any]:
+def decide_a_case(group: ServerProcess, identifier: str) -> dict[str, Any]:
     """A Harbor IPA case approved by the physician designee; returns the decided ServiceRequest."""
     with group.client() as http:
         case = in_review(http, identifier=identifier)
         return decide_ok(http, case.task["id"], parameters("approve")).service_request
 
 
-def copied_case(plan: Server, service_request: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def copied_case(plan: ServerProcess, service_request: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """What the plan holds of one case, found by the request's identifier and the records that point at it."""
     identifier = service_request["identifier"][0]
     [request] = matches(plan, f"ServiceRequest?identifier={identifier['system']}|{identifier['value']}")
@@ -143,7 +92,7 @@ def copied_case(plan: Server, service_request: dict[str, Any]) -> dict[str, list
     return {"ServiceRequest": [request], "Task": tasks, "Claim": claims, "ClaimResponse": responses}
 
 
-def test_copies_reach_a_plan_that_was_down_exactly_once_across_restarts(servers: tuple[Server, Server]):
+def test_copies_reach_a_plan_that_was_down_exactly_once_across_restarts(servers: tuple[ServerProcess, ServerProcess]):
     group, plan = servers
     group.start()
     with group.client() as http:

@@ -160,3 +160,73 @@ async def test_background_start_and_stop(store, clock):
     worker.start(poll_seconds=3600)  # idempotent
     await worker.stop()
     await worker.stop()
+
+
+async def test_after_max_attempts_a_message_is_parked_as_dead_logged_and_kept(store, worker_for, clock, caplog):
+    receiver = Receiver(503)
+    worker = worker_for(receiver, max_attempts=3)
+    await store.enqueue(copy())
+    with caplog.at_level("WARNING", logger="fhir_server.outbox"):
+        for _ in range(3):
+            assert await worker.run_once() == 0
+            clock.advance(3600)
+    dead = await only_message(store)
+    assert dead.dead and dead.attempts == 3 and dead.last_error.startswith("HTTP 503")
+    assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING", "ERROR"]
+    assert all(r.message_id == copy().id and r.destination == "http://plan.test/fhir" for r in caplog.records)
+    assert caplog.records[0].attempt == 1 and caplog.records[-1].attempt == 3
+    clock.advance(86400)
+    assert await worker.run_once() == 0 and len(receiver.received) == 3  # never tried again on its own
+    summary = await store.outbox_summary()
+    assert (summary.pending, summary.dead, summary.delivered) == (0, 1, 0)
+
+
+async def test_a_message_cap_from_plan_data_wins_over_the_worker_default(store, worker_for, clock):
+    worker = worker_for(Receiver(500), max_attempts=10)
+    await store.enqueue(OutboxMessage(id="capped", channel="plan-copy", destination="http://plan.test/fhir",
+                                      payload={"a": 1}, max_attempts=1))
+    await worker.run_once()
+    assert (await only_message(store)).dead
+
+
+async def test_retry_revives_dead_messages_which_then_deliver(store, worker_for, clock):
+    receiver = Receiver(500)
+    worker = worker_for(receiver, max_attempts=1)
+    await store.enqueue(copy("dead-1"))
+    await store.enqueue(copy("dead-2"))
+    await worker.run_once()
+    assert all(m.dead for m in await store.outbox_messages())
+    receiver.answers = [200]
+    assert await store.outbox_retry(["dead-1"], clock()) == 1
+    assert await store.outbox_retry(["dead-1"], clock()) == 0  # no longer dead
+    revived = {m.id: m for m in await store.outbox_messages()}["dead-1"]
+    assert not revived.dead and revived.attempts == 0 and revived.next_attempt_at == clock()
+    assert await worker.run_once() == 1
+    assert await store.outbox_retry(None, clock()) == 1  # every dead one: dead-2
+    summary = await store.outbox_summary()
+    assert (summary.pending, summary.dead, summary.delivered) == (1, 0, 1)
+    assert summary.oldest_pending_at == START
+
+
+async def test_the_summary_counts_each_state_and_the_oldest_waiting_message(store, worker_for, clock):
+    empty = await store.outbox_summary()
+    assert (empty.pending, empty.dead, empty.delivered, empty.oldest_pending_at) == (0, 0, 0, None)
+    await store.enqueue(copy("first"))
+    clock.advance(10)
+    await store.enqueue(copy("second"))
+    summary = await store.outbox_summary()
+    assert (summary.pending, summary.oldest_pending_at) == (2, START)
+
+
+async def test_deliveries_are_counted_by_channel_and_result(store, worker_for, clock):
+    from fhir_server.metrics import Metrics
+
+    metrics = Metrics()
+    worker = worker_for(Receiver(500, 200), max_attempts=5, metrics=metrics)
+    await store.enqueue(copy())
+    await worker.run_once()
+    clock.advance(3600)
+    await worker.run_once()
+    text = metrics.render().decode()
+    assert 'fhir_outbox_deliveries_total{channel="plan-copy",result="failed"} 1.0' in text
+    assert 'fhir_outbox_deliveries_total{channel="plan-copy",result="delivered"} 1.0' in text

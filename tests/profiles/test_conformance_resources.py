@@ -91,7 +91,7 @@ def test_canonicals_are_unique(conformance_resources):
                                    "care-concerns", "opinions-differ"}),
         ("second-opinion-status", {"information-missing", "physician-review", "consultative-review",
                                    "member-services", "approved", "denied", "report-received"}),
-        ("second-opinion-task-input", {"proposed-provider", "missing-information"}),
+        ("second-opinion-task-input", {"proposed-provider", "missing-information", "consultative-reviewer"}),
         ("opinion-sequence", {"second", "third"}),
     ],
 )
@@ -124,7 +124,8 @@ def test_operations_declare_how_they_are_called(conformance_resources):
     assert decide["instance"] and decide["resource"] == ["Task"]
     inputs = {p["name"]: (p["min"], p["max"]) for p in decide["parameter"] if p["use"] == "in"}
     assert inputs == {"decision": (1, "1"), "reviewer": (1, "1"), "reason": (0, "1"),
-                      "assignedProvider": (0, "1"), "consultativeReviewer": (0, "1")}
+                      "assignedProvider": (0, "1"), "consultativeReviewer": (0, "1"),
+                      "findings": (1, "1"), "recommendation": (0, "1")}
     report = conformance_resources["OperationDefinition-second-opinion-report.json"]
     assert report["system"] and not report["affectsState"]
     assert [p["type"] for p in report["parameter"] if p["use"] == "out"] == ["MeasureReport"]

@@ -48,7 +48,8 @@ class Quarter:
 def first_quarter(client: TestClient) -> Quarter:
     """Cases around Q1 2026 (the report is made on 1 April 12:00 UTC):
 
-    - certified exactly on the period's first and last second (in), and one second outside each edge (out);
+    - certified exactly on the period's first and last second in the plan's time zone (Pacific: 08:00 UTC on
+      1 January, 06:59:59 UTC on 1 April under daylight time) (in), and one second outside each edge (out);
     - a Blue Shield Promise case (serious-condition) approved by the CMO the day after it arrived with the expert
       panel's cardiologist (A1, on time, tier network);
     - one denied three weeks after it arrived (A3, past its due time: overdue);
@@ -56,10 +57,10 @@ def first_quarter(client: TestClient) -> Quarter:
     - one pended for missing information on 31 March (A4, not yet due).
     """
     answers = {
-        "before": certified_at(client, utc("2025-12-31T23:59:59"), "before"),
-        "first-second": certified_at(client, utc("2026-01-01T00:00:00"), "first-second"),
-        "last-second": certified_at(client, utc("2026-03-31T23:59:59"), "last-second"),
-        "after": certified_at(client, utc("2026-04-01T00:00:00"), "after"),
+        "before": certified_at(client, utc("2026-01-01T07:59:59"), "before"),
+        "first-second": certified_at(client, utc("2026-01-01T08:00:00"), "first-second"),
+        "last-second": certified_at(client, utc("2026-04-01T06:59:59"), "last-second"),
+        "after": certified_at(client, utc("2026-04-01T07:00:00"), "after"),
     }
     at(client, utc("2026-03-10T17:00:00"))
     approved = in_review(client, identifier="approved", reason="serious-condition")
@@ -95,7 +96,9 @@ def report_table(report: dict[str, Any]) -> dict[tuple[str, str, str], tuple[int
         table[("total", "total", decision)] = counts(group["population"])
         for stratifier in group["stratifier"]:
             for stratum in stratifier["stratum"]:
-                key = (stratifier["code"][0]["text"], stratum["value"]["coding"][0]["code"], decision)
+                value = stratum["value"]
+                code = value["coding"][0]["code"] if value.get("coding") else value["text"]
+                key = (stratifier["code"][0]["text"], code, decision)
                 table[key] = counts(stratum["population"])
     return table
 

@@ -9,6 +9,8 @@ from fhir_server.second_opinion.codes import CANON
 from fhir_server.services.validation import collect_issues
 
 from tests.reports.helpers import (
+    certified_at,
+    utc,
     Q1,
     REPORTED_AT,
     at,
@@ -48,6 +50,14 @@ Q1_EXPECTED = {
     ("group", "ppg-valley", "A4"): (1, 0),
     ("plan", BSP, "A4"): (1, 1),
     ("plan", HN, "A4"): (1, 0),
+    # 90.2.17 procedure 12 "provider trends": by requesting provider and by authorized consultant.
+    ("requester", "Practitioner/pract-04", "A1"): (3, 0),
+    ("requester", "Practitioner/pract-04", "A3"): (1, 1),
+    ("requester", "Practitioner/pract-04", "A4"): (2, 1),
+    ("consultant", "Practitioner/pract-05", "A1"): (2, 0),
+    ("consultant", "Practitioner/pract-19", "A1"): (1, 0),
+    ("consultant", "none", "A3"): (1, 1),
+    ("consultant", "none", "A4"): (2, 1),
 }
 
 
@@ -92,8 +102,9 @@ def test_the_report_reads_every_page_on_each_store(client_on_each_store, monkeyp
     assert non_zero(report_table(get_report(client_on_each_store).json())) == Q1_EXPECTED
 
 
-def test_period_days_are_inclusive_utc_days_on_each_store(client_on_each_store):
-    """A decision on the first or last second of the period is in it; one second outside either edge is not."""
+def test_period_days_are_inclusive_days_of_the_plans_time_zone_on_each_store(client_on_each_store):
+    """A decision on the first or last second of the period (Pacific time, the plan calendar's zone) is in it; one
+    second outside either edge is not."""
     first_quarter(client_on_each_store)
     assert totals(client_on_each_store, "start=2026-01-01&end=2026-01-01")["A1"] == (1, 0)
     assert totals(client_on_each_store, "start=2025-12-31&end=2025-12-31")["A1"] == (1, 0)
@@ -229,5 +240,18 @@ def test_a_tagged_claim_response_without_a_task_is_counted_never_overdue(client)
         ("reason", "care-concerns", "A3"): (1, 0),
         ("tier", "none", "A3"): (1, 0),
         ("group", "none", "A3"): (1, 0),
+        ("requester", "member", "A3"): (1, 0),
+        ("consultant", "none", "A3"): (1, 0),
         ("plan", HN, "A3"): (1, 0),
     }
+
+
+def test_90_2_17_procedure_12_a_new_years_eve_evening_in_california_is_the_fourth_quarter(client):
+    """90.2.17 procedure 12 (quarterly reports) in the plan's time zone: a certification at 20:00 Pacific on
+    31 December 2026 (04:00 UTC on 1 January 2027) is counted in Q4 2026, not in Q1 2027; the member's own request
+    is stratified under requester ``member``."""
+    certified_at(client, utc("2027-01-01T04:00:00"), "new-years-eve")
+    q4 = report_table(get_report(client, "start=2026-10-01&end=2026-12-31").json())
+    assert q4[("total", "total", "A1")] == (1, 0)
+    assert report_table(get_report(client, "start=2027-01-01&end=2027-03-31").json())[("total", "total", "A1")] == (0, 0)
+    assert q4[("requester", "Practitioner/pract-04", "A1")] == (1, 0)

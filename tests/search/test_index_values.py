@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from fhir_server.search.index import IndexValue, date_range, extract_index, normalize_text, parameter_values
 from fhir_server.search.parameters import NETWORK_REFERENCE_EXTENSION, get_param, params_for
 
@@ -151,3 +154,33 @@ def test_parameter_table():
 def test_dates_before_year_1000_keep_four_year_digits_so_text_order_is_time_order():
     assert date_range("0999-12-31") == ("0999-12-31T00:00:00.000000Z", "1000-01-01T00:00:00.000000Z")
     assert date_range("0999")[1] < date_range("1999")[0]
+
+
+def test_indexing_grows_linearly_with_repetitions():
+    """Repeats are dropped with a dict, not a scan of the values so far: 5,000 names took 4.6 s (20,000: 103 s, on
+    the event loop) when every new value was compared with all the earlier ones."""
+    resource = {"resourceType": "Patient", "name": [{"family": f"F{n}", "given": [f"G{n}", "Same"]} for n in range(5000)]}
+    started = time.perf_counter()
+    index = extract_index("Patient", resource)
+    assert time.perf_counter() - started < 1.0
+    assert len(index["family"]) == 5000 and len(index["given"]) == 5001  # "Same" once
+
+
+def test_skipping_parameters_whose_elements_are_absent_loses_no_value() -> None:
+    """extract_index walks only the parameters whose first elements the resource has: on every shipped R4
+    example (and the provider directory) it gives exactly what walking every parameter gives."""
+    import orjson
+
+    from fhir_server.search.index import _compiled, _values_of
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    resources = [orjson.loads(path.read_bytes()) for path in sorted((data / "r4-examples").glob("*.json"))]
+    resources += [entry["resource"] for entry in orjson.loads((data / "directory" / "directory.json").read_bytes())["entry"]]
+    checked = 0
+    for resource in resources:
+        resource_type = resource["resourceType"]
+        every = {name: values for name, compiled in _compiled(resource_type).items()
+                 if (values := _values_of(resource, compiled))}
+        assert extract_index(resource_type, resource) == every, resource_type
+        checked += bool(every)
+    assert checked > 100

@@ -37,8 +37,11 @@ def submission(
     reason: str | None = None,
     priority: str | None = None,
     identifier: str | None = None,
+    requester_treats: bool = True,
 ) -> dict[str, Any]:
-    """A sample submission with the given changes (references are ``Type/id`` of the test directory)."""
+    """A sample submission with the given changes (references are ``Type/id`` of the test directory). A
+    professional requester stays among the treating practitioners (whom ``treating`` replaces) unless
+    ``requester_treats`` is false: only the member, their PCP or a treating professional may ask."""
     bundle = example(name)
     request = bundle["entry"][0]["resource"]
     if plan:
@@ -49,6 +52,13 @@ def submission(
         entry_resource(bundle, "Patient")["generalPractitioner"] = [{"reference": group}]
     if specialty:
         request["performerType"] = {"coding": [{"system": NUCC_SYSTEM, "code": specialty}]}
+    if requester:
+        request["requester"] = {"reference": requester}
+    asking = request["requester"]["reference"]
+    if requester_treats and asking.startswith("Practitioner/") and (treating is not None or requester):
+        named = [e["valueReference"]["reference"] for e in request.get("extension", []) if e["url"] == TREATING_PRACTITIONER_EXT]
+        kept = named if treating is None else treating
+        treating = kept if asking in kept else [*kept, asking]
     if treating is not None:
         request["extension"] = [e for e in request.get("extension", []) if e["url"] != TREATING_PRACTITIONER_EXT] + [
             {"url": TREATING_PRACTITIONER_EXT, "valueReference": {"reference": r}} for r in treating
@@ -59,8 +69,6 @@ def submission(
         request.pop("performer", None)
         if performer:
             request["performer"] = [{"reference": performer}]
-    if requester:
-        request["requester"] = {"reference": requester}
     if reason:
         system = REASON_SYSTEM if reason.islower() else "http://snomed.info/sct"
         request["reasonCode"] = [{"coding": [{"system": system, "code": reason}]}]

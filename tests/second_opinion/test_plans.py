@@ -32,20 +32,21 @@ def test_policy_differences_are_in_the_data(catalog):
     assert (hn.equivalent_specialties, bsp.equivalent_specialties) == (True, False)
     assert (hn.board_certification_required(False), bsp.board_certification_required(False)) == (False, True)
     assert bsp.board_certification_required(True) is False  # 6a: "appropriately qualified" PCP
-    assert bsp.expert_panel_network == "Organization/ntwk-bsp-expert-panel" and hn.expert_panel_network is None
+    assert bsp.expert_panel_identifier == "bsp-cmc-second-opinion-expert-panel" and hn.expert_panel_identifier is None
     assert (hn.third_opinion_covered, bsp.third_opinion_covered) == (False, True)
-    assert hn.plan_copy_endpoint is None and bsp.plan_copy_endpoint
+    assert hn.plan_copy_endpoint is None and bsp.plan_copy_endpoint is None  # no live endpoint ships: settings say
+    assert bsp.plan_copy_max_attempts == 15 and hn.plan_copy_max_attempts is None
 
 
 def test_adding_a_plan_is_adding_a_data_file(tmp_path: Path):
     mappings = tmp_path / "mappings"
     shutil.copytree(PROJECT_ROOT / "mappings", mappings)
     data = yaml.safe_load((mappings / "plans" / "health-net-commercial.yaml").read_text())
-    data.update(key="acme-gold", display="Acme Gold", payer="Organization/acme")
+    data.update(key="acme-gold", display="Acme Gold")
     data["decisions"]["complete-qualifying"] = "physician-review"
     (mappings / "plans" / "acme-gold.yaml").write_text(yaml.safe_dump(data))
     rules = load_catalog(mappings).rules_for("acme-gold")
-    assert rules.payer == "Organization/acme" and rules.outcome_for("complete-qualifying") == "physician-review"
+    assert rules.display == "Acme Gold" and rules.outcome_for("complete-qualifying") == "physician-review"
 
 
 def test_a_plan_file_missing_a_situation_fails_at_load(tmp_path: Path):

@@ -176,13 +176,14 @@ def test_nobody_qualified_anywhere_goes_to_physician_review(client):
 
 def test_90_2_17_third_opinion_is_covered_and_routed_away_from_both_prior_physicians(client):
     """90.2.17 Third Opinion 1: covered when the first two opinions differ; neither pract-15 nor pract-19 is
-    proposed; pract-14 is not board-certified; the plan bears the out-of-network cost (procedure 6b)."""
+    proposed; pract-14 is not board-certified. The plan's out-of-network cost note (procedure 6b) belongs to the
+    certification: the pended answer does not carry it, since that decision is not taken yet."""
     answer = submit_ok(client, example("submit-bsp-cmc-third-opinion"))
     assert answer.business_status == "physician-review"
     assert answer.proposed_provider not in (None, "Practitioner/pract-15", "Practitioner/pract-19", "Practitioner/pract-14")
     assert tag_value(answer.tags, "tier") == "out-of-network"
     assert tag_value(answer.tags, "reason") == "opinions-differ"
-    assert "incurs the cost" in answer.notes
+    assert "incurs the cost" not in answer.notes and "Chief Medical Officer" in answer.notes
 
 
 def test_health_net_third_opinion_goes_to_physician_review(client):
@@ -191,7 +192,8 @@ def test_health_net_third_opinion_goes_to_physician_review(client):
     for cls in next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Coverage")["class"]:
         cls["value"] = "health-net-commercial"
     next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")["generalPractitioner"] = [
-        {"reference": "Organization/ppg-valley"}]
+        {"reference": "PractitionerRole/role-01"}]
+    bundle["entry"][0]["resource"]["requester"] = {"reference": "PractitionerRole/role-01"}  # the member's PCP asks
     answer = submit_ok(client, bundle)
     assert answer.review_action == "A4" and answer.business_status == "physician-review"
 

@@ -100,7 +100,8 @@ class Party:
 
 
 def secure_settings(store: str, **overrides: Any) -> Settings:
-    return Settings(store=store, auth="on", outbox_enabled=False, **overrides)
+    # Requests to "testserver" get URLs (and the token endpoint's aud) on that host, as a client sees them.
+    return Settings(store=store, auth="on", outbox_enabled=False, allowed_hosts=["testserver"], **overrides)
 
 
 def register(client: TestClient, organization: str, role: str, scopes: str, *, key: KeyPair | None = None,

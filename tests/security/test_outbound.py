@@ -48,8 +48,10 @@ class Http:
 @pytest.fixture
 async def two_servers(tmp_path: Path) -> AsyncIterator[tuple[Http, Http]]:
     group_app = create_app(Settings(store=f"sqlite:///{tmp_path / 'group.db'}", auth="on", outbox_enabled=False,
+                                    allowed_hosts=["group.test"],
                                     mappings_dir=mappings_with_endpoint(tmp_path / "group-mappings", PLAN_BASE)))
     plan_app = create_app(Settings(store=f"sqlite:///{tmp_path / 'plan.db'}", auth="on", outbox_enabled=False,
+                                   allowed_hosts=["plan.test"],
                                    mappings_dir=mappings_with_endpoint(tmp_path / "plan-mappings", None)))
     for app in (group_app, plan_app):
         app.state.clock.freeze(NOW)

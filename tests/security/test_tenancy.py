@@ -127,3 +127,33 @@ def test_bundle_entries_are_checked_one_by_one(parties):
                                                   "code": {"text": "x"}}, "request": {"method": "POST", "url": "Observation"}}]}
     refused = ehr_b.post("/fhir", no_scope).json()["entry"][0]["response"]["status"]
     assert refused.startswith("403")
+
+
+def test_security_records_are_invisible_even_to_the_plan(parties):
+    from fhir_server.security.clients import CLIENT_KIND
+    from fhir_server.security.records import record_id
+
+    plan, ehr_a, _ = parties
+    own = created(plan, {"resourceType": "Basic", "code": {"text": "a plan note"}})
+    listed = plan.get("/fhir/Basic?_count=100").json()["entry"]
+    assert own["id"] in {entry["resource"]["id"] for entry in listed}
+    assert not any("security-record" in str(entry["resource"].get("code")) for entry in listed)
+    secret = record_id(CLIENT_KIND, ehr_a.client_id)
+    assert plan.get(f"/fhir/Basic/{secret}").status_code == 404
+    assert plan.put(f"/fhir/Basic/{secret}", {"resourceType": "Basic", "id": secret, "code": {"text": "mine"}}).status_code == 404
+    assert plan.get("/fhir/_history?_count=1000").json().get("entry", []) and not any(
+        entry.get("resource", {}).get("id") == secret for entry in plan.get("/fhir/_history?_count=1000").json()["entry"])
+
+
+def test_a_patch_of_another_tenants_resource_is_404(parties):
+    _, ehr_a, ehr_b = parties
+    mine = created(ehr_a, patient("Alpha"))
+    url = f"/fhir/Patient/{mine['id']}"
+    patch = [{"op": "replace", "path": "/gender", "value": "male"}]
+    def headers(party):
+        return {"Authorization": f"Bearer {party.token}", "content-type": "application/json-patch+json"}
+
+    assert ehr_b.client.patch(url, json=patch, headers=headers(ehr_b)).status_code == 404
+    own = ehr_a.client.patch(url, json=patch, headers=headers(ehr_a))
+    assert own.status_code == 200, own.text
+    assert ehr_a.get(url).json()["gender"] == "male"

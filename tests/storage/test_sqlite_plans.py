@@ -69,3 +69,47 @@ async def test_a_file_with_the_former_indexes_gets_the_current_ones(tmp_path: Pa
         names = {row[0] for row in migrated.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"search_by_code", "search_by_owner"} <= names
     assert not names & {"search_token", "search_owner"}
+
+
+def _tasks_query(query_string: str):
+    pairs = [tuple(pair.split("=", 1)) for pair in query_string.split("&")]
+    return parse_search("Task", pairs, default_count=20, max_count=100, strict=True)
+
+
+async def _store_tasks(store: SqliteStore, owners_and_statuses: list[tuple[str, str]]) -> None:
+    async with store.transaction() as tx:
+        for owner, status in owners_and_statuses:
+            await tx.create({"resourceType": "Task", "status": status, "intent": "order",
+                             "owner": {"reference": f"Organization/{owner}"}})
+
+
+async def test_with_several_criteria_the_most_selective_drives_and_the_others_are_probed(store):
+    # one group's closed tasks are many, everybody's open ones few: status drives, whichever comes first
+    await _store_tasks(store, [("big", "completed")] * 30 + [("big", "in-progress")] * 3 + [("other", "in-progress")] * 2)
+    reads = store._reads()
+    for query_string in ("owner=Organization/big&status=in-progress", "status=in-progress&owner=Organization/big"):
+        query = _tasks_query(query_string)
+        driver = reads._driver(query)
+        assert driver is not None and driver.name == "status"
+        page = await reads.search(query)
+        assert page.total == 3 and len(page.items) == 3
+        where, params = _where_sql(query, driver)
+        found = "\n".join(row[3] for row in reads._db.execute(
+            f"EXPLAIN QUERY PLAN SELECT r.id FROM {_from_sql(query)} WHERE {where}", params))
+        # the owner check is one seek in the reference index, down to the id
+        assert "search_by_reference (type=? AND param=? AND ref_id=? AND ref_type=? AND id=?)" in found
+    # the other way round: the owner is the rarer one
+    query = _tasks_query("status=completed&owner=Organization/other")
+    assert reads._driver(query).name == "owner"
+    assert (await reads.search(query)).total == 0
+
+
+async def test_a_code_only_check_probes_the_resources_own_rows(store):
+    """A token without a system cannot seek down to the id in the code index: the check reads the candidate's own
+    rows (search_by_owner) instead of every row with that code."""
+    query = _tasks_query("owner=Organization/big&status=completed")
+    owner, status = query.criteria
+    where, params = _where_sql(query, owner)
+    found = "\n".join(row[3] for row in store._reads()._db.execute(
+        f"EXPLAIN QUERY PLAN SELECT r.id FROM {_from_sql(query)} WHERE {where}", params))
+    assert "search_by_owner (type=? AND id=? AND param=?)" in found

@@ -150,7 +150,8 @@ async def test_a_physicians_denial_is_notified_after_the_pend(client, delivery):
             "resourceType": "Parameters",
             "parameter": [{"name": "decision", "valueCode": "deny"},
                           {"name": "reviewer", "valueReference": {"reference": "Practitioner/pract-13"}},
-                          {"name": "reason", "valueString": "The proposed surgery is clearly indicated"}]})
+                          {"name": "reason", "valueString": "The proposed surgery is clearly indicated"},
+                          {"name": "findings", "valueString": "Two concordant opinions on file"}]})
         assert decided.status_code == 200, decided.text
         await delivery.run()  # the two notifications (and the plan copy, wherever the plan endpoint answers)
     pend, denial = sorted(harbor.bundles("event-notification"),

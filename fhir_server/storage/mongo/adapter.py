@@ -24,7 +24,13 @@ from pymongo.errors import DuplicateKeyError
 
 from fhir_server.errors import bad_request
 from fhir_server.storage.base import OutboxMessage, StoredResource
-from fhir_server.storage.mongo.documents import STORED_DOCUMENTS, CurrentResource, OutboxRecord, ResourceVersion
+from fhir_server.storage.mongo.documents import (
+    STORED_DOCUMENTS,
+    CurrentResource,
+    OutboxRecord,
+    ResourceVersion,
+    WriteLock,
+)
 
 Filter = dict[str, Any]
 Sort = list[tuple[str, int]]
@@ -68,6 +74,8 @@ def outbox_message(raw: dict[str, Any]) -> OutboxMessage:
         attempts=raw["attempts"],
         last_error=raw.get("last_error"),
         delivered_at=raw.get("delivered_at"),
+        max_attempts=raw.get("max_attempts"),
+        dead_at=raw.get("dead_at"),
     )
 
 
@@ -86,6 +94,8 @@ def outbox_record(message: OutboxMessage, now: datetime) -> OutboxRecord:
         last_error=message.last_error,
         delivered=message.delivered_at is not None,
         delivered_at=message.delivered_at,
+        max_attempts=message.max_attempts,
+        dead_at=message.dead_at,
     )
 
 
@@ -172,6 +182,12 @@ class MongoCollections:
         collection = self.history if history else self.current
         return await collection.count_documents(query, session=self.session)
 
+    async def lock(self, key: str) -> None:
+        """Write the lock document of ``key`` in this session's transaction (see :class:`WriteLock`)."""
+        await self.database[WriteLock._get_collection_name()].update_one(
+            {"_id": {"$eq": key}}, {"$inc": {"writes": 1}}, upsert=True, session=self.session
+        )
+
     # -- outbox ------------------------------------------------------------------------------------------------
 
     @property
@@ -193,7 +209,8 @@ class MongoCollections:
         """The oldest due undelivered message not in ``skip_ids`` (those this claim already holds), its
         ``next_attempt_at`` moved to ``lease_until`` in the same atomic step (so no other worker can take it)."""
         return await self.outbox.find_one_and_update(
-            {"delivered": {"$eq": False}, "next_attempt_at": {"$lte": now}, "_id": {"$nin": skip_ids}},
+            {"delivered": {"$eq": False}, "dead_at": {"$eq": None}, "next_attempt_at": {"$lte": now},
+             "_id": {"$nin": skip_ids}},
             {"$set": {"next_attempt_at": lease_until}},
             sort=OUTBOX_ORDER,
             return_document=ReturnDocument.AFTER,
@@ -205,6 +222,28 @@ class MongoCollections:
         if undelivered_only:
             condition["delivered"] = {"$eq": False}
         await self.outbox.update_one(condition, update, session=self.session)
+
+    async def revive_messages(self, message_ids: list[str] | None, now: datetime) -> int:
+        condition: Filter = {"delivered": {"$eq": False}, "dead_at": {"$ne": None}}
+        if message_ids is not None:
+            condition["_id"] = {"$in": message_ids}
+        update = {"$set": {"dead_at": None, "attempts": 0, "next_attempt_at": now}}
+        result = await self.outbox.update_many(condition, update, session=self.session)
+        return result.modified_count
+
+    async def message_summary(self) -> dict[str, Any]:
+        """Counts by state and the oldest waiting message's creation time, in one aggregation."""
+        waiting = {"$and": [{"$eq": ["$delivered", False]}, {"$eq": [{"$ifNull": ["$dead_at", None]}, None]}]}
+        pipeline = [{"$group": {
+            "_id": None,
+            "pending": {"$sum": {"$cond": [waiting, 1, 0]}},
+            "dead": {"$sum": {"$cond": [{"$and": [{"$eq": ["$delivered", False]},
+                                                  {"$ne": [{"$ifNull": ["$dead_at", None]}, None]}]}, 1, 0]}},
+            "delivered": {"$sum": {"$cond": [{"$eq": ["$delivered", True]}, 1, 0]}},
+            "oldest": {"$min": {"$cond": [waiting, "$created_at", None]}},
+        }}]
+        rows = await (await self.outbox.aggregate(pipeline, session=self.session)).to_list(length=1)
+        return rows[0] if rows else {"pending": 0, "dead": 0, "delivered": 0, "oldest": None}
 
     async def find_messages(self, channel: str | None) -> list[dict[str, Any]]:
         condition: Filter = {"channel": {"$eq": channel}} if channel is not None else {}

@@ -14,7 +14,8 @@ Two collections keep current versions and history apart:
 Search reads ``resources`` only, so it never has to pick "the latest version" out of the history; the price is
 that the current version's JSON is stored twice, which is cheap next to a group-by on every search.
 
-``outbox`` holds the transactional outbox (:class:`OutboxRecord`).
+``outbox`` holds the transactional outbox (:class:`OutboxRecord`); ``locks`` the keys of conditional writes
+(:class:`WriteLock`).
 
 Every index lives in the ``indexes`` of these classes' ``meta`` (mongoengine's index syntax, so the names are
 the Python field names and the ODM maps them to the stored ones); ``MongoStore.open()`` creates exactly those.
@@ -124,6 +125,24 @@ class OutboxRecord(Document):
     last_error = fields.StringField(null=True)
     delivered = fields.BooleanField(required=True, default=False)
     delivered_at = fields.DateTimeField(null=True)
+    max_attempts = fields.IntField(null=True, min_value=1)
+    dead_at = fields.DateTimeField(null=True)  # parked: claims skip it (a missing field reads as null)
 
 
-STORED_DOCUMENTS: tuple[type[Document], ...] = (CurrentResource, ResourceVersion, OutboxRecord)
+class WriteLock(Document):
+    """A key concurrent transactions write to serialise themselves (``ResourceOperations.lock``).
+
+    MongoDB has no lock a transaction can wait for, but two transactions writing the same document conflict:
+    the later one fails with a transient WriteConflict (at once, or at commit), is run again by
+    ``MongoStore.atomically`` and then reads what the first one committed. ``_id`` is the key (a hash of the
+    normalised condition), so the collection needs no index of its own; ``writes`` counts the writers, only
+    so that every lock is a real change of the document."""
+
+    meta = {"collection": "locks", "allow_inheritance": False, "auto_create_index": False, "strict": False,
+            "indexes": []}
+
+    key = fields.StringField(primary_key=True)
+    writes = fields.IntField(default=0)
+
+
+STORED_DOCUMENTS: tuple[type[Document], ...] = (CurrentResource, ResourceVersion, OutboxRecord, WriteLock)

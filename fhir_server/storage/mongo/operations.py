@@ -149,6 +149,9 @@ class MongoResourceOperations(ResourceOperations):
     async def enqueue(self, message: OutboxMessage) -> bool:
         return await self._collections.insert_message(outbox_record(message, self._clock.now()))
 
+    async def lock(self, key: str) -> None:
+        await self._collections.lock(key)
+
     async def _page(self, history: bool, query: Filter, sort: Sort, offset: int, count: int, with_total: bool) -> Page:
         rows = await self._collections.find_page(history, query, sort, offset, count + 1)
         total = await self._collections.count(history, query) if with_total else None

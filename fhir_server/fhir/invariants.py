@@ -1,0 +1,194 @@
+"""FHIRPath invariants (``ElementDefinition.constraint``) evaluated with fhirpathpy.
+
+The StructureDefinitions state many rules only as FHIRPath (``per-1``: a period's start is not after its end;
+``pat-1``: a contact has some detail; ``dom-3``: every contained resource is referenced...). Each expression is
+compiled once, on first use, and cached per (definition, key): compiling all of the core's is seconds of work
+that most requests never need.
+
+fhirpathpy does not implement every function the R4 definitions use. ``hasValue()`` and a silent ``trace()``
+are supplied here; an expression the engine still cannot compile or evaluate is *skipped*, never reported
+against the resource (a validator that rejects valid resources because of its own gaps is worse than one that
+misses a rule), and recorded in ``InvariantEngine.skipped`` so the gap is visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from fhirpathpy import compile as compile_fhirpath
+from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.models import models
+
+LOG = logging.getLogger(__name__)
+R4_MODEL = models["r4"]
+# Invariants the structural walk checks itself, with a precise location (ref-1: the contained target exists;
+# ele-1/ext-1: no empty elements, value or children; dom-3: contained resources referenced, which fhirpathpy
+# cannot evaluate). Evaluating them again would report them twice.
+STRUCTURAL_KEYS = frozenset({"ele-1", "ext-1", "ref-1", "dom-3"})
+# Invariants the core marks as best practice (``elementdefinition-bestpractice``): recommendations the reference
+# validator reports only when asked to, not problems of the resource (dom-6: "should have narrative").
+BEST_PRACTICE_KEYS = frozenset({"dom-6", "con-3"})
+NOT_EVALUATED = STRUCTURAL_KEYS | BEST_PRACTICE_KEYS
+
+
+def _has_value(inputs: list[Any]) -> list[bool]:
+    """FHIR's ``hasValue()``: one primitive that carries a value (not only extensions)."""
+    return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], (dict, list))]
+
+
+def _trace(inputs: list[Any], *_: Any) -> list[Any]:
+    """``trace()`` returns its input; the engine's default prints it, which a server must not do."""
+    return inputs
+
+
+FUNCTIONS = {
+    "hasValue": {"fn": _has_value, "arity": {0: []}},
+    "trace": {"fn": _trace, "arity": {0: [], 1: ["String"], 2: ["String", "Expr"]}},
+}
+# Raw results: an invariant's verdict is a boolean; converting whatever else it returns back to JSON is waste.
+OPTIONS = {"userInvocationTable": FUNCTIONS, "returnRawData": True}
+
+
+# fhirpathpy matches a FHIR primitive only by its FHIR name: ``answerBoolean is Boolean`` (que-7) is false there,
+# true in the reference engine, where FHIR.boolean is also a System.Boolean. Invariants test FHIR data, so the
+# System name is read as the FHIR one.
+SYSTEM_TYPE_TEST = re.compile(r"\b(is|as|ofType)(\s*\(?\s*)(?:System\.)?(Boolean|String|Integer|Decimal|Date|DateTime|Time)\b")
+FHIR_PRIMITIVE = {"Boolean": "boolean", "String": "string", "Integer": "integer", "Decimal": "decimal", "Date": "date",
+                  "DateTime": "dateTime", "Time": "time"}
+
+
+def for_engine(expression: str) -> str:
+    """The expression as fhirpathpy must read it to mean what the specification means (see SYSTEM_TYPE_TEST)."""
+    return SYSTEM_TYPE_TEST.sub(lambda m: f"{m[1]}{m[2]}{FHIR_PRIMITIVE[m[3]]}", expression)
+
+
+@dataclass(frozen=True, slots=True)
+class Invariant:
+    """One constraint of an element, as much of it as validation reports."""
+
+    key: str
+    severity: str  # error | warning
+    human: str
+    expression: str
+    source: str  # the definition that states it (cache key with ``key``)
+
+    @classmethod
+    def of(cls, constraint: dict[str, Any], source: str) -> "Invariant":
+        return cls(
+            key=constraint["key"],
+            severity=constraint.get("severity", "error"),
+            human=constraint.get("human", ""),
+            expression=constraint["expression"],
+            source=constraint.get("source") or source,
+        )
+
+
+def invariants_of(element: dict[str, Any], source: str) -> tuple[Invariant, ...]:
+    """The FHIRPath invariants of an element to evaluate (not those checked structurally, nor best practice)."""
+    return tuple(
+        Invariant.of(constraint, source)
+        for constraint in element.get("constraint", ())
+        if constraint.get("expression") and constraint.get("key") not in NOT_EVALUATED
+    )
+
+
+Compiled = Callable[[Any, dict[str, Any]], list[Any]]
+STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Expressions that can see more than their node's own children (the whole resource, any depth, other resources).
+REACHES_BEYOND = re.compile(r"%|\bdescendants\b|\bchildren\b|\brepeat\b|\bresolve\b|\$this")
+
+
+def names_used(expression: str) -> frozenset[str] | None:
+    """The names an expression can reach its node's children by, or None when it can see beyond them.
+
+    A node with none of these children answers as an empty node of its type would (``qty-3`` on a Quantity
+    without ``code`` or ``system``), which is worked out once per type instead of once per value: evaluating
+    FHIRPath costs a fraction of a millisecond, and a large Bundle has thousands of nodes with invariants.
+    """
+    without_strings = STRING_LITERAL.sub("''", expression)
+    if REACHES_BEYOND.search(without_strings):
+        return None
+    return frozenset(NAME.findall(without_strings))
+
+
+def touches(node: dict[str, Any], names: frozenset[str]) -> bool:
+    """Does the node have a child an expression using ``names`` could reach (``valueQuantity`` for ``value``)?"""
+    for key in node:
+        stem = key[1:] if key.startswith("_") else key
+        if stem == "resourceType":
+            continue
+        if stem in names or any(stem.startswith(name) for name in names):
+            return True
+    return False
+
+
+class InvariantEngine:
+    """Compiles and evaluates invariants; remembers those the engine cannot evaluate."""
+
+    def __init__(self) -> None:
+        # (key, expression) -> compiled; a profile that redefines a key with another expression gets its own entry
+        self._compiled: dict[tuple[str, str], Compiled | None] = {}
+        self._names: dict[tuple[str, str], frozenset[str] | None] = {}
+        self._empty_results: dict[tuple[str, str, str], bool] = {}  # (key, expression, type) -> verdict when empty
+        self.skipped: dict[tuple[str, str], str] = {}  # (definition, key) -> why it could not be evaluated
+
+    def compiled(self, invariant: Invariant) -> Compiled | None:
+        cache_key = (invariant.key, invariant.expression)
+        try:
+            return self._compiled[cache_key]
+        except KeyError:
+            pass
+        try:
+            function: Compiled | None = compile_fhirpath(for_engine(invariant.expression), R4_MODEL, OPTIONS)
+        except Exception as problem:  # noqa: BLE001 - any parser failure means "cannot evaluate", never a crash
+            self._skip(invariant, f"does not compile: {problem}")
+            function = None
+        self._compiled[cache_key] = function
+        return function
+
+    def holds(self, invariant: Invariant, node: Any, type_path: str, resource: Any, root: Any) -> bool:
+        """Does ``node`` (of FHIR type/path ``type_path``) satisfy the invariant? Unevaluable counts as yes.
+
+        Only an explicit ``false`` fails: an empty result means the rule had nothing to judge.
+        """
+        if isinstance(node, dict):
+            names_key = (invariant.key, invariant.expression)
+            names = self._names.get(names_key, ())
+            if names == ():
+                names = self._names[names_key] = names_used(invariant.expression)
+            if names is not None and not touches(node, names):
+                return self._holds_when_empty(invariant, node, type_path, resource, root)
+        return self._evaluate(invariant, node, type_path, resource, root)
+
+    def _holds_when_empty(self, invariant: Invariant, node: dict[str, Any], type_path: str, resource: Any,
+                          root: Any) -> bool:
+        empty_key = (invariant.key, invariant.expression, node.get("resourceType") or type_path)
+        verdict = self._empty_results.get(empty_key)
+        if verdict is None:
+            empty = {"resourceType": node["resourceType"]} if "resourceType" in node else {}
+            verdict = self._empty_results[empty_key] = self._evaluate(invariant, empty, type_path, resource, root)
+        return verdict
+
+    def _evaluate(self, invariant: Invariant, node: Any, type_path: str, resource: Any, root: Any) -> bool:
+        function = self.compiled(invariant)
+        if function is None:
+            return True
+        context = node if isinstance(node, dict) and "resourceType" in node else ResourceNode.create_node(
+            node, type_path
+        )
+        try:
+            result = function(context, {"resource": resource, "rootResource": root})
+        except Exception as problem:  # noqa: BLE001 - an engine gap must not reject a valid resource
+            self._skip(invariant, f"cannot be evaluated: {problem}")
+            return True
+        return result != [False]
+
+    def _skip(self, invariant: Invariant, why: str) -> None:
+        cache_key = (invariant.source, invariant.key)
+        if cache_key not in self.skipped:
+            self.skipped[cache_key] = why
+            LOG.info("FHIRPath invariant %s of %s skipped: %s", invariant.key, invariant.source, why)

@@ -14,9 +14,11 @@ from typing import Any
 
 from fhir_server.errors import FhirError, not_found
 from fhir_server.second_opinion.authorization import authorization_number_of, authorized_provider_of
+from fhir_server.second_opinion.candidates import RoutingResult, routing_result
 from fhir_server.second_opinion.cases import is_second_opinion_task
 from fhir_server.second_opinion.categories import tag_value
 from fhir_server.second_opinion.codes import OPINION_SEQUENCE_EXT, TASK_INPUT_SYSTEM, codes_in
+from fhir_server.second_opinion.plans import PlanCatalog
 from fhir_server.second_opinion.notices import business_status_of, concept_text, display_name, proposed_provider_of
 from fhir_server.second_opinion.reports import DECISIONS, search_all
 from fhir_server.storage.base import ResourceOperations
@@ -89,6 +91,17 @@ class CaseFile:
     messages: list[Message] = field(default_factory=list)
     information_requests: list[Message] = field(default_factory=list)
     reviews: list[Review] = field(default_factory=list)
+    routing: RoutingResult | None = None  # the request routed again on today's directory, every candidate judged
+
+    def suggestions(self) -> dict[str, list[tuple[str, str]]]:
+        """Values the review form suggests for its reference fields: the qualified professionals, in routing's
+        order (their role for an assigned provider, the physician for a consultative reviewer)."""
+        qualified = self.routing.qualified if self.routing else []
+        return {
+            "assignedProvider": [(c.candidate.role.partition("/")[2], self.name(c.candidate.practitioner)) for c in qualified],
+            "consultativeReviewer": [(c.candidate.practitioner.partition("/")[2], self.name(c.candidate.practitioner))
+                                     for c in qualified],
+        }
 
     # -- the request --------------------------------------------------------------------------------------------
     def name(self, reference: str | None, fallback: str = "not given") -> str:
@@ -235,7 +248,7 @@ async def _timeline(ops: ResourceOperations, task_id: str) -> list[TimelineEntry
     return entries
 
 
-async def case_file(ops: ResourceOperations, task_id: str) -> CaseFile:
+async def case_file(ops: ResourceOperations, task_id: str, catalog: PlanCatalog) -> CaseFile:
     """The case whose Task is ``task_id`` (404 when the caller may not see it or it is no second-opinion case)."""
     try:
         task = (await ops.read("Task", task_id)).resource
@@ -253,14 +266,18 @@ async def case_file(ops: ResourceOperations, task_id: str) -> CaseFile:
     notices = await search_all(ops, "Communication", [("based-on", request_ref)]) if request_ref else []
     asked = await search_all(ops, "CommunicationRequest", [("based-on", request_ref)]) if request_ref else []
 
-    people = [reference_of(service_request.get("requester")), reference_of(task.get("owner")), proposed_provider_of(task),
+    patient = linked.get(reference_of(task.get("for")) or "")
+    routing = await routing_result(ops, service_request, patient, catalog) if service_request else None
+    considered = routing.considered if routing else []
+    people = [*(c.candidate.practitioner for c in considered), *(c.candidate.organization for c in considered),
+              reference_of(service_request.get("requester")), reference_of(task.get("owner")), proposed_provider_of(task),
               authorized_provider_of(claim_response) if claim_response else None,
               *(reference_of(p) for p in service_request.get("performer", ())),
               *(reference_of(linked.get(r or "", {}).get("author")) for r in outputs),
               *(reference_of(r) for resource in (*notices, *asked) for r in resource.get("recipient", ()))]
     found = await by_reference(ops, people)
     names = {reference: display_name(resource, reference) for reference, resource in found.items()}
-    case = CaseFile(task, service_request, linked.get(reference_of(task.get("for")) or ""), claim_response, names)
+    case = CaseFile(task, service_request, patient, claim_response, names, routing=routing)
     case.timeline = await _timeline(ops, task_id)
     case.messages = sorted((_message(n, names, "sent") for n in notices), key=lambda m: m.sent)
     case.information_requests = [_message(r, names, "authoredOn") for r in asked]

@@ -22,7 +22,8 @@ from fhir_server.api.case_management import decide_task
 from fhir_server.api.deps import base_url_for, with_caller
 from fhir_server.api.second_opinion import catalog_of
 from fhir_server.errors import FhirError
-from fhir_server.second_opinion.reports import report_csv, report_rows, second_opinion_report
+from fhir_server.api.reports import report_for
+from fhir_server.second_opinion.reports import report_csv, report_rows
 from fhir_server.security.access import load_access_rules
 from fhir_server.security.principal import Principal, current_principal
 from fhir_server.security.sessions import SESSION_COOKIE, BrowserSession, SessionCodec, SignInRequired, new_session, session_of
@@ -32,13 +33,14 @@ from fhir_server.ui.case_file import case_file
 from fhir_server.ui.forms import checked_form
 from fhir_server.ui.report_view import charts, parse_quarter, quarters_offered
 from fhir_server.ui.review_form import decide_parameters, review_form, review_questionnaire
-from fhir_server.ui.words import status_label, when
+from fhir_server.ui.words import TIER_WORDS, situation_words, status_label, when
 from fhir_server.ui.worklist import FILTERS, open_cases, worklist
 
 UI = "/ui"
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
-TEMPLATES.env.globals.update(ui=UI, status_label=status_label, when=when)
+TEMPLATES.env.globals.update(ui=UI, status_label=status_label, when=when, situation_words=situation_words,
+                             tier_words=TIER_WORDS)
 
 
 # -- sessions ------------------------------------------------------------------------------------------------------
@@ -144,7 +146,7 @@ async def ui_worklist_rows(request: Request) -> Response:
 async def _case_page(request: Request, task_id: str, *, answers: dict[str, str] | None = None,
                      errors: list[str] | None = None, status: int = 200) -> HTMLResponse:
     store = request.app.state.store
-    case = await case_file(store, task_id)
+    case = await case_file(store, task_id, catalog_of(request.app))
     person = current_principal()
     form = None
     if _may_decide(request, person) and case.open:
@@ -152,6 +154,7 @@ async def _case_page(request: Request, task_id: str, *, answers: dict[str, str] 
         form = review_form(questionnaire) if questionnaire else None
     return _page(request, "case.html", {
         "case": case, "may_decide": _may_decide(request, person), "form": form, "answers": answers or {},
+        "suggestions": case.suggestions(),
         "errors": errors or [], "decided": request.query_params.get("decided")}, status)
 
 
@@ -185,7 +188,7 @@ async def ui_decide(request: Request, task_id: str) -> Response:
 async def _report(request: Request) -> tuple[Any, dict[str, Any]]:
     now = request.app.state.clock()
     quarter = parse_quarter(request.query_params.get("quarter"), now)
-    return quarter, await second_opinion_report(request.app.state.store, quarter.period, now)
+    return quarter, await report_for(request.app, quarter.period)
 
 
 async def ui_report(request: Request) -> HTMLResponse:

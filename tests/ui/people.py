@@ -85,6 +85,18 @@ def _task_of(answer: Any) -> str:
     return next(e["resource"]["id"] for e in answer.json()["entry"] if e["resource"]["resourceType"] == "Task")
 
 
+def another_member(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The sample's member made another person (new identifiers and name), so the cases do not share a Patient."""
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] in ("Patient", "Coverage"):
+            for identifier in resource.get("identifier", ()):
+                identifier["value"] += "-2"
+        if resource["resourceType"] == "Patient":
+            resource["name"] = [{"family": "Ortega", "given": ["Ana", "Lucia"]}]
+    return bundle
+
+
 def open_cases(http: Http) -> Cases:
     """Load the directory and submit the three cases, through the API."""
     loaded = http.post("/fhir", json=load_json(DIRECTORY_FILE), headers=api_headers(http, "plan-admin"))
@@ -95,7 +107,8 @@ def open_cases(http: Http) -> Cases:
                                                         identifier="ui-harbor-1"), headers=ehr))
     second = submission("submit-bsp-cmc-third-opinion", priority="urgent")  # Robert James Thompson's third opinion
     harbor_second = _task_of(http.post(submit, json=second, headers=ehr))
-    valley = _task_of(http.post(submit, json=submission("submit-incomplete"), headers=ehr))
+    valley = _task_of(http.post(submit, json=another_member(submission("submit-incomplete", identifier="ui-valley-1")),
+                                headers=ehr))
     return Cases(harbor, harbor_second, valley)
 
 

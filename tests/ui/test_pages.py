@@ -118,6 +118,18 @@ def test_the_case_page_tells_the_request_in_words(pages, person):
     assert "Record the review" not in page.text  # a case manager does not decide
 
 
+def test_the_case_page_shows_every_candidate_routing_considered_and_why(pages, person):
+    _, cases = pages
+    person.sign_in("cm-harbor")
+    page = person.get(f"/ui/cases/{cases.harbor}").text
+    rows = {row.split('data-role="')[1].split('"')[0]: row for row in page.split("<tr ")[1:] if 'data-role="' in row}
+    assert "<strong>Chosen</strong>" in rows["PractitionerRole/role-15"]  # Harbor's board-certified cardiologist
+    assert "in the member&#39;s physician group" in rows["PractitionerRole/role-15"]
+    assert "Not qualified" in rows["PractitionerRole/role-14"] and "not board-certified" in rows["PractitionerRole/role-14"]
+    assert "Qualified, preference 2" in rows["PractitionerRole/role-19"]  # the plan network's expert panel
+    assert "on the plan&#39;s expert panel" in rows["PractitionerRole/role-19"]
+
+
 def test_the_case_page_names_what_is_missing(pages, person):
     _, cases = pages
     person.sign_in("cm-valley")

@@ -74,23 +74,30 @@ def shifted_date() -> str | None:
     return wanted
 
 
-def apt_get_install(packages: tuple[str, ...], why: str) -> None:
-    """Install Debian packages with apt-get where this is possible (a Debian-like system, as root); nothing
-    otherwise (the caller says what is missing)."""
-    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        print(f"Installing {' and '.join(packages)} for {why}...", flush=True)
-        quiet = {"stdout": subprocess.DEVNULL, "check": False}
-        subprocess.run(["apt-get", "update", "-qq"], **quiet)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], **quiet)
+def debian_command(command: str, package: str) -> str | None:
+    """The path of ``command``, installing Debian's ``package`` with apt-get (as root) where it is missing; None
+    where it cannot be had. The suite uses a few such programs (faketime, docker-compose, the browser tests'
+    chromium): the test set-up installs them, so a fresh machine needs nothing by hand."""
+    found = shutil.which(command)
+    if found or not (shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0):
+        return found
+    print(f"Installing {package} for the test suite...", flush=True)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False, "timeout": 600}
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        if not getattr(debian_command, "updated", False):
+            subprocess.run(["apt-get", "update", "-qq"], env=environment, **quiet)
+            debian_command.updated = True  # type: ignore[attr-defined]
+        subprocess.run(["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=120", package],
+                       env=environment, **quiet)
+    except subprocess.TimeoutExpired:
+        pass
+    return shutil.which(command)
 
 
 def ensure_faketime() -> str:
-    """The ``faketime`` command (Debian's package), installed with apt-get where it is missing."""
-    found = shutil.which("faketime")
-    if found:
-        return found
-    apt_get_install(("faketime",), "the shifted-clock run")
-    found = shutil.which("faketime")
+    """The ``faketime`` command (Debian's package) for the shifted-clock run."""
+    found = debian_command("faketime", "faketime")
     if not found:
         raise SystemExit("The shifted-clock run needs faketime (Debian package 'faketime'); install it, or set "
                          "FHIR_TEST_SHIFTED_DATE=off to skip that run.")
@@ -98,12 +105,9 @@ def ensure_faketime() -> str:
 
 
 def ensure_browser() -> None:
-    """Debian's ``chromium`` and ``chromium-driver`` for the browser tests of the pages under /ui, installed with
-    apt-get where they are missing (without them those tests are skipped, saying so)."""
-    if (shutil.which("chromium") or shutil.which("chromium-browser")) and shutil.which("chromedriver"):
-        return
-    apt_get_install(("chromium", "chromium-driver"), "the browser tests")
-    if not shutil.which("chromedriver"):
+    """Debian's ``chromium`` and ``chromium-driver`` for the browser tests of the pages under /ui (without them those
+    tests are skipped, saying so)."""
+    if not (debian_command("chromium", "chromium") and debian_command("chromedriver", "chromium-driver")):
         print("chromium and chromium-driver are missing: the browser tests will be skipped.", flush=True)
 
 
@@ -111,6 +115,9 @@ def run_tests(extra: list[str]) -> int:
     """The suite; then, when :func:`shifted_date` names one, the same suite again with the machine's clock
     moved there (faketime reaches every process the tests start, the MongoDB test server included)."""
     pytest = [str(venv_python()), *COMMANDS["test"], *extra]
+    # tests/test_docker.py checks docker/ with Debian's docker-compose (no Docker engine needed); it says it was
+    # skipped where the program cannot be installed.
+    debian_command("docker-compose", "docker-compose")
     ensure_browser()
     code = subprocess.run(pytest, cwd=ROOT).returncode
     moment = shifted_date()

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI
 from fhir_server import __version__
 from fhir_server.api import bundles, docs, metadata, operations, rest, second_opinion
 from fhir_server.api import case_management, health
+from fhir_server.api import pas as pas_api
 from fhir_server.api import reports as report_api
 from fhir_server.api import security as security_api
 from fhir_server.api import subscriptions as subscription_api
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ui_pages.register(app)  # the case managers' and reviewers' pages under /ui
     metadata.register(app, base_path)
     second_opinion.register(app)
+    pas_api.register(app)
     # issue-5 registrations (case management, subscriptions, reports): each module's register(app) goes here,
     # before the generic routes.
     case_management.register(app)

@@ -46,7 +46,8 @@ class ServerProcess:
     def start(self) -> None:
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("FHIR_")}
         command = [sys.executable, "-m", "fhir_server", "serve", "--port", str(self.port), "--store", self.store_url]
-        self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env={**inherited, **self.environment},
+        # The suite's development mode (tests/conftest.py) on loopback, unless the test sets FHIR_AUTH itself.
+        self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env={**inherited, "FHIR_AUTH": "off", **self.environment},
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._answers, f"the server on port {self.port} to start")
 

@@ -8,7 +8,8 @@ are strings (nothing to validate), and their only dependency is the request cont
 
 :class:`FhirRoute` keeps everything FastAPI derives from the handler at start-up (the OpenAPI entry, the
 parameter list of ``/docs``), and at request time, when the handler asks for no more than path strings, the
-``Request`` and :func:`~fhir_server.api.deps.get_context`, calls it directly with those. A handler that declares
+``Request`` and :func:`~fhir_server.api.deps.get_context` (after the app-wide authorization dependency, which it
+runs first), calls it directly with those. A handler that declares
 anything else (a query model, a body model, another dependency) is served by FastAPI's own handler, unchanged.
 Errors raised by a handler reach the application's exception handlers either way.
 """
@@ -26,6 +27,7 @@ from starlette.routing import Match, request_response
 from starlette.types import Scope
 
 from fhir_server.api.deps import get_context
+from fhir_server.security.authorize import authorize
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -45,7 +47,11 @@ def direct_call(route: APIRoute) -> Callable[[Request], Awaitable[Response]] | N
     if dependant.request_param_name is None:
         return None
     context_names = []
+    guarded = False
     for dependency in dependant.dependencies:
+        if dependency.call is authorize and not dependency.dependencies:  # the app-wide authorization decision
+            guarded = True
+            continue
         # get_context as it is: taking the request alone (should it ever need more, FastAPI serves the route)
         if (dependency.call is not get_context or dependency.name is None or dependency.dependencies
                 or dependency.path_params or _asks_for_parameters(dependency)):
@@ -55,6 +61,8 @@ def direct_call(route: APIRoute) -> Callable[[Request], Awaitable[Response]] | N
     request_name = dependant.request_param_name
 
     async def call(request: Request) -> Response:
+        if guarded:  # first, as FastAPI would run it
+            await authorize(request)
         arguments: dict[str, Any] = dict(request.path_params)
         arguments[request_name] = request
         if context_names:  # the dependency itself, so that whatever it checks is checked here too

@@ -8,7 +8,8 @@
 
 ``register(app)`` mounts the routes (before the generic REST ones, so they win), registers the change observers
 (every Task change notifies the subscribers it concerns; every Subscription write, by any path, is checked),
-and advertises the topic, the Backport profile and ``$status`` in the CapabilityStatement.
+and advertises the topics (the project's and Da Vinci PAS's), the Backport profile and ``$status`` in the
+CapabilityStatement.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from fhir_server.subscriptions.topic import (
     STATUS_OPERATION,
     TOPIC_CANONICAL_CAPABILITY_EXT,
     TOPIC_URL,
+    TOPICS,
 )
 
 
@@ -102,6 +104,7 @@ async def subscription_status(
         notification_type="query-status",
         events_since_start=event_count(stored.resource),
         errors=await delivery_errors(store, stored.reference),
+        topic=stored.resource.get("criteria") if stored.resource.get("criteria") in TOPICS else TOPIC_URL,
     )
     bundle = {
         "resourceType": "Bundle",
@@ -159,6 +162,7 @@ def register(app: FastAPI) -> None:
     app.state.change_observers.add("Subscription", check_subscription_write)
     registry = app.state.registry
     registry.add_supported_profile("Subscription", BACKPORT_SUBSCRIPTION_PROFILE)
-    registry.add_resource_extension(
-        "Subscription", {"url": TOPIC_CANONICAL_CAPABILITY_EXT, "valueCanonical": TOPIC_URL}
-    )
+    for topic in TOPICS:
+        registry.add_resource_extension(
+            "Subscription", {"url": TOPIC_CANONICAL_CAPABILITY_EXT, "valueCanonical": topic}
+        )

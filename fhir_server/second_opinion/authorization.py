@@ -73,6 +73,22 @@ def build_claim(
     }
 
 
+# What the server decides on a client's own Claim (PAS): the parties and the link to the request follow the
+# plan's rules, as on a Claim the server makes up; the rest (identifier, items and their trace numbers, care
+# team, diagnoses, provider) stays as the client sent it.
+SERVER_CLAIM_ELEMENTS = ("id", "status", "use", "patient", "insurer", "referral", "insurance")
+
+
+def adopt_claim(submitted: dict[str, Any], built: dict[str, Any]) -> dict[str, Any]:
+    """The client's Claim as the case's Claim: ``built`` (:func:`build_claim`) supplies the server's elements
+    and whatever the client left out (type, created, priority, provider, an item's quantity)."""
+    claim = {**built, **{k: v for k, v in submitted.items() if k not in SERVER_CLAIM_ELEMENTS}}
+    claim.update({key: built[key] for key in SERVER_CLAIM_ELEMENTS})
+    default_quantity = built["item"][0]["quantity"]
+    claim["item"] = [{"quantity": default_quantity, **item} for item in claim.get("item") or built["item"]]
+    return claim
+
+
 def process_notes(rules: PlanRules, outcome: str, tier: str, reason: str | None = None) -> list[str]:
     """The plan's own words for this outcome (after the reviewer's reason, when one was given), plus its
     out-of-network text when a certification authorizes an out-of-network provider (never on a pended answer:

@@ -76,5 +76,6 @@ async def case_of_task(ops: ResourceOperations, task: dict[str, Any]) -> Existin
     return ExistingCase(task, claim_response, RecordIds(claim_id, output.partition("/")[2], task["id"]))
 
 
-def new_ids() -> RecordIds:
-    return RecordIds(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()))
+def new_ids(claim_id: str | None = None) -> RecordIds:
+    """Fresh ids of a new case's records (``claim_id``: the id of a Claim the client submitted itself)."""
+    return RecordIds(claim_id or str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()))

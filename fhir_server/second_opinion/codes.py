@@ -13,6 +13,7 @@ CANON = "http://example.org/fhir/second-opinion"
 REQUEST_PROFILE = f"{CANON}/StructureDefinition/second-opinion-request"
 TASK_PROFILE = f"{CANON}/StructureDefinition/second-opinion-task"
 AUTHORIZATION_PROFILE = f"{CANON}/StructureDefinition/second-opinion-authorization"
+PAS_CLAIM_PROFILE = f"{CANON}/StructureDefinition/pas-second-opinion-claim"  # what Claim/$submit needs of PAS's
 
 REASON_SYSTEM = f"{CANON}/CodeSystem/second-opinion-reason"
 STATUS_SYSTEM = f"{CANON}/CodeSystem/second-opinion-status"
@@ -43,6 +44,14 @@ PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition"
 REVIEW_ACTION_EXT = f"{PAS}/extension-reviewAction"
 REVIEW_ACTION_CODE_EXT = f"{PAS}/extension-reviewActionCode"
 AUTHORIZED_PROVIDER_EXT = f"{PAS}/extension-itemAuthorizedProvider"
+# Da Vinci PAS 2.x canonicals a PAS client sends or expects (``Claim/$submit``, ``Claim/$inquire``).
+REQUESTED_SERVICE_EXT = f"{PAS}/extension-requestedService"
+ITEM_TRACE_NUMBER_EXT = f"{PAS}/extension-itemTraceNumber"
+PAS_OPERATIONS = "http://hl7.org/fhir/us/davinci-pas/OperationDefinition"
+PAS_SUBMIT_OPERATION = f"{PAS_OPERATIONS}/Claim-submit"
+PAS_INQUIRE_OPERATION = f"{PAS_OPERATIONS}/Claim-inquiry"
+PAS_RESPONSE_BUNDLE_PROFILE = f"{PAS}/profile-pas-response-bundle"
+PAS_INQUIRY_RESPONSE_BUNDLE_PROFILE = f"{PAS}/profile-pas-inquiry-response-bundle"
 
 # Priorities that make a request expedited (an imminent and serious threat to health).
 EXPEDITED_PRIORITIES = frozenset({"urgent", "asap", "stat"})

@@ -27,6 +27,7 @@ from typing import Any
 
 from fhir_server.clock import Now
 from fhir_server.errors import FhirError, error, operation_outcome, unprocessable
+from fhir_server.second_opinion.authorization import adopt_claim
 from fhir_server.second_opinion.cases import existing_case, new_ids
 from fhir_server.second_opinion.codes import TASK_CODE_SYSTEM, TASK_PROFILE, codes_in
 from fhir_server.second_opinion.evaluation import Evaluation, RecordIds, build_records, evaluate
@@ -142,16 +143,20 @@ async def submit_once(
     catalog: PlanCatalog,
     base_url: str,
     now: Now,
+    claim_entry: int | None = None,
 ) -> dict[str, Any]:
     """``POST [base]/ServiceRequest/$submit``: the answer Bundle (ClaimResponse, Task, ServiceRequest, Claim).
+
+    ``claim_entry``: the index of an entry that is the client's own Claim for this request (a Da Vinci PAS
+    client's): it becomes the case's Claim (:func:`adopt_claim`) instead of one the server makes up.
 
     Validation needs no store and runs first; everything that reads the store to decide (which entries exist,
     the case already running, the evaluation) runs in the transaction that writes the decision, under the locks
     of the request's identifiers: two submissions of one identifier, on any number of processes, make one case
     (the second, run after the first, answers the stored decision or re-evaluates the pended case)."""
     entries = check_envelope(bundle)
-    warnings = validate_entries(validator, entries)
-    resources, replayed = await store.atomically(lambda tx: _decide(tx, entries, catalog, now))
+    warnings = validate_entries(validator, entries, claim_entry)
+    resources, replayed = await store.atomically(lambda tx: _decide(tx, entries, catalog, now, claim_entry))
     extra = [] if replayed or not warnings else [
         {"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), **operation_outcome(warnings)}
     ]
@@ -170,7 +175,8 @@ def identifier_keys(entry: PlannedEntry) -> list[str]:
 
 
 async def _decide(
-    tx: ResourceOperations, entries: list[dict[str, Any]], catalog: PlanCatalog, now: Now
+    tx: ResourceOperations, entries: list[dict[str, Any]], catalog: PlanCatalog, now: Now,
+    claim_entry: int | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """One run of a submission in ``tx``: the answer's resources, and whether they are a stored answer replayed."""
     plan: WritePlan = await plan_writes(tx, entries)
@@ -185,21 +191,27 @@ async def _decide(
     for key in sorted({key for entry in locked for key in identifier_keys(entry)}):
         await tx.lock(key)
 
+    submitted_claim = plan.entries[claim_entry] if claim_entry is not None else None
     moment = now()
     received = existing.received if existing else moment
     evaluation = await evaluate(Resolver(tx, plan), request_entry.resource, catalog)
-    ids = existing.ids if existing else new_ids()
-    records = build_records(
+    ids = existing.ids if existing else new_ids(submitted_claim.resource["id"] if submitted_claim else None)
+    claim, claim_response, task = build_records(
         evaluation, request_entry.resource, request_entry.reference, ids, received, moment,
         existing.task if existing else None,
         clock_from=clock_start(existing.task if existing else None, evaluation, received, moment),
     )
-    declare_tenants([*(e.resource for e in plan.entries), *records])  # the case is the deciding group's too
+    if submitted_claim is not None:
+        claim = adopt_claim(submitted_claim.resource, claim)
+    # The case is the deciding group's too (the Task names it).
+    declare_tenants([*(e.resource for e in plan.entries), claim, claim_response, task])
     with deciding(request_entry.reference):
-        written = {e.index: await _write(tx, e.resource, e.exists) for e in plan.entries}
+        written = {
+            e.index: await _write(tx, e.resource, e.exists) for e in plan.entries if e is not submitted_claim
+        }
         decision = await write_decision(
-            tx, evaluation, records,
-            claim_exists=existing is not None,
+            tx, evaluation, (claim, claim_response, task),
+            claim_exists=existing is not None or bool(submitted_claim and submitted_claim.exists),
             response_exists=existing is not None and existing.claim_response is not None,
             previous_task=existing.task if existing else None,
             now=moment,

@@ -68,7 +68,8 @@ def local_form(reference: str) -> str | None:
     return None
 
 
-async def _matching_stored_id(ops: ResourceOperations, resource: dict[str, Any]) -> str | None:
+async def matching_stored_id(ops: ResourceOperations, resource: dict[str, Any]) -> str | None:
+    """The id of the stored resource of the same type sharing a business identifier, if any."""
     for identifier in resource.get("identifier", ()):
         if not identifier.get("value"):
             continue
@@ -145,7 +146,7 @@ async def plan_writes(ops: ResourceOperations, entries: list[dict[str, Any]]) ->
     planned: list[PlannedEntry] = []
     for index, entry in enumerate(entries):
         resource = copy_resource(entry["resource"])
-        stored_id = await _matching_stored_id(ops, resource)
+        stored_id = await matching_stored_id(ops, resource)
         given = local_form(entry.get("fullUrl", "")) if entry.get("fullUrl") else None
         if stored_id is None and given and given.startswith(resource["resourceType"] + "/"):
             stored_id = given.partition("/")[2] if await read_or_none(ops, given) is not None else None

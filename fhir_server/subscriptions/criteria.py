@@ -3,7 +3,8 @@
 Every problem of a Subscription is reported at once (422, with the FHIRPath of each), so a client fixes its
 request in one go. What is accepted (R4 Subscriptions Backport, ``backport-subscription`` profile):
 
-- ``criteria`` is the topic canonical (:data:`topic.TOPIC_URL`); anything else is an unknown topic;
+- ``criteria`` is a topic canonical (:data:`topic.TOPICS`: the project's, or Da Vinci PAS's); anything else is
+  an unknown topic;
 - filters in ``Subscription._criteria.extension`` (``backport-filter-criteria``), ``Task?name=value``, with the
   names the topic allows (:data:`matching.FILTERS`), no modifiers;
 - ``channel.type`` ``rest-hook`` to an absolute http(s) ``channel.endpoint``, ``channel.header`` lines
@@ -31,7 +32,7 @@ from fhir_server.subscriptions.topic import (
     PAYLOAD_CONTENT_EXT,
     TIMEOUT_EXT,
     TOPIC_RESOURCE_TYPE,
-    TOPIC_URL,
+    TOPICS,
 )
 
 SUPPORTED_CHANNEL_TYPES = frozenset({"rest-hook"})
@@ -54,6 +55,7 @@ class SubscriptionSpec:
     organization: str  # "Organization/id": the only organization whose cases it receives
     timeout_seconds: float
     event_count: int  # events generated for it so far
+    topic: str = TOPICS[0]  # the topic canonical it subscribes to
 
     @property
     def reference(self) -> str:
@@ -162,9 +164,9 @@ def read_subscription(
 ) -> SubscriptionSpec:
     """The checked Subscription; raises 422 naming every problem. ``creating``: also check the first status."""
     reader = _Reader()
-    if resource.get("criteria") != TOPIC_URL:
-        reader.fail("not-supported", f"unknown topic {resource.get('criteria')!r}: this server publishes {TOPIC_URL}",
-                    "Subscription.criteria")
+    if resource.get("criteria") not in TOPICS:
+        reader.fail("not-supported", f"unknown topic {resource.get('criteria')!r}: this server publishes "
+                    f"{' and '.join(TOPICS)}", "Subscription.criteria")
     if creating and resource.get("status") not in CREATION_STATUSES:
         reader.fail("value", f"a new Subscription is 'requested' (the server activates it after a handshake), "
                     f"not {resource.get('status')!r}", "Subscription.status")
@@ -183,4 +185,5 @@ def read_subscription(
         organization=organization,
         timeout_seconds=timeout,
         event_count=event_count(resource),
+        topic=resource.get("criteria") or TOPICS[0],
     )

@@ -22,7 +22,13 @@ from fhir_server.storage.base import OutboxMessage, ResourceOperations, StoredRe
 from fhir_server.subscriptions.criteria import SubscriptionSpec, read_subscription, with_event_count
 from fhir_server.subscriptions.matching import CaseFacts, case_facts, concerns
 from fhir_server.subscriptions.status import NotificationEvent, instant, status_parameters
-from fhir_server.subscriptions.topic import NOTIFICATION_CHANNEL, NOTIFICATION_PROFILE, TOPIC_URL, is_topic_event
+from fhir_server.subscriptions.topic import (
+    NOTIFICATION_CHANNEL,
+    NOTIFICATION_PROFILE,
+    PAS_TOPIC_URL,
+    TOPICS,
+    is_topic_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,7 @@ def notification_bundle(
         events_since_start=events_since_start,
         events=(event,) if event else (),
         with_topic=spec.content != "empty",
+        topic=spec.topic,
     )
     return {
         "resourceType": "Bundle",
@@ -79,17 +86,18 @@ def notification_bundle(
 
 def event_notification(spec: SubscriptionSpec, base_url: str, stored_task: StoredResource, case: CaseFacts,
                        number: int) -> dict[str, Any]:
-    """The notification of one Task change: the Task (focus) and its ClaimResponse (additional context)."""
+    """The notification of one Task change: the Task (focus) and its ClaimResponse (additional context); for
+    the PAS topic, which triggers on ClaimResponses, the ClaimResponse is the focus and the Task the context."""
     content = spec.content
     created = stored_task.version_id == 1
-    entries = [] if content == "empty" else [
-        _entry(base_url, case.task, content, "POST" if created else "PUT", "201" if created else "200"),
-        *([_entry(base_url, case.claim_response, content, "GET", "200")] if case.claim_response else []),
-    ]
+    task_entry = _entry(base_url, case.task, content, "POST" if created else "PUT", "201" if created else "200")
+    response_entries = [_entry(base_url, case.claim_response, content, "GET", "200")] if case.claim_response else []
+    ordered = [*response_entries, task_entry] if spec.topic == PAS_TOPIC_URL else [task_entry, *response_entries]
+    entries = [] if content == "empty" else ordered
     event = NotificationEvent(
         number=number,
         timestamp=stored_task.last_updated,
-        focus=None if content == "empty" else f"{base_url}/{case.reference}",
+        focus=entries[0]["fullUrl"] if entries else None,
         additional_context=tuple(e["fullUrl"] for e in entries[1:]),
     )
     return notification_bundle(spec, base_url, notification_type="event-notification", status="active",
@@ -107,7 +115,7 @@ async def active_subscriptions(ops: ResourceOperations) -> list[tuple[dict[str, 
     query = SearchQuery(resource_type="Subscription", criteria=[Criterion("status", "token", (TokenValue(None, "active"),))])
     found: list[tuple[dict[str, Any], SubscriptionSpec]] = []
     for resource in await search_every(ops, query):
-        if resource.get("criteria") != TOPIC_URL:
+        if resource.get("criteria") not in TOPICS:
             continue
         try:
             found.append((resource, read_subscription(resource)))

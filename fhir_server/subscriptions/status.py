@@ -49,12 +49,13 @@ def status_parameters(
     events: tuple[NotificationEvent, ...] = (),
     errors: tuple[str, ...] = (),
     with_topic: bool = True,
+    topic: str = TOPIC_URL,
 ) -> dict[str, Any]:
     """The status Parameters; ``errors`` are the delivery problems not yet overcome (``$status`` reports them);
     ``with_topic`` False for ``empty`` payloads (the Backport: SHOULD NOT carry it)."""
     parameters: list[dict[str, Any]] = [{"name": "subscription", "valueReference": {"reference": subscription_url}}]
     if with_topic:
-        parameters.append({"name": "topic", "valueCanonical": TOPIC_URL})
+        parameters.append({"name": "topic", "valueCanonical": topic})
     parameters += [
         {"name": "status", "valueCode": status},
         {"name": "type", "valueCode": notification_type},

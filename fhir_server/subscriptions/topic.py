@@ -1,9 +1,14 @@
-"""The one topic this server publishes, and the canonical URLs of the R4 Subscriptions Backport it follows.
+"""The topics this server publishes, and the canonical URLs of the R4 Subscriptions Backport it follows.
 
-R4 has no SubscriptionTopic resource: the topic is described by ``profiles/Basic-second-opinion-decision.json``
-(the Backport's Basic representation) and named here by its canonical, which a Subscription puts in
-``criteria``. It fires on every change of a second-opinion Task (created or updated by ``$submit``, ``$decide``,
-REST or a Bundle), so a subscriber learns of a decision, a pend and a consultation report alike.
+R4 has no SubscriptionTopic resource: the project's topic is described by
+``profiles/Basic-second-opinion-decision.json`` (the Backport's Basic representation) and named here by its
+canonical, which a Subscription puts in ``criteria``. It fires on every change of a second-opinion Task (created
+or updated by ``$submit``, ``$decide``, REST or a Bundle), so a subscriber learns of a decision, a pend and a
+consultation report alike.
+
+A Da Vinci PAS client subscribes to PAS's own topic (:data:`PAS_TOPIC_URL`, "results from pended authorization
+requests") instead: the same events, the same filters and scoping, but its notifications lead with the
+ClaimResponse (the resource PAS's topic triggers on) and name PAS's topic.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any
 from fhir_server.second_opinion.codes import CANON, TASK_PROFILE
 
 TOPIC_URL = f"{CANON}/SubscriptionTopic/second-opinion-decision"
+PAS_TOPIC_URL = "http://hl7.org/fhir/us/davinci-pas/SubscriptionTopic/PASSubscriptionTopic"
+TOPICS = (TOPIC_URL, PAS_TOPIC_URL)
 TOPIC_RESOURCE_TYPE = "Task"
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport"

@@ -1,4 +1,4 @@
-"""Requests built to stall or crash the server: each is refused (or served) within a second, with an
+"""Requests built to stall or crash the server: each is refused (or served) at once, with an
 OperationOutcome and the right status, never a 500, and the server goes on answering other requests.
 
 Every limit here comes from the settings (``FHIR_MAX_ARRAY_ITEMS``, ``FHIR_MAX_SEARCH_VALUES``,
@@ -22,7 +22,10 @@ from fhir_server.settings import Settings
 from tests.api.conftest import BASE, FHIR_JSON, outcome_issue, patient
 
 DEFAULTS = Settings()
-SECOND = 1.0
+# A stall guard, not a speed target (figures live in the benchmark): each of these requests used to take from
+# several seconds to minutes, or to hold the event loop; answered at once they take milliseconds, and this bound
+# leaves room for a machine busy with other work.
+STALL_LIMIT = 5.0
 
 
 @pytest.fixture
@@ -35,11 +38,11 @@ async def app(store_url: str) -> AsyncIterator[FastAPI]:
 
 
 async def timed(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    """The answer, asserting it came within a second and that the server still serves a read afterwards."""
+    """The answer, asserting it came without a stall (:data:`STALL_LIMIT`) and that the server still serves a read afterwards."""
     started = time.perf_counter()
     answer = await client.request(method, url, **kwargs)
     elapsed = time.perf_counter() - started
-    assert elapsed < SECOND, f"{method} {url[:80]} took {elapsed:.2f} s"
+    assert elapsed < STALL_LIMIT, f"{method} {url[:80]} took {elapsed:.2f} s"
     assert answer.status_code < 500, answer.text[:500]
     assert (await client.get("/Patient", params={"_count": "1"})).status_code == 200
     return answer
@@ -110,7 +113,7 @@ async def test_a_page_of_many_matches_carries_every_revinclude(tmp_path: Path):
     assert answer.status_code == 200, answer.text[:300]
     included = [e["resource"]["id"] for e in answer.json()["entry"] if e["search"]["mode"] == "include"]
     assert included == ["task-last"]
-    assert elapsed < SECOND
+    assert elapsed < STALL_LIMIT
 
 
 async def test_a_type_repeated_in_a_system_search_is_searched_once(client: httpx.AsyncClient):

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 def test_serve_writes_json_logs_without_query_strings(tmp_path: Path, workers: str) -> None:
     port = _free_port()
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith("FHIR_")},
-                   "FHIR_PORT": str(port), "FHIR_WORKERS": workers, "FHIR_STORE": f"sqlite:///{tmp_path / 'f.db'}"}
+                   "FHIR_PORT": str(port), "FHIR_WORKERS": workers, "FHIR_STORE": f"sqlite:///{tmp_path / 'f.db'}",
+                   "FHIR_AUTH": "off"}  # the suite's development mode (tests/conftest.py), on loopback
     log = (tmp_path / "stderr").open("w")
     server = subprocess.Popen([sys.executable, "-m", "fhir_server", "serve"], cwd=ROOT, env=environment,
                               stdout=subprocess.DEVNULL, stderr=log)

@@ -45,7 +45,12 @@ def random_parameters(rng: random.Random, names: tuple[Any, ...]) -> Any:
 
 
 def damaged_submission(rng: random.Random) -> Any:
-    bundle = load_json(rng.choice(SUBMISSIONS))
+    return damaged(rng, load_json(rng.choice(SUBMISSIONS)))
+
+
+def damaged(rng: random.Random, bundle: dict[str, Any]) -> Any:
+    """``bundle`` with one fault: a mutated entry, an odd fullUrl, shuffled, missing or odd entries, or a
+    mutated envelope."""
     entries = bundle["entry"]
     entry = rng.choice(entries)
     fault = rng.randrange(6)

@@ -157,13 +157,15 @@ def test_dates_before_year_1000_keep_four_year_digits_so_text_order_is_time_orde
 
 
 def test_indexing_grows_linearly_with_repetitions():
-    """Repeats are dropped with a dict, not a scan of the values so far: 5,000 names took 4.6 s (20,000: 103 s, on
-    the event loop) when every new value was compared with all the earlier ones."""
-    resource = {"resourceType": "Patient", "name": [{"family": f"F{n}", "given": [f"G{n}", "Same"]} for n in range(5000)]}
+    """Repeats are dropped with a dict, not a scan of the values so far: 20,000 names took 103 s (on the event
+    loop) when every new value was compared with all the earlier ones; linear, they take a fraction of a second.
+    The bound is a stall guard with room for a busy machine, not a speed target (the benchmark measures)."""
+    names = 20_000
+    resource = {"resourceType": "Patient", "name": [{"family": f"F{n}", "given": [f"G{n}", "Same"]} for n in range(names)]}
     started = time.perf_counter()
     index = extract_index("Patient", resource)
-    assert time.perf_counter() - started < 1.0
-    assert len(index["family"]) == 5000 and len(index["given"]) == 5001  # "Same" once
+    assert time.perf_counter() - started < 10.0
+    assert len(index["family"]) == names and len(index["given"]) == names + 1  # "Same" once
 
 
 def test_skipping_parameters_whose_elements_are_absent_loses_no_value() -> None:

@@ -8,7 +8,12 @@ from typing import Any
 import httpx
 
 from fhir_server.storage.base import ResourceStore
-from fhir_server.subscriptions.topic import NOTIFICATION_CHANNEL, TOPIC_CANONICAL_CAPABILITY_EXT, TOPIC_URL
+from fhir_server.subscriptions.topic import (
+    NOTIFICATION_CHANNEL,
+    PAS_TOPIC_URL,
+    TOPIC_CANONICAL_CAPABILITY_EXT,
+    TOPIC_URL,
+)
 
 from tests.second_opinion.conftest import FHIR_JSON
 from tests.second_opinion.helpers import Answer, submission
@@ -193,7 +198,8 @@ async def test_the_capability_statement_offers_status_the_backport_profile_and_t
     entry = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Subscription")
     assert any(op["name"] == "status" for op in entry["operation"])
     assert any(url.endswith("/backport-subscription") for url in entry["supportedProfile"])
-    assert entry["extension"] == [{"url": TOPIC_CANONICAL_CAPABILITY_EXT, "valueCanonical": TOPIC_URL}]
+    assert entry["extension"] == [{"url": TOPIC_CANONICAL_CAPABILITY_EXT, "valueCanonical": topic}
+                                  for topic in (TOPIC_URL, PAS_TOPIC_URL)]  # the project's, then Da Vinci PAS's
 
 
 # ---------------------------------------------------------------------------------------------------- restart

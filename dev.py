@@ -104,6 +104,13 @@ def ensure_faketime() -> str:
     return found
 
 
+def ensure_browser() -> None:
+    """Debian's ``chromium`` and ``chromium-driver`` for the browser tests of the pages under /ui (without them those
+    tests are skipped, saying so)."""
+    if not (debian_command("chromium", "chromium") and debian_command("chromedriver", "chromium-driver")):
+        print("chromium and chromium-driver are missing: the browser tests will be skipped.", flush=True)
+
+
 def run_tests(extra: list[str]) -> int:
     """The suite; then, when :func:`shifted_date` names one, the same suite again with the machine's clock
     moved there (faketime reaches every process the tests start, the MongoDB test server included)."""
@@ -111,6 +118,7 @@ def run_tests(extra: list[str]) -> int:
     # tests/test_docker.py checks docker/ with Debian's docker-compose (no Docker engine needed); it says it was
     # skipped where the program cannot be installed.
     debian_command("docker-compose", "docker-compose")
+    ensure_browser()
     code = subprocess.run(pytest, cwd=ROOT).returncode
     moment = shifted_date()
     if code != 0 or moment is None:

@@ -44,6 +44,7 @@ from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import open_store
 from fhir_server.storage.observed import ChangeObservers, ObservedStore
+from fhir_server.ui import pages as ui_pages
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     health.register(app)
     docs.register(app, base_path)
     security_api.register(app, base_path)
+    ui_pages.register(app)  # the case managers' and reviewers' pages under /ui
     metadata.register(app, base_path)
     second_opinion.register(app)
     pas_api.register(app)

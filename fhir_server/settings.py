@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     # (JSON in FHIR_OUTBOUND_CLIENTS), and the scopes it asks them for.
     outbound_clients: dict[str, str] = Field(default_factory=dict)
     outbound_scopes: str = "system/*.crus"
+
+    # The case managers' and physician reviewers' pages (/ui). Their session cookies are signed with this secret
+    # (unset: a random one per process, so a restart signs everyone out; set it when FHIR_WORKERS > 1); an open
+    # worklist asks the server for changes this often.
+    ui_session_secret: SecretStr | None = None
+    ui_poll_seconds: float = 5.0
 
     log_level: str = "info"
     # Server processes sharing the listening socket (``serve``), and the HTTP stack each runs: ``auto`` takes

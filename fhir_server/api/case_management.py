@@ -34,11 +34,15 @@ REPORT_TYPES = tuple(consultations.REPORT_KINDS)
 async def decide(task_id: str, request: Request, ctx: RequestContext = Depends(get_context)) -> Response:
     """``POST [base]/Task/{id}/$decide``: Parameters in; a collection Bundle out (ClaimResponse, Task,
     ServiceRequest, the notices, the Provenance of the decision)."""
-    app = request.app
-    parameters = await read_parameters(request)
-    decision = decisions.reviewer_for(ctx, decisions.parse_decision(parameters))
-    decided = await decisions.decide(app.state.store, task_id, decision, catalog_of(app), app.state.clock())
+    decided = await decide_task(request.app, task_id, await read_parameters(request), ctx)
     return fhir_response(intake.answer_bundle(ctx.base_url, decided.resources()))
+
+
+async def decide_task(app: Any, task_id: str, parameters: dict[str, Any], ctx: RequestContext) -> decisions.Decided:
+    """``$decide`` on ``task_id`` with these Parameters, by the caller of ``ctx``: the one path every decision takes
+    (this operation, and the review form of the pages under ``/ui``)."""
+    decision = decisions.reviewer_for(ctx, decisions.parse_decision(parameters))
+    return await decisions.decide(app.state.store, task_id, decision, catalog_of(app), app.state.clock())
 
 
 def consultation_report_observer(app: Any) -> Any:

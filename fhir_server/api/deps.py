@@ -83,10 +83,14 @@ def context_from_request(request: Request) -> RequestContext:
 
 
 async def get_context(request: Request) -> RequestContext:
-    """FastAPI dependency form of :func:`context_from_request`, with who is asking (set by the app-wide
-    authorization dependency): ``identity`` the physician a person or reviewer client acts as (a plan client names
-    its reviewer itself, so none), ``organization`` the tenant whose cases it may subscribe to (the plan: any)."""
-    ctx = context_from_request(request)
+    """FastAPI dependency form of :func:`context_from_request`, with who is asking (:func:`with_caller`)."""
+    return with_caller(context_from_request(request))
+
+
+def with_caller(ctx: RequestContext) -> RequestContext:
+    """``ctx`` with who is asking (set by the app-wide authorization dependency): ``identity`` the physician a
+    person or reviewer client acts as (a plan client names its reviewer itself, so none), ``organization`` the
+    tenant whose cases it may subscribe to (the plan: any)."""
     principal = current_principal()
     if principal is None or principal.development:
         return ctx

@@ -72,9 +72,13 @@ def period_from_query(request: Request) -> ReportPeriod:
     return ReportPeriod.parse(*(request.query_params.get(name) for name in PERIOD_PARAMETERS))
 
 
+async def report_for(app: Any, period: ReportPeriod) -> dict[str, Any]:
+    """The report of ``period`` as the caller may see it: the one path of this operation and the report page."""
+    return await second_opinion_report(app.state.store, period, app.state.clock(), plan_time_zones(catalog_of(app)))
+
+
 async def _answer(request: Request, period: ReportPeriod, csv: bool) -> Response:
-    app = request.app
-    report = await second_opinion_report(app.state.store, period, app.state.clock(), plan_time_zones(catalog_of(app)))
+    report = await report_for(request.app, period)
     if not csv:
         return fhir_response(report)
     filename = f"second-opinion-report_{period.start.isoformat()}_{period.end.isoformat()}.csv"

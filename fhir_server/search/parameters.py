@@ -175,6 +175,9 @@ TYPE_PARAMS: tuple[SearchParamDef, ...] = (
     _p("Subscription", "status", "token", "status"),
     _p("Subscription", "url", "uri", "channel.endpoint"),
     *(row for resource_type in CONFORMANCE_TYPES for row in _conformance(resource_type)),
+    # The review form the pages under /ui render, found by its canonical URL.
+    _p("Questionnaire", "url", "uri", "url", url=CORE + "Questionnaire-url"),
+    _p("Questionnaire", "status", "token", "status", url=CORE + "Questionnaire-status"),
     _p("Endpoint", "identifier", "token", "identifier"),
     _p("Endpoint", "name", "string", "name"),
     # The audit trail (IHE Basic Audit Log Patterns): the plan searches it by entity, agent, patient and date.

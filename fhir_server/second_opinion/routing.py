@@ -114,6 +114,27 @@ def _preference(candidate: Candidate, request: RoutingRequest, rules: PlanRules,
     )
 
 
+def ranked_candidates(
+    request: RoutingRequest, rules: PlanRules, specialties: Specialties, directory: Directory
+) -> list[Candidate]:
+    """The qualified professionals in the order routing prefers them (:func:`_preference`)."""
+    return sorted(qualified_candidates(request, rules, specialties, directory),
+                  key=lambda c: _preference(c, request, rules, directory))
+
+
+def preference_words(candidate: Candidate, request: RoutingRequest, directory: Directory) -> list[str]:
+    """What places a qualified professional in routing's order, in words and in :func:`_preference`'s order (for
+    the people who read why one professional was proposed before another)."""
+    tier = tier_of(candidate, request, directory)
+    words = [{"group": "in the member's physician group", "network": "in the plan's network",
+              "out-of-network": "out of network"}[tier]]
+    words.append("the same specialty" if request.specialty in candidate.specialties else "an equivalent specialty")
+    if directory.expert_panels:
+        words.append("on the plan's expert panel" if candidate.networks & directory.expert_panels else "not on the plan's expert panel")
+    words.append("board-certified" if candidate.board_certifications & candidate.specialties else "not board-certified")
+    return words
+
+
 def qualifying_reasons(request: RoutingRequest, rules: PlanRules) -> frozenset[str]:
     """The reasons that qualify this request: a second opinion qualifies by one of the plan's situations; a third
     one only where the plan covers it, and only because the first two opinions differ (90.2.17 Third Opinion 1:
@@ -138,10 +159,7 @@ def route(request: RoutingRequest, rules: PlanRules, specialties: Specialties, d
     reason, qualifying = reported_reason(request, rules)
     if not request.complete:  # pended for information: nobody is proposed until the request is complete
         return RoutingDecision(INFORMATION_MISSING, INFORMATION_MISSING, "none", None, reason, qualifying)
-    ranked = sorted(
-        qualified_candidates(request, rules, specialties, directory),
-        key=lambda c: _preference(c, request, rules, directory),
-    )
+    ranked = ranked_candidates(request, rules, specialties, directory)
     best = ranked[0] if ranked else None
     best_in_network = next((c for c in ranked if tier_of(c, request, directory) != "out-of-network"), None)
     # A named professional is the member's choice only where the plan honours it for this care and requester;

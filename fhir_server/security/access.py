@@ -31,6 +31,8 @@ class AccessRules:
     server_only_types: frozenset[str]
     tenant_elements: dict[str, tuple[str, ...]]
     case_types: frozenset[str] = frozenset()
+    # Routes (the pages under /ui) a signed-in person's session cookie authenticates instead of a bearer token.
+    session_routes: frozenset[str] = frozenset()
 
     def is_shared(self, resource_type: str) -> bool:
         return resource_type in self.shared_types
@@ -53,4 +55,5 @@ def load_access_rules(mappings_dir: Path) -> AccessRules:
         server_only_types=frozenset(data.get("server_only_types", ())),
         tenant_elements={name: tuple(paths or ()) for name, paths in (data.get("tenant_elements") or {}).items()},
         case_types=frozenset(data.get("case_types", ())),
+        session_routes=frozenset(data.get("session_routes", ())),
     )

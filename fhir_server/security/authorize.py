@@ -3,11 +3,15 @@
 It authenticates the bearer token (401 without a valid one), then applies the route's rule from the access data
 (403 for a role or scope the rule does not allow; a route without a rule is refused: new routes are closed until
 they are given one). Bundles cannot be judged by their URL: their entries are checked by the store wrapper as
-they are processed (:mod:`fhir_server.security.tenancy`). In development mode (``FHIR_AUTH=off``) every request
+they are processed (:mod:`fhir_server.security.tenancy`). The pages under ``/ui`` (``session_routes`` in the access
+data) take the person's principal from their signed session cookie instead of a bearer token
+(:mod:`fhir_server.security.sessions`), and are judged by the same rules. In development mode (``FHIR_AUTH=off``) every request
 acts with the development principal, which sees everything.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from fastapi import Request
 
@@ -16,6 +20,7 @@ from fhir_server.security.access import AccessRules, RouteRule, load_access_rule
 from fhir_server.security.principal import DEVELOPMENT_PRINCIPAL, Principal, RequestSecurity, current
 from fhir_server.security.refusals import insufficient_scope, server_only
 from fhir_server.security.scopes import permits
+from fhir_server.security.sessions import session_principal
 
 
 def _bearer_challenge(request: Request, extra: str = "") -> str:
@@ -76,28 +81,43 @@ async def authorize(request: Request) -> None:
     if state is None:  # not served through RequestSecurityMiddleware (cannot happen in create_app's app)
         raise FhirError([error("exception", "security state missing")], 500)
     settings = request.app.state.settings
-    if settings.auth == "off":
+    rules = load_access_rules(settings.mappings_dir)
+    name = route_name(request)
+    if name in rules.session_routes:
+        # A page under /ui: the signed-in person's session stands for the bearer token (development mode too,
+        # where the pages still need to know who decides, and act with full access like every other request).
+        principal = await session_principal(request, tokens_audience(request))
+        if settings.auth == "off":
+            state.principal = replace(principal, development=True)
+            return
+    elif settings.auth == "off":
         state.principal = DEVELOPMENT_PRINCIPAL
         return
-    rules = load_access_rules(settings.mappings_dir)
+    else:
+        principal = None
     state.rules = rules
-    name = route_name(request)
     if name in rules.public_routes:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized(request, "an access token is needed (Authorization: Bearer ...)", invalid=False)
-    tokens = request.app.state.tokens
-    principal = await tokens.principal_of(token.strip(), audience=tokens_audience(request))
     if principal is None:
-        raise unauthorized(request, "the access token is invalid or expired", invalid=True)
+        principal = await bearer_principal(request)
     state.principal = principal
     state.tenants = {principal.organization}
     rule = rules.routes.get(name)
     if rule is None:
         raise insufficient_scope("(none)", f"no client may call {request.method} {request.url.path}")
     check_rule(principal, request, rule, state, rules)
+
+
+async def bearer_principal(request: Request) -> Principal:
+    """The principal of the request's bearer token (401 without a valid one)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized(request, "an access token is needed (Authorization: Bearer ...)", invalid=False)
+    principal = await request.app.state.tokens.principal_of(token.strip(), audience=tokens_audience(request))
+    if principal is None:
+        raise unauthorized(request, "the access token is invalid or expired", invalid=True)
+    return principal
 
 
 def tokens_audience(request: Request) -> str:

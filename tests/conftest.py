@@ -60,6 +60,16 @@ def _wait_for_mongo(url: str, process: subprocess.Popen | None, timeout: float =
     raise RuntimeError(f"MongoDB test server did not answer at {url}: {last_error}")
 
 
+def stop_process(process: subprocess.Popen, grace: float = 20.0) -> None:
+    """Ask a server process to stop; kill it if it has not within ``grace`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture(scope="session")
 def mongo_server_url() -> Iterator[str]:
     """URL of a running MongoDB-compatible server (without database name)."""
@@ -81,11 +91,7 @@ def mongo_server_url() -> Iterator[str]:
         _wait_for_mongo(f"{url}/?directConnection=true", process)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         shutil.rmtree(storage, ignore_errors=True)
 
 

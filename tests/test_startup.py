@@ -72,7 +72,7 @@ def test_a_standalone_mongodb_is_refused_for_want_of_transactions(tmp_path: Path
     """A real standalone server (the suite's MongoDB wire-protocol server, told to present itself as one)."""
     import shutil
 
-    from tests.conftest import _free_port, _wait_for_mongo
+    from tests.conftest import _free_port, _wait_for_mongo, stop_process
 
     executable = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
     port = _free_port()
@@ -83,6 +83,5 @@ def test_a_standalone_mongodb_is_refused_for_want_of_transactions(tmp_path: Path
         _wait_for_mongo(f"mongodb://127.0.0.1:{port}/?directConnection=true", standalone)
         result = serve(tmp_path, FHIR_STORE=f"mongodb://127.0.0.1:{port}/fhir?directConnection=true")
     finally:
-        standalone.terminate()
-        standalone.wait(timeout=20)
+        stop_process(standalone)
     assert_one_line_error(result, f"127.0.0.1:{port}", "standalone", "replica set")

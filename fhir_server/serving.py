@@ -90,7 +90,8 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
 
 class HeaderDeadline:
     """What both protocols add: a timer, armed while the server waits for a request's line and headers, that
-    closes the connection when it runs out.
+    closes the connection when it runs out. Set up with the protocol, armed when the connection is made, disarmed
+    when it is lost; each subclass only says when a request's headers are complete and when a response is.
 
     uvicorn builds a protocol for every connection of every worker process, which is why the timeout comes from the
     environment's settings rather than an argument."""
@@ -98,9 +99,18 @@ class HeaderDeadline:
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
 
-    def _init_deadline(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.header_timeout = get_settings().header_timeout_seconds
         self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[misc]
+        self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._headers_arrived()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _await_headers(self) -> None:
         self._headers_arrived()
@@ -120,14 +130,6 @@ class HeaderDeadline:
 class H11HeaderDeadlineProtocol(HeaderDeadline, H11Protocol):
     """uvicorn's h11 protocol with :class:`HeaderDeadline`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_deadline()
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._await_headers()
-
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:  # a request line and headers arrived complete
@@ -137,10 +139,6 @@ class H11HeaderDeadlineProtocol(HeaderDeadline, H11Protocol):
         super().on_response_complete()
         if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
             self._await_headers()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._headers_arrived()
-        super().connection_lost(exc)
 
 
 try:
@@ -153,14 +151,6 @@ if HttpToolsProtocol is not None:
     class HttpToolsHeaderDeadlineProtocol(HeaderDeadline, HttpToolsProtocol):
         """uvicorn's httptools protocol with :class:`HeaderDeadline`."""
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._init_deadline()
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._await_headers()
-
         def on_headers_complete(self) -> None:
             self._headers_arrived()
             super().on_headers_complete()
@@ -169,10 +159,6 @@ if HttpToolsProtocol is not None:
             super().on_response_complete()
             if not self.transport.is_closing() and not self.pipeline:
                 self._await_headers()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._headers_arrived()
-            super().connection_lost(exc)
 
 
 def serve(settings: Settings, app_factory: str = APP_FACTORY) -> int:

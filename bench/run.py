@@ -15,8 +15,9 @@ For each store, production-defaults mode and worker count it starts (on loopback
 
 The load generator is ``bench/loadgen.py`` on this machine; on a 2-core machine it competes with the server
 for the cores, as ``hey`` did. Production defaults: ``on`` runs the server with its settings' defaults
-(access log at ``info``; authorization and audit once the security settings exist, see
-:data:`PRODUCTION_DEFAULTS`), ``off`` with the access log off. Results go to ``bench/results/latest.json`` and a
+(authorization on: a client registered in the fresh store sends a bearer token with every request; an AuditEvent
+per interaction; access log at ``info``; see :data:`PRODUCTION_DEFAULTS`), ``off`` in development mode (no
+tokens, no audit trail, no access log). Results go to ``bench/results/latest.json`` and a
 dated copy.
 """
 
@@ -45,6 +46,7 @@ from typing import Any
 import httpx
 
 import bulk
+import credentials
 import loadgen
 import workloads
 
@@ -52,15 +54,20 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE_PATH = "/fhir"
 
-# Environment per production-defaults mode. "on" is the server's own defaults. When the security settings land
-# (authorization, audit), "on" keeps their defaults and "off" lists them here switched off; the "on" requests will
-# then also need a token (``loadgen.http_request`` takes extra headers).
+# Environment per production-defaults mode. "on" is the server's own defaults, written out so that a variable of
+# the calling shell cannot change them: authorization on (SMART backend tokens: the benchmark registers a client and
+# sends its bearer token, see bench/credentials.py), the audit trail on (an AuditEvent per interaction, as
+# FHIR_AUDIT=auto makes it with authorization), the access log at info. "off" is development mode: no tokens
+# (FHIR_AUTH=off, allowed on loopback only), no audit trail, no access log line per request.
 PRODUCTION_DEFAULTS: dict[str, dict[str, str]] = {
-    # The load generator sends no token yet: both modes run in development mode (no tokens, no audit trail), on
-    # loopback. What security costs a read is measured by bench/audit_cost.py.
-    "on": {"FHIR_AUTH": "off"},
-    "off": {"FHIR_LOG_LEVEL": "warning", "FHIR_AUTH": "off"},  # no access log line per request
+    "on": {"FHIR_AUTH": "on", "FHIR_AUDIT": "auto", "FHIR_LOG_LEVEL": "info"},
+    "off": {"FHIR_AUTH": "off", "FHIR_AUDIT": "off", "FHIR_LOG_LEVEL": "warning"},
 }
+
+
+def needs_token(defaults: str) -> bool:
+    return PRODUCTION_DEFAULTS[defaults]["FHIR_AUTH"] == "on"
+
 
 # Targets of the issue (2 workers, 32 clients, embedded store): printed beside the figures, never asserted.
 TARGETS = {"p99_ms_loaded": 50.0, "p99_ms_one_client": 5.0, "peak_rss_mib": 400.0, "scale_p95_ratio": 1.5}
@@ -135,9 +142,9 @@ def measure(port: int, make: loadgen.RequestMaker, clients: int, duration: float
                        numbers=numbers).summary()
 
 
-async def set_up(base: str) -> list[workloads.Workload]:
-    """The workloads, with their data set up on the server at ``base``."""
-    async with httpx.AsyncClient(timeout=60) as client:
+async def set_up(base: str, token: credentials.Token | None) -> list[workloads.Workload]:
+    """The workloads, with their data set up on the server at ``base`` (with the token's header, if any)."""
+    async with httpx.AsyncClient(timeout=60, headers=token.headers() if token else None) as client:
         return await workloads.set_up(client, base, BASE_PATH)
 
 
@@ -172,8 +179,9 @@ def target_note(workload: workloads.Workload | None, clients: int, workers: int)
 
 
 def bench_config(report: Report, plan: Plan, store_kind: str, store_url: str, defaults: str, workers: int,
-                 only: list[str] | None) -> None:
-    """The ceiling, then every workload, at ``plan.clients`` and at one client, on one fresh server."""
+                 only: list[str] | None, key_dir: Path) -> None:
+    """The ceiling, then every workload, at ``plan.clients`` and at one client, on one fresh server (with
+    authorization on, as a client registered in its store beforehand, its key pair in ``key_dir``)."""
     env = {**PRODUCTION_DEFAULTS[defaults], "FHIR_WORKERS": str(workers), "FHIR_BASE_PATH": BASE_PATH}
     common = {"store": store_kind, "defaults": defaults, "workers": workers}
     numbers = itertools.count()
@@ -187,12 +195,14 @@ def bench_config(report: Report, plan: Plan, store_kind: str, store_url: str, de
             report.add({**common, "clients": clients, "workload": "ceiling (constant route)", **result,
                         "peak_rss_mib": peak_rss_mib(process.pid)}, None)
     port = free_port()
+    base = f"http://127.0.0.1:{port}{BASE_PATH}"
+    client = credentials.register(store_url, key_dir) if needs_token(defaults) else None
     with server([sys.executable, "-m", "fhir_server", "serve"], {**env, "FHIR_STORE": store_url}, port) as process:
-        chosen = [w for w in asyncio.run(set_up(f"http://127.0.0.1:{port}{BASE_PATH}"))
-                  if not only or any(text in w.name for text in only)]
+        token = credentials.Token(client, base) if client else None
+        chosen = [w for w in asyncio.run(set_up(base, token)) if not only or any(text in w.name for text in only)]
         for clients in (plan.clients, 1):
             for workload in chosen:
-                result = measure(port, workload.make, clients,
+                result = measure(port, credentials.authorized(workload.make, token), clients,
                                  plan.duration if clients > 1 else plan.one_client_duration, plan.warmup, numbers)
                 report.add({**common, "clients": clients, "workload": workload.name, **result,
                             "peak_rss_mib": peak_rss_mib(process.pid)},
@@ -314,7 +324,8 @@ def main() -> None:
             for defaults in ([] if args.scale_only else modes):
                 for workers in args.workers:
                     with store_url(kind, workdir, f"{defaults}{workers}") as url:
-                        bench_config(report, plan_for(plan, kind), kind, url, defaults, workers, args.only)
+                        bench_config(report, plan_for(plan, kind), kind, url, defaults, workers, args.only,
+                                     workdir / f"client-{kind}-{defaults}{workers}")
             if scale:
                 counts = scale if kind == "sqlite" or REAL_MONGODB else WIRE_SERVER_SCALE
                 with store_url(kind, workdir, "scale") as url:

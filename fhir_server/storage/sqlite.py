@@ -57,6 +57,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -577,22 +578,31 @@ def _prepare_directory(file: Path) -> None:
 class SqliteStore(ReadsDelegated):
     """:class:`~fhir_server.storage.base.ResourceStore` on one SQLite file (or ``:memory:``)."""
 
-    def __init__(self, path: str | Path, clock: Now = utc_now) -> None:
+    def __init__(self, path: str | Path, clock: Now = utc_now, synchronous: str = "full") -> None:
         self.path = str(path)
+        self.synchronous = synchronous
         self._scratch_dir: str | None = None  # the temporary directory of a ``:memory:`` store
         self._lock = asyncio.Lock()
         self._clock = MillisecondClock(clock)
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._checkpointer: sqlite_connection.Checkpointer | None = None
+        self._turn: sqlite_connection.WriterTurn | None = None
 
     @classmethod
     def from_url(cls, url: str, clock: Now = utc_now) -> "SqliteStore":
-        """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``."""
+        """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``, optionally followed by
+        ``?synchronous=normal`` (COMMIT without a sync: see :mod:`~fhir_server.storage.sqlite_connection`)."""
         prefix = "sqlite:///"
         if not url.startswith(prefix):
             raise ValueError(f"not a SQLite store URL: {url!r} (use sqlite:///path/file.db)")
-        return cls(url[len(prefix):], clock)
+        path, _, query = url[len(prefix):].partition("?")
+        options = dict(parse_qsl(query, keep_blank_values=True))
+        synchronous = options.pop("synchronous", "full").lower()
+        if options or synchronous not in sqlite_connection.SYNCHRONOUS:
+            raise StoreUnavailable(f"unsupported SQLite store option in {url!r}: the one option is "
+                                   "?synchronous=full (the default) or ?synchronous=normal")
+        return cls(path, clock, synchronous)
 
     @property
     def in_memory(self) -> bool:
@@ -608,7 +618,7 @@ class SqliteStore(ReadsDelegated):
             file = self.path
             _prepare_directory(Path(file))
         try:
-            self._writer = sqlite_connection.connect(file)
+            self._writer = sqlite_connection.connect(file, self.synchronous)
             for statement in SCHEMA:  # waiting (busy timeout) for another worker creating it at the same moment
                 self._writer.execute(statement)
         except sqlite3.OperationalError as exc:
@@ -616,7 +626,8 @@ class SqliteStore(ReadsDelegated):
             raise StoreUnavailable(f"cannot open the SQLite store {file}: {exc} (is its directory writable?)") from None
         sqlite_outbox.add_missing_columns(self._writer)
         self._writer.execute("PRAGMA busy_timeout = 0")  # from now on, see sqlite_connection.begin_immediate
-        self._reader = sqlite_connection.connect(file)
+        self._reader = sqlite_connection.connect(file, self.synchronous)
+        self._turn = sqlite_connection.WriterTurn(file)
         self._checkpointer = sqlite_connection.Checkpointer(file)
         self._checkpointer.start()
         latest = self._writer.execute("SELECT MAX(last_updated) FROM resources").fetchone()[0]
@@ -630,6 +641,9 @@ class SqliteStore(ReadsDelegated):
             if connection is not None:
                 connection.close()
         self._writer = self._reader = None
+        if self._turn is not None:
+            self._turn.close()
+            self._turn = None
         if self._scratch_dir is not None:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
             self._scratch_dir = None
@@ -645,13 +659,28 @@ class SqliteStore(ReadsDelegated):
         lock: the one way anything is written."""
         async with self._lock:
             writer = self._connection(self._writer)
-            await sqlite_connection.begin_immediate(writer)
+            turn = self._turn
+            if turn is not None:
+                await turn.acquire()
             try:
-                yield writer
-            except BaseException:
-                writer.execute("ROLLBACK")
-                raise
-            writer.execute("COMMIT")
+                await sqlite_connection.begin_immediate(writer)
+                try:
+                    yield writer
+                except BaseException:
+                    writer.execute("ROLLBACK")
+                    raise
+                try:
+                    if self.synchronous == "full":  # the sync at COMMIT waits on a thread: the loop serves on
+                        await sqlite_connection.uninterrupted(asyncio.to_thread(writer.execute, "COMMIT"))
+                    else:
+                        writer.execute("COMMIT")
+                except BaseException:
+                    if writer.in_transaction:
+                        writer.execute("ROLLBACK")
+                    raise
+            finally:
+                if turn is not None:
+                    turn.release()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteOperations]:

@@ -68,7 +68,8 @@ async def call(app: Any, raw: bytes) -> int:
 
 
 async def profile(args: argparse.Namespace, store: str) -> None:
-    os.environ.update(FHIR_STORE=store, FHIR_OUTBOX_ENABLED="false", FHIR_LOG_LEVEL="warning")
+    os.environ.update(FHIR_STORE=store, FHIR_OUTBOX_ENABLED="false", FHIR_LOG_LEVEL="warning", FHIR_AUTH="off",
+                      FHIR_AUDIT="off")  # development mode: the server's own work, no tokens
     from fhir_server.app import create_app
     from fhir_server.settings import Settings
 

@@ -249,7 +249,7 @@ def bench_scale(report: Report, plan: Plan, store_kind: str, store_url: str, cou
 def store_url(kind: str, workdir: Path, name: str) -> Iterator[str]:
     """A fresh store of ``kind``: a new SQLite file, or a new database on a MongoDB wire-protocol server."""
     if kind == "sqlite":
-        yield f"sqlite:///{workdir / f'{name}.db'}"
+        yield f"sqlite:///{workdir / f'{name}.db'}" + (f"?synchronous={SQLITE_SYNCHRONOUS}" if SQLITE_SYNCHRONOUS else "")
         return
     url = os.environ.get("FHIR_BENCH_MONGODB_URL")
     if url:
@@ -287,7 +287,7 @@ def environment(args: argparse.Namespace, plan: Plan) -> dict[str, Any]:
         "cores": os.cpu_count(), "load_average_before": os.getloadavg(), "python": platform.python_version(),
         "packages": {name: version(name) for name in ("uvicorn", "uvloop", "httptools", "fastapi", "pymongo")},
         "quick": args.quick, "duration_s": plan.duration, "one_client_duration_s": plan.one_client_duration,
-        "clients": plan.clients, "generator": "bench/loadgen.py (uvloop + httptools, same machine)",
+        "clients": plan.clients, "sqlite_synchronous": SQLITE_SYNCHRONOUS or "full (default)", "generator": "bench/loadgen.py (uvloop + httptools, same machine)",
         "targets": TARGETS,
     }
 
@@ -303,7 +303,11 @@ def main() -> None:
     parser.add_argument("--scale-only", action="store_true", help="only the scale test")
     parser.add_argument("--duration", type=float, default=None, help="seconds measured per run")
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--sqlite-synchronous", choices=("full", "normal"), default=None,
+                        help="the SQLite store's ?synchronous= (default: the server's, full)")
     args = parser.parse_args()
+    global SQLITE_SYNCHRONOUS
+    SQLITE_SYNCHRONOUS = args.sqlite_synchronous
     plan = Plan(duration=args.duration or (1.5 if args.quick else 5.0),
                 one_client_duration=(args.duration or (1.0 if args.quick else 3.0)),
                 warmup=0.3 if args.quick else 1.0, clients=args.clients)
@@ -337,6 +341,8 @@ def main() -> None:
 # slower than the server in front of it: against it the figures only compare workloads with each other, with a
 # few clients, and its scale test uses small counts. FHIR_BENCH_MONGODB_URL (a real MongoDB replica set) lifts both.
 REAL_MONGODB = bool(os.environ.get("FHIR_BENCH_MONGODB_URL"))
+# The SQLite store's durability mode (--sqlite-synchronous): None is the server's default (full).
+SQLITE_SYNCHRONOUS: str | None = None
 WIRE_SERVER_CLIENTS = 4
 WIRE_SERVER_SCALE = [1_000, 5_000]
 

@@ -4,7 +4,11 @@ Loads the test provider directory plus ``--patients`` generated patients into a 
 ANALYZE-free plans (what a fresh server file gets), and for each search prints its plan and its time, so that
 an index change can be checked against what the planner really does.
 
-    python bench/query_plans.py [--patients 5000]
+    python bench/query_plans.py [--patients 5000] [--requests 200000]
+
+``--requests N`` also stores N second-opinion requests with the scale test's bulk loader (``bench/bulk.py``) and
+adds the scale test's searches (``ServiceRequest?patient=``, ``Task?owner=&status=``) to the plans printed, on a
+member and an owner of that data.
 """
 
 from __future__ import annotations
@@ -66,21 +70,40 @@ async def load(store: SqliteStore, patients: int) -> None:
             await tx.create(patient(number), resource_id=f"p{number}")
 
 
+def scale_searches(requests: int) -> tuple[tuple[str, str], ...]:
+    """The scale test's searches on what the bulk loader stored (``bench/bulk.py``)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bulk
+
+    probe = bulk.probe(requests)
+    return (("scale: reference", f"ServiceRequest?patient=Patient/{probe['patient']}"),
+            ("scale: reference + token", f"Task?owner=Organization/{probe['owner']}&status={probe['open_status']}"))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=5000)
+    parser.add_argument("--requests", type=int, default=0, help="stored requests loaded by bench/bulk.py")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="fhir-plans-"))
     store = SqliteStore(workdir / "plans.db")
     await store.open()
     try:
         await load(store, args.patients)
+        searches = SEARCHES
+        if args.requests:
+            import bulk
+
+            began = time.perf_counter()
+            await bulk.load(store, 0, args.requests)
+            print(f"{args.requests} requests stored by the bulk loader in {time.perf_counter() - began:.0f} s")
+            searches = SEARCHES + scale_searches(args.requests)
         db = store._reads()._db
-        for label, search in SEARCHES:
+        for label, search in searches:
             resource_type, _, query_string = search.partition("?")
             pairs = [tuple(pair.split("=", 1)) for pair in query_string.split("&")]
             query = parse_search(resource_type, pairs, default_count=20, max_count=1000, strict=True)
-            where, params = _where_sql(query)
+            where, params = _where_sql(query, store._reads()._driver(query))
             order, order_params = _order_sql(query.sort)
             sql = f"SELECT r.id FROM {_from_sql(query)} WHERE {where} {order} LIMIT 21"
             bound = [*params, *order_params]

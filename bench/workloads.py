@@ -84,14 +84,14 @@ def transaction_of(size: int) -> bytes:
     return orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 
 
-async def set_up(client: httpx.AsyncClient, base: str, base_path: str) -> list[Workload]:
-    """Load the directory and the data the reads and searches need; the workloads, in the order they run
-    (reads and searches first, while the data they find is what was set up)."""
+async def set_up(client: httpx.AsyncClient, base: str, base_path: str, rounds: int = 4) -> list[Workload]:
+    """Load the directory and the data the reads and searches need (``rounds`` submissions of each sample); the
+    workloads, in the order they run (reads and searches first, while the data they find is what was set up)."""
     (await client.post(base, content=DIRECTORY.read_bytes(), headers=FHIR_JSON)).raise_for_status()
     patient = (await client.post(f"{base}/Patient", json=PATIENT, headers=FHIR_JSON)).json()
     samples = submit_samples()
     answers = []
-    for number, sample in enumerate(samples * 4):
+    for number, sample in enumerate(samples * rounds):
         response = await client.post(f"{base}/ServiceRequest/$submit", headers=FHIR_JSON,
                                      content=sample.replace(UNIQUE, f"setup{number}".encode()))
         answers.append(response.raise_for_status().json())

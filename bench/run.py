@@ -330,6 +330,7 @@ def main() -> None:
     modes = {"off": ["off"], "on": ["on"], "both": ["off", "on"]}[args.defaults or ("off" if args.quick else "both")]
     scale = args.scale if args.scale is not None else ([10_000] if args.quick else [10_000, 200_000])
 
+    began = time.monotonic()
     info = environment(args, plan)
     print(f"# {info['cores']} cores, load average {info['load_average_before'][0]:.1f} before the run, "
           f"{info['generator']}, {plan.clients} clients, {plan.duration:.1f} s per run; "
@@ -349,7 +350,11 @@ def main() -> None:
                 with store_url(kind, workdir, "scale") as url:
                     bench_scale(report, plan_for(plan, kind), kind, url, sorted(set(counts)),
                                 max(workers_for(args.workers, kind)))
+    info["took_s"] = round(time.monotonic() - began)
+    info["load_average_after"] = os.getloadavg()
     write_results(info, report)
+    print(f"# the benchmark took {info['took_s'] // 60} min {info['took_s'] % 60} s; load average "
+          f"{info['load_average_after'][0]:.1f} at the end", flush=True)
 
 
 # The wire-protocol server of the test dependencies is itself Python, one request at a time and a hundred times

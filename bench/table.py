@@ -16,8 +16,11 @@ def table(document: dict) -> str:
     info = document["environment"]
     lines = [
         f"Run {info['started']}, {info['cores']} cores, load average {info['load_average_before'][0]:.1f} at the "
-        f"start, {info['duration_s']:.1f} s per run{' (--quick)' if info['quick'] else ''}; generator on the same "
-        "machine. `ceil` is the share of the constant route's requests/s in the same configuration.",
+        f"start, {info['duration_s']:.1f} s per run{' (--quick)' if info['quick'] else ''}"
+        + (f", {info['took_s'] // 60} min {info['took_s'] % 60} s in all" if "took_s" in info else "")
+        + (f", SQLite synchronous={info['sqlite_synchronous']}" if "sqlite_synchronous" in info else "")
+        + "; generator on the same machine. `ceil` is the share of the constant route's requests/s in the same "
+        "configuration.",
         "",
         "| store | defaults | workers | clients | workload | req/s | ceil | p50 ms | p95 ms | p99 ms | errors | peak RSS MiB |",
         "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -345,11 +345,13 @@ def main() -> None:
                     with store_url(kind, workdir, f"{defaults}{workers}") as url:
                         bench_config(report, plan_for(plan, kind), kind, url, defaults, workers, args.only,
                                      workdir / f"client-{kind}-{defaults}{workers}")
+                    write_results(info, report, partial=True)
             if scale:
                 counts = scale if kind == "sqlite" or REAL_MONGODB else WIRE_SERVER_SCALE
                 with store_url(kind, workdir, "scale") as url:
                     bench_scale(report, plan_for(plan, kind), kind, url, sorted(set(counts)),
                                 max(workers_for(args.workers, kind)))
+                write_results(info, report, partial=True)
     info["took_s"] = round(time.monotonic() - began)
     info["load_average_after"] = os.getloadavg()
     write_results(info, report)
@@ -371,14 +373,16 @@ WIRE_SERVER_SECONDS = 2.0  # measured per run at most
 WIRE_SERVER_SCALE = [1_000, 5_000]
 
 
-def write_results(info: dict[str, Any], report: Report) -> None:
+def write_results(info: dict[str, Any], report: Report, partial: bool = False) -> None:
+    """The figures so far as JSON (``partial``: after each configuration, so that an interrupted run keeps them)."""
     RESULTS.mkdir(exist_ok=True)
-    document = {"environment": info, "runs": report.rows, "scale": report.scale}
+    document = {"environment": {**info, "complete": not partial}, "runs": report.rows, "scale": report.scale}
     text = json.dumps(document, indent=1)
     (RESULTS / "latest.json").write_text(text)
     stamp = info["started"].replace(":", "").replace("-", "")
     (RESULTS / f"{stamp}.json").write_text(text)
-    print(f"# written to {RESULTS / 'latest.json'}", flush=True)
+    if not partial:
+        print(f"# written to {RESULTS / 'latest.json'}", flush=True)
 
 
 if __name__ == "__main__":

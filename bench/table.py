@@ -25,7 +25,7 @@ def table(document: dict) -> str:
         "| store | defaults | workers | clients | workload | req/s | ceil | p50 ms | p95 ms | p99 ms | errors | peak RSS MiB |",
         "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in document["runs"] + [row for row in document["scale"] if "requests" in row]:
+    for row in document["runs"]:  # the scale test's rows are among them (its JSON section repeats them)
         fraction = f"{row['ceiling_fraction'] * 100:.0f}%" if row.get("ceiling_fraction") else "-"
         lines.append(
             f"| {row['store']} | {row['defaults']} | {row['workers']} | {row['clients']} | {row['workload']} | "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable
 
 from fhirpathpy import compile as compile_fhirpath
@@ -145,13 +146,18 @@ def root_names(expression: str) -> frozenset[str] | None:
 
 def touches(node: dict[str, Any], names: frozenset[str]) -> bool:
     """Does the node have a child an expression using ``names`` could reach (``valueQuantity`` for ``value``)?"""
+    starts = _name_starts(names)
     for key in node:
-        stem = key[1:] if key.startswith("_") else key
-        if stem == "resourceType":
-            continue
-        if stem in names or any(stem.startswith(name) for name in names):
+        if starts(key) is not None and key != "resourceType" and key != "_resourceType":
             return True
     return False
+
+
+@lru_cache(maxsize=None)
+def _name_starts(names: frozenset[str]) -> Callable[[str], Any]:
+    """Matches a JSON key (``_`` of a primitive's companion aside) that begins with one of ``names``."""
+    alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    return re.compile(f"_?(?:{alternatives})").match if names else (lambda key: None)
 
 
 # ---- invariants evaluated natively ------------------------------------------------------------------------------
@@ -196,6 +202,76 @@ def existence_check(expression: str) -> NativeCheck | None:
     return None
 
 
+def top_level_parts(expression: str, operator: str) -> list[str] | None:
+    """The operands of ``operator`` (``or``) at the top level of an expression (string literals blanked: only
+    their places matter here), or None when the expression also has an operator binding more loosely than
+    ``or`` there (``implies``; ``xor``, as loose as ``or`` and left-associative), so the split would not be
+    the expression's own structure."""
+    text = STRING_LITERAL.sub("''", expression)
+    parts, depth, start = [], 0, 0
+    for match in re.finditer(r"[()]|\s+(or|and|xor|implies)\s+", text):
+        if match[0] == "(":
+            depth += 1
+        elif match[0] == ")":
+            depth -= 1
+        elif depth == 0 and match[1] in ("xor", "implies"):
+            return None
+        elif depth == 0 and match[1] == operator:
+            parts.append(text[start:match.start()].strip())
+            start = match.end()
+    parts.append(text[start:].strip())
+    return parts
+
+
+PATH_STEP = re.compile(r"\.(?:[a-z][A-Za-z0-9_]*(?![A-Za-z0-9_]|\s*\()|where\()")
+
+
+def empty_path_head(term: str) -> str | None:
+    """``name.child.where(...).empty()``: the first step ``name``, when the term is a path of member steps and
+    ``where`` filters ending in ``empty()`` (true when ``name`` finds nothing: every later step of nothing is
+    nothing); else None."""
+    head = re.match(r"([a-z][A-Za-z0-9_]*)(?=\.)", term)
+    if head is None or not term.endswith(".empty()"):
+        return None
+    position, end = head.end(), len(term) - len(".empty()")
+    while position < end:
+        step = PATH_STEP.match(term, position)
+        if step is None:
+            return None
+        position = step.end()
+        if step[0] == ".where(":
+            depth = 1
+            while depth and position < end:
+                depth += {"(": 1, ")": -1}.get(term[position], 0)
+                position += 1
+            if depth:
+                return None
+    return head[1] if position == end else None
+
+
+def disjunction_check(expression: str) -> NativeCheck | None:
+    """``a.empty() or <anything>``, ``a.b.where(...).empty() or <anything>``, ``a.exists() or <anything>``: true
+    whenever one such operand is true (``true or x`` is true, whatever ``x`` is, even empty); otherwise the
+    engine decides."""
+    parts = top_level_parts(expression, "or")
+    if parts is None or len(parts) < 2:
+        return None
+    tests: list[tuple[str, bool]] = []  # (first step, true when it is present?)
+    for part in parts:
+        term = EXISTENCE_TERM.fullmatch(part)
+        if term is not None:
+            tests.append((term[1], term[2] == "exists"))
+        elif (head := empty_path_head(part)) is not None:
+            tests.append((head, False))
+    if not tests:
+        return None
+
+    def check(node: dict[str, Any], node_path: str) -> bool | None:
+        return True if any(present(node, name, node_path) is exists for name, exists in tests) else None
+
+    return check
+
+
 def period_check(node: dict[str, Any], node_path: str) -> bool | None:
     """``per-1`` (``start.hasValue().not() or end.hasValue().not() or (start <= end)``): true when ``start`` or
     ``end`` is absent (an empty navigation has no value, ``not()`` makes that true, and ``true or x`` is true);
@@ -211,7 +287,7 @@ SPECIAL_CHECKS: dict[str, NativeCheck] = {
 
 
 def native_check(expression: str) -> NativeCheck | None:
-    return SPECIAL_CHECKS.get(expression) or existence_check(expression)
+    return SPECIAL_CHECKS.get(expression) or existence_check(expression) or disjunction_check(expression)
 
 
 class InvariantEngine:

@@ -132,6 +132,10 @@ def test_invariants_of_nested_resources_are_reported_at_their_path(core_validato
 
 # -- shortcuts: what the engine is spared must not change a verdict -------------------------------------------------
 
+CON_4 = ("abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/"
+         "condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists()")
+CON_5 = ("verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and "
+         "code='entered-in-error').empty() or clinicalStatus.empty()")
 NATIVE_CASES = [
     # (expression, node path, node): every shape member navigation can meet
     ("value.empty() or system.exists()", "ContactPoint", {"value": "1", "system": "phone"}),
@@ -157,6 +161,16 @@ NATIVE_CASES = [
     ("concept.empty() or filter.empty()", "ValueSet.compose.include", {"filter": [{"op": "="}]}),
     ("name.exists() and telecom.exists()", "Patient.contact", {"name": {"family": "A"}, "telecom": [{}]}),
     ("name.exists() and telecom.exists()", "Patient.contact", {"name": {"family": "A"}}),
+    (CON_4, "Condition", {"resourceType": "Condition", "subject": {"reference": "Patient/a"}}),
+    (CON_4, "Condition", {"resourceType": "Condition", "abatementString": "x"}),
+    (CON_4, "Condition", {"resourceType": "Condition", "abatementString": "x", "clinicalStatus": {"coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "resolved"}]}}),
+    (CON_5, "Condition", {"resourceType": "Condition", "clinicalStatus": {"text": "x"}}),
+    (CON_5, "Condition", {"resourceType": "Condition", "verificationStatus": {"text": "x"},
+                          "clinicalStatus": {"text": "x"}}),
+    (CON_5, "Condition", {"resourceType": "Condition", "clinicalStatus": {"text": "x"}, "verificationStatus": {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": "entered-in-error"}]}}),
     ("start.hasValue().not() or end.hasValue().not() or (start <= end)", "Period", {"start": "2021"}),
     ("start.hasValue().not() or end.hasValue().not() or (start <= end)", "Period", {"end": "2020"}),
     ("start.hasValue().not() or end.hasValue().not() or (start <= end)", "Period", {"start": "2021", "end": "2020"}),
@@ -179,9 +193,14 @@ def test_an_expression_outside_the_native_forms_goes_to_the_engine() -> None:
 
     assert native_check("value.empty() or system.exists()") is not None
     assert native_check("name.exists() and telecom.exists()") is not None
-    assert native_check("a.exists() or b.exists() and c.exists()") is None  # mixed operators
+    mixed = native_check("a.exists() or b.exists() and c.exists()")  # a or (b and c): only "a" decides alone
+    assert mixed is not None and mixed({"a": 1}, "X") is True and mixed({"b": 1, "c": 1}, "X") is None
     assert native_check("contained.meta.versionId.empty()") is None  # a path, not a child
     assert native_check("start.hasValue().not() or (start <= end)") is None
+    assert native_check("a.empty() or b implies c") is None  # (a or b) implies c: not a disjunction
+    assert native_check("a.empty() or b xor c") is None
+    assert native_check("a.first().empty() or b = 1") is None  # first() is not a plain step
+    assert native_check(CON_4) is not None and native_check(CON_5) is not None
 
 
 def test_only_first_steps_decide_whether_a_node_is_read_as_empty() -> None:

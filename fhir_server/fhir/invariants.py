@@ -208,8 +208,10 @@ def top_level_parts(expression: str, operator: str) -> list[str] | None:
     ``or`` there (``implies``; ``xor``, as loose as ``or`` and left-associative), so the split would not be
     the expression's own structure."""
     text = STRING_LITERAL.sub("''", expression)
+    if "`" in text:  # a quoted name could be spelled like an operator
+        return None
     parts, depth, start = [], 0, 0
-    for match in re.finditer(r"[()]|\s+(or|and|xor|implies)\s+", text):
+    for match in re.finditer(r"[()]|\b(or|and|xor|implies)\b", text):
         if match[0] == "(":
             depth += 1
         elif match[0] == ")":

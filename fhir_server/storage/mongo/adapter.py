@@ -114,9 +114,10 @@ DUPLICATE_KEY = 11000
 class PendingWrites:
     """The first versions of new resources a transaction has written but not yet sent: sent together, one command
     per collection, before the first command whose answer they could change (a search, a count, a version read,
-    a replacement) and at the latest before the commit. A transaction's writes are seen by nobody else before its commit, and its own
-    reads of a single current document are answered from :attr:`written`, so holding them changes no answer,
-    only the number of round trips (a ``$submit`` writes a dozen resources, two documents each)."""
+    a replacement) and at the latest before the commit. A transaction's writes are seen by nobody else before its
+    commit, and its own reads of a single current document are answered from :attr:`written`, so holding them
+    changes no answer, only the number of round trips (a ``$submit`` writes about ten resources, two documents
+    each)."""
 
     versions: list[dict[str, Any]] = field(default_factory=list)  # history documents
     currents: list[dict[str, Any]] = field(default_factory=list)  # new current documents

@@ -172,7 +172,9 @@ class MongoStore(ReadsDelegated):
             raise RuntimeError("MongoStore is not open: await store.open() first")
         return self._client
 
-    def _operations(self, session: AsyncClientSession | None = None, hold_back: bool = False) -> MongoResourceOperations:
+    def _operations(
+        self, session: AsyncClientSession | None = None, hold_back: bool = False
+    ) -> MongoResourceOperations:
         return MongoResourceOperations(MongoCollections(self._db, session, hold_back), self._clock)
 
     def _reads(self) -> MongoResourceOperations:

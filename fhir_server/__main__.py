@@ -234,7 +234,7 @@ def clients(args: argparse.Namespace) -> int:
 
 
 def accounts(args: argparse.Namespace) -> int:
-    """``accounts add``: prints the account (without its hash)."""
+    """``accounts add|link|unlink``: prints the account (without a password hash)."""
     from fhir_server.security import cli
 
     try:

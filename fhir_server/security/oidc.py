@@ -191,7 +191,7 @@ class OidcClient:
             raise SignInRefused("The ID token was issued for another application.") from None
         except jwt.InvalidIssuerError:
             raise SignInRefused(f"The ID token was not issued by {self.display_name}.") from None
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:  # TypeError: a key of another type than the alg's
             raise SignInRefused(f"The ID token of {self.display_name} is not acceptable ({type(exc).__name__}).") from None
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         if len(audiences) > 1 and claims.get("azp") != self.client_id:

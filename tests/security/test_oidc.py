@@ -253,6 +253,14 @@ def test_an_algorithm_outside_the_allow_list_is_refused(sso, algorithm):
     assert not browser.has_session()
 
 
+def test_a_signature_by_a_key_of_another_type_than_the_published_one_is_refused(tmp_path):
+    client, provider = build(f"sqlite:///{tmp_path / 'fhir.db'}", oidc_algorithms=["RS256", "ES384"])
+    with client:
+        link(client)
+        provider.algorithm, provider.sign_with = "ES384", KeyPair("ES384")  # the published key is an RSA key
+        refused(SsoBrowser(client, provider).sign_in(), 401, "is not acceptable")
+
+
 def test_an_unsigned_id_token_is_refused(sso):
     client, provider = sso
     link(client)

@@ -10,6 +10,7 @@ session a local sign-in starts, for the account linked to that identity: the wor
 from __future__ import annotations
 
 import hmac
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -21,6 +22,8 @@ from fhir_server.security.oidc_state import PENDING_COOKIE, PENDING_SALT, Pendin
 from fhir_server.security.sessions import new_session
 from fhir_server.security.tokens import OAuthError
 from fhir_server.ui.pages import UI, _page, _safe_next, _set_session
+
+log = logging.getLogger(__name__)
 
 START = f"{UI}/sign-in/oidc"
 CALLBACK = f"{START}/callback"
@@ -43,6 +46,8 @@ def _redirect_uri(request: Request) -> str:
 
 
 def _refusal(request: Request, refused: SignInRefused, next_page: str) -> Response:
+    # Operators see why people cannot sign in (the reason only: never a code, token or claim).
+    log.warning("external sign-in refused", extra={"reason": refused.words, "status": refused.status})
     return _page(request, "sign_in.html", {"next": next_page, "error": refused.words}, refused.status)
 
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from fhir_server.app import create_app
 from fhir_server.security.identities import link_identity, unlink_identity
+from fhir_server.security.oidc_state import PendingSignIn
 from fhir_server.settings import Settings
 from tests.security.conftest import NOW, KeyPair, secure_settings
 from tests.security.oidc_provider import CLIENT_ID, CLIENT_SECRET, ISSUER, TestProvider
@@ -191,8 +192,10 @@ def test_a_callback_whose_state_is_not_this_browsers_is_refused(sso):
     forged = callback.replace("state=", "state=x")
     refused(browser.back(forged), 400, "This sign-in was not started here")
     assert provider.requests["token"] == 0 and not browser.has_session()
-    # another browser (no pending sign-in of its own) brings the genuine answer: refused too
+    # another browser (no pending sign-in of its own, or a forged one) brings the genuine answer: refused too
     stranger = SsoBrowser(TestClient(client.app), provider)
+    refused(stranger.back(callback), 400, "This sign-in was not started here")
+    stranger.client.cookies.set("fhir_ui_oidc", "eyJzdGF0ZSI6IngifQ.forged", path="/ui/sign-in/oidc")
     refused(stranger.back(callback), 400, "This sign-in was not started here")
 
 
@@ -329,6 +332,14 @@ def test_linking_by_a_verified_email_address(tmp_path):
         refused(SsoBrowser(client, provider).sign_in(), 403, "did not say who you are (email)")
         provider.claims = {"email": "t.reed@harbor.example", "email_verified": True}
         assert SsoBrowser(client, provider).sign_in().status_code == 303
+
+
+def test_the_pkce_challenge_is_rfc_7636s_s256():
+    pending = PendingSignIn("state", "nonce", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "https://x/cb", "/ui/", 0)
+    assert pending.code_challenge == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636, appendix B
+    fresh = PendingSignIn.start("https://x/cb", "/ui/worklist", NOW, 600)
+    assert 43 <= len(fresh.code_verifier) <= 128 and len({fresh.state, fresh.nonce, fresh.code_verifier}) == 3
+    assert fresh.expires == int(NOW.timestamp()) + 600
 
 
 def test_an_issuer_needs_a_client_id():

@@ -24,21 +24,22 @@ from fhir_server.security.oidc_state import PendingSignIn
 from fhir_server.settings import Settings
 from tests.security.conftest import NOW, KeyPair, secure_settings
 from tests.security.oidc_provider import CLIENT_ID, CLIENT_SECRET, ISSUER, TestProvider
+from tests.ui.browser import LiveServer
 from tests.ui.people import CASE_SCOPES, add_people, api_headers, csrf_of, open_cases
 
 SUBJECT = "f3c1b7e2-reed"
 
 
 def oidc_settings(store: str, **overrides: Any) -> Settings:
-    return secure_settings(store, oidc_issuer=ISSUER, oidc_client_id=CLIENT_ID, oidc_client_secret=CLIENT_SECRET,
-                           oidc_provider_name="Plan ID", **overrides)
+    return secure_settings(store, **{"oidc_issuer": ISSUER, "oidc_client_id": CLIENT_ID,
+                                     "oidc_client_secret": CLIENT_SECRET, "oidc_provider_name": "Plan ID", **overrides})
 
 
-def link(client: TestClient, subject: str = SUBJECT, **person: Any) -> None:
+def link(client: TestClient, subject: str = SUBJECT, issuer: str = ISSUER, **person: Any) -> None:
     """Link ``subject`` to Thomas Reed, MD, reviewer at Harbor IPA (``accounts link`` does the same)."""
     details = {"username": "thomas.reed", "practitioner": "Practitioner/pract-13",
                "organization": "Organization/ipa-harbor", "role": "reviewer", "scopes": CASE_SCOPES.split(), **person}
-    client.portal.call(lambda: link_identity(client.app.state.tokens.store, issuer=ISSUER, subject=subject, **details))
+    client.portal.call(lambda: link_identity(client.app.state.tokens.store, issuer=issuer, subject=subject, **details))
 
 
 class SsoBrowser:
@@ -46,6 +47,7 @@ class SsoBrowser:
 
     def __init__(self, client: TestClient, provider: TestProvider) -> None:
         self.client = client
+        self.issuer = provider.issuer
         self.provider = TestClient(provider.app, base_url="https://id.example.test")
 
     def start(self, next_page: str = "/ui/worklist") -> str:
@@ -56,7 +58,7 @@ class SsoBrowser:
 
     def at_provider(self, authorize_url: str) -> str:
         """Sign in at the provider: it sends the browser back to the callback."""
-        assert authorize_url.startswith(ISSUER + "/")
+        assert authorize_url.startswith(self.issuer + "/")
         answer = self.provider.get(authorize_url, follow_redirects=False)
         assert answer.status_code == 302, answer.text
         return answer.headers["location"]
@@ -321,6 +323,22 @@ def test_a_kid_the_provider_does_not_publish_even_after_fetching_again_is_refuse
     refused(browser.sign_in(), 401, "signed with a key it does not publish")
     assert provider.requests["jwks"] == 2  # fetched, then fetched again for the unknown kid
     assert not browser.has_session()
+
+
+def test_the_provider_is_reached_over_the_network_by_default(tmp_path):
+    """No transport handed in: discovery, token and keys over real HTTP, to the provider served on a loopback port."""
+    holder: dict[str, Any] = {}
+    provider = TestProvider(now=lambda: holder["app"].state.clock())
+    with LiveServer(provider.app) as live:  # type: ignore[arg-type]
+        provider.issuer = f"{live.url}/realms/plan"
+        app = create_app(oidc_settings(f"sqlite:///{tmp_path / 'fhir.db'}", oidc_issuer=provider.issuer))
+        holder["app"] = app
+        app.state.clock.freeze(NOW)
+        with TestClient(app) as client:
+            link(client, issuer=provider.issuer)
+            browser = SsoBrowser(client, provider)
+            assert browser.sign_in().status_code == 303 and browser.has_session()
+    assert provider.requests["discovery"] == provider.requests["token"] == provider.requests["jwks"] == 1
 
 
 # -- linking by another claim --------------------------------------------------------------------------------------

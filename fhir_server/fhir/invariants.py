@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable
 
 from fhirpathpy import compile as compile_fhirpath
@@ -115,15 +116,180 @@ def names_used(expression: str) -> frozenset[str] | None:
     return frozenset(NAME.findall(without_strings))
 
 
+def root_names(expression: str) -> frozenset[str] | None:
+    """The names an expression can reach its node's children by (a narrower :func:`names_used`), or None when it
+    can see beyond them.
+
+    A navigation step written after a dot (``meta`` in ``contained.meta.versionId``) starts from what an earlier
+    step found, never from the node itself, so only the names not written after a dot can name the node's own
+    children: the first steps of paths, the arguments of functions (``where(system = ...)``: evaluated on the
+    node's children or on the node itself) and anything else, which only ever adds names. ``dom-4`` on a resource
+    without contained resources then reads as it does on an empty resource, whatever its ``meta``. A type name in
+    first position (``Observation.component``: the node itself, by its type) or a quoted name (backticks) is read
+    the coarser way, every name counted.
+    """
+    without_strings = STRING_LITERAL.sub("''", expression)
+    if REACHES_BEYOND.search(without_strings):
+        return None
+    if "`" in without_strings:
+        return names_used(expression)
+    names = set()
+    for match in NAME.finditer(without_strings):
+        before = without_strings[: match.start()].rstrip()
+        if before.endswith("."):
+            continue
+        if match[0][0].isupper() and not without_strings[match.end():].lstrip().startswith("("):
+            return names_used(expression)
+        names.add(match[0])
+    return frozenset(names)
+
+
 def touches(node: dict[str, Any], names: frozenset[str]) -> bool:
     """Does the node have a child an expression using ``names`` could reach (``valueQuantity`` for ``value``)?"""
+    starts = _name_starts(names)
     for key in node:
-        stem = key[1:] if key.startswith("_") else key
-        if stem == "resourceType":
-            continue
-        if stem in names or any(stem.startswith(name) for name in names):
+        if starts(key) is not None and key != "resourceType" and key != "_resourceType":
             return True
     return False
+
+
+@lru_cache(maxsize=None)
+def _name_starts(names: frozenset[str]) -> Callable[[str], Any]:
+    """Matches a JSON key (``_`` of a primitive's companion aside) that begins with one of ``names``."""
+    alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    return re.compile(f"_?(?:{alternatives})").match if names else (lambda key: None)
+
+
+# ---- invariants evaluated natively ------------------------------------------------------------------------------
+# Most of the core's invariants ask only whether children exist (``bdl-5``: ``resource.exists() or
+# request.exists() or response.exists()``; ``cpt-2``: ``value.empty() or system.exists()``). For those, a node's
+# verdict is worked out here the way fhirpathpy works it out, without its parser and node objects (a fraction
+# of a millisecond each, thousands of times per large Bundle): ``name.exists()`` is true exactly when fhirpathpy's
+# member navigation finds a node, i.e. when ``name`` or ``_name`` holds anything but null or an empty array (for
+# a choice element, ``nameType`` / ``_nameType`` of one of its types, the element's path looked up in the
+# engine's own model as the engine does), ``empty()`` is its negation, and ``and``/``or`` of booleans are plain.
+CHOICE_TYPE_PATHS: dict[str, list[str]] = R4_MODEL["choiceTypePaths"]
+PATHS_DEFINED_ELSEWHERE: dict[str, str] = R4_MODEL["pathsDefinedElsewhere"]
+EXISTENCE_TERM = re.compile(r"\s*([a-z][A-Za-z0-9_]*)\.(exists|empty)\(\)\s*")
+NativeCheck = Callable[[dict[str, Any], str], bool | None]  # (node, its path) -> verdict; None: ask the engine
+
+
+def _some(value: Any) -> bool:
+    """fhirpathpy's ``util.is_some``: anything but None and an empty list makes a node."""
+    return value is not None and not (isinstance(value, list) and not value)
+
+
+def present(node: dict[str, Any], name: str, node_path: str) -> bool:
+    """Does fhirpathpy's member navigation ``name`` find anything on ``node`` (a JSON object of ``node_path``)?"""
+    child_path = f"{node_path}.{name}" if node_path else f"_.{name}"
+    types = CHOICE_TYPE_PATHS.get(PATHS_DEFINED_ELSEWHERE.get(child_path, child_path))
+    if types:
+        return any(_some(node.get(name + t)) or _some(node.get(f"_{name}{t}")) for t in types)
+    return _some(node.get(name)) or _some(node.get("_" + name))
+
+
+def existence_check(expression: str) -> NativeCheck | None:
+    """A native check for ``a.exists() or b.empty() ...`` (one operator throughout: ``or`` or ``and``), else None."""
+    for operator, combine in ((" or ", any), (" and ", all)):
+        terms = [EXISTENCE_TERM.fullmatch(part) for part in expression.split(operator)]
+        if all(terms):
+            wanted = tuple((term[1], term[2] == "exists") for term in terms if term)
+
+            def check(node: dict[str, Any], node_path: str, wanted: Any = wanted, combine: Any = combine) -> bool:
+                return combine(present(node, name, node_path) is exists for name, exists in wanted)
+
+            return check
+    return None
+
+
+def top_level_parts(expression: str, operator: str) -> list[str] | None:
+    """The operands of ``operator`` (``or``) at the top level of an expression (string literals blanked: only
+    their places matter here), or None when the expression also has an operator binding more loosely than
+    ``or`` there (``implies``; ``xor``, as loose as ``or`` and left-associative), so the split would not be
+    the expression's own structure."""
+    text = STRING_LITERAL.sub("''", expression)
+    if "`" in text:  # a quoted name could be spelled like an operator
+        return None
+    parts, depth, start = [], 0, 0
+    for match in re.finditer(r"[()]|\b(or|and|xor|implies)\b", text):
+        if match[0] == "(":
+            depth += 1
+        elif match[0] == ")":
+            depth -= 1
+        elif depth == 0 and match[1] in ("xor", "implies"):
+            return None
+        elif depth == 0 and match[1] == operator:
+            parts.append(text[start:match.start()].strip())
+            start = match.end()
+    parts.append(text[start:].strip())
+    return parts
+
+
+PATH_STEP = re.compile(r"\.(?:[a-z][A-Za-z0-9_]*(?![A-Za-z0-9_]|\s*\()|where\()")
+
+
+def empty_path_head(term: str) -> str | None:
+    """``name.child.where(...).empty()``: the first step ``name``, when the term is a path of member steps and
+    ``where`` filters ending in ``empty()`` (true when ``name`` finds nothing: every later step of nothing is
+    nothing); else None."""
+    head = re.match(r"([a-z][A-Za-z0-9_]*)(?=\.)", term)
+    if head is None or not term.endswith(".empty()"):
+        return None
+    position, end = head.end(), len(term) - len(".empty()")
+    while position < end:
+        step = PATH_STEP.match(term, position)
+        if step is None:
+            return None
+        position = step.end()
+        if step[0] == ".where(":
+            depth = 1
+            while depth and position < end:
+                depth += {"(": 1, ")": -1}.get(term[position], 0)
+                position += 1
+            if depth:
+                return None
+    return head[1] if position == end else None
+
+
+def disjunction_check(expression: str) -> NativeCheck | None:
+    """``a.empty() or <anything>``, ``a.b.where(...).empty() or <anything>``, ``a.exists() or <anything>``: true
+    whenever one such operand is true (``true or x`` is true, whatever ``x`` is, even empty); otherwise the
+    engine decides."""
+    parts = top_level_parts(expression, "or")
+    if parts is None or len(parts) < 2:
+        return None
+    tests: list[tuple[str, bool]] = []  # (first step, true when it is present?)
+    for part in parts:
+        term = EXISTENCE_TERM.fullmatch(part)
+        if term is not None:
+            tests.append((term[1], term[2] == "exists"))
+        elif (head := empty_path_head(part)) is not None:
+            tests.append((head, False))
+    if not tests:
+        return None
+
+    def check(node: dict[str, Any], node_path: str) -> bool | None:
+        return True if any(present(node, name, node_path) is exists for name, exists in tests) else None
+
+    return check
+
+
+def period_check(node: dict[str, Any], node_path: str) -> bool | None:
+    """``per-1`` (``start.hasValue().not() or end.hasValue().not() or (start <= end)``): true when ``start`` or
+    ``end`` is absent (an empty navigation has no value, ``not()`` makes that true, and ``true or x`` is true);
+    the comparison of two dates, with their precisions and zones, is left to the engine."""
+    if not present(node, "start", node_path) or not present(node, "end", node_path):
+        return True
+    return None
+
+
+SPECIAL_CHECKS: dict[str, NativeCheck] = {
+    "start.hasValue().not() or end.hasValue().not() or (start <= end)": period_check,
+}
+
+
+def native_check(expression: str) -> NativeCheck | None:
+    return SPECIAL_CHECKS.get(expression) or existence_check(expression) or disjunction_check(expression)
 
 
 class InvariantEngine:
@@ -133,6 +299,7 @@ class InvariantEngine:
         # (key, expression) -> compiled; a profile that redefines a key with another expression gets its own entry
         self._compiled: dict[tuple[str, str], Compiled | None] = {}
         self._names: dict[tuple[str, str], frozenset[str] | None] = {}
+        self._native: dict[str, NativeCheck | None] = {}  # expression -> its native check, if it has one
         self._empty_results: dict[tuple[str, str, str], bool] = {}  # (key, expression, type) -> verdict when empty
         self.skipped: dict[tuple[str, str], str] = {}  # (definition, key) -> why it could not be evaluated
 
@@ -159,9 +326,17 @@ class InvariantEngine:
             names_key = (invariant.key, invariant.expression)
             names = self._names.get(names_key, ())
             if names == ():
-                names = self._names[names_key] = names_used(invariant.expression)
+                names = self._names[names_key] = root_names(invariant.expression)
             if names is not None and not touches(node, names):
                 return self._holds_when_empty(invariant, node, type_path, resource, root)
+            try:
+                check = self._native[invariant.expression]
+            except KeyError:
+                check = self._native[invariant.expression] = native_check(invariant.expression)
+            if check is not None:
+                verdict = check(node, node["resourceType"] if "resourceType" in node else type_path)
+                if verdict is not None:
+                    return verdict
         return self._evaluate(invariant, node, type_path, resource, root)
 
     def _holds_when_empty(self, invariant: Invariant, node: dict[str, Any], type_path: str, resource: Any,

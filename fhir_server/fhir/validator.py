@@ -178,8 +178,9 @@ class Validator:
         self.registry = registry
         self.terminology = terminology
         self.invariants = InvariantEngine()
-        # (pass, id(element)) -> its binding/target/value rules; each entry holds its element, so ids stay its own
-        self.element_rules_cache: dict[tuple[bool, int], ElementRules] = {}
+        # per pass (profile?): id(element) -> its binding/target/value rules; each entry holds its element, so ids
+        # stay its own
+        self.element_rules_cache: dict[bool, dict[int, ElementRules]] = {False: {}, True: {}}
 
     def validate_structure(self, resource: dict[str, Any]) -> list[Issue]:
         """Base R4 rules of the resource's own type (and of every resource it contains)."""
@@ -257,26 +258,28 @@ class _Run:
         self.terminology = validator.terminology
         self.rules = self.registry.primitive_rules()
         self.profile_mode = profile_mode
-        self.rules_cache = validator.element_rules_cache
+        self.rules_cache = validator.element_rules_cache[profile_mode]
         self.invariant_engine = validator.invariants
         self.issues: list[Issue] = []
         self.resources: list[tuple[Any, Any]] = []  # (%resource, %rootResource) of the resources being walked
         self.bundle_references: list[list[tuple[str, str]]] = []  # per Bundle being walked: (reference, path)
 
     def element_rules(self, element: dict[str, Any], source: str = "") -> "ElementRules":
-        cache = self.rules_cache
-        key = (self.profile_mode, id(element))
-        rules = cache.get(key)
+        rules = self.rules_cache.get(id(element))
         if rules is None:
             core_keys = self.registry.core_constraint_keys() if self.profile_mode else frozenset()
-            rules = cache[key] = ElementRules.of(element, self.registry.base_element(element), source, core_keys)
+            rules = self.rules_cache[id(element)] = ElementRules.of(
+                element, self.registry.base_element(element), source, core_keys
+            )
         return rules
 
     def invariants(self, node: Any, element: dict[str, Any], type_path: str, source: str, expression: str) -> None:
         """The element's FHIRPath invariants on one value: error-severity ones fail, warning ones warn."""
         rules = self.element_rules(element, source)
-        if not rules.invariants or not self.resources:
-            return
+        if rules.invariants and self.resources:
+            self.element_invariants(node, rules, type_path, expression)
+
+    def element_invariants(self, node: Any, rules: "ElementRules", type_path: str, expression: str) -> None:
         resource, root = self.resources[-1]
         for invariant in rules.invariants:
             if self.invariant_engine.holds(invariant, node, type_path, resource, root):
@@ -487,27 +490,34 @@ class _Run:
         expression: str,
         scope: ReferenceScope,
     ) -> None:
-        is_primitive = child.type in self.rules
-        slice_elements = index.slices.get(child.element.get("id", "")) if self.profile_mode else None
+        element = child.element
+        type_name = child.type
+        profile_mode = self.profile_mode
+        rules = self.element_rules(element, index.url)  # worked out once for every item of the property
+        is_primitive = type_name in self.rules
+        has_children = index.has_children(element.get("id", ""))
+        slice_elements = index.slices.get(element.get("id", "")) if profile_mode else None
+        is_resource = not is_primitive and type_name == RESOURCE_TYPE and not has_children
+        target = None if is_primitive or is_resource else self.registry.descend(index, child)
+        if target is not None and profile_mode and target[0] is not index:
+            target = None
+        check_invariants = bool(rules.invariants) and bool(self.resources)
+        invariant_path = element["path"] if not is_primitive and has_children else type_name
         collected: list[tuple[str, Any]] = []
         for path, item, position in self.items(value, child, expression):
             if is_primitive:
-                if not self.profile_mode:
-                    self.primitive(item, child.type, path, self.companion_at(companion, position))
-            elif child.type == RESOURCE_TYPE and not index.has_children(child.element.get("id", "")):
-                if not self.profile_mode:
+                if not profile_mode:
+                    self.primitive(item, type_name, path, self.companion_at(companion, position))
+            elif is_resource:
+                if not profile_mode:
                     self.resource(item, path, scope)
-            else:
-                target = self.registry.descend(index, child)
-                if target is not None and (not self.profile_mode or target[0] is index):
-                    self.obj(item, target[0], target[1], path, scope)
-            if item is not None:
-                inline = child.type not in self.rules and index.has_children(child.element.get("id", ""))
-                self.invariants(item, child.element, child.element["path"] if inline else child.type, index.url,
-                                path)
-            self.item_rules(item, child.element, child.type, path, scope)
-            if self.profile_mode and item is not None and self.element_rules(child.element).profiles_changed:
-                self.type_profiles(item, child.element, path, scope)
+            elif target is not None:
+                self.obj(item, target[0], target[1], path, scope)
+            if item is not None and check_invariants:
+                self.element_invariants(item, rules, invariant_path, path)
+            self.item_rules(item, element, type_name, path, scope, rules)
+            if profile_mode and item is not None and rules.profiles_changed:
+                self.type_profiles(item, element, path, scope)
             if slice_elements:
                 collected.append((path, item))
         if slice_elements:
@@ -593,9 +603,10 @@ class _Run:
     # -- per-item rules: bindings, fixed/pattern, references ---------------------------------------------------
 
     def item_rules(self, item: Any, element: dict[str, Any], type_name: str, expression: str,
-                   scope: ReferenceScope) -> None:
+                   scope: ReferenceScope, rules: ElementRules | None = None) -> None:
         """Bindings, reference targets and (profile pass) fixed/pattern values of one item."""
-        rules = self.element_rules(element)
+        if rules is None:
+            rules = self.element_rules(element)
         profile_mode = self.profile_mode
         if rules.value_set is not None and (rules.binding_changed or not profile_mode):
             if rules.strength == "required":

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from fhir_server.search.parameters import SearchParamDef, params_for
 
 
-@dataclass(frozen=True)
-class IndexValue:
-    """One indexed value of one search parameter.
+class IndexValue(NamedTuple):
+    """One indexed value of one search parameter (a tuple: built, hashed and compared in C, thousands per write).
 
     token:     ``system`` (may be None) and ``code``; ``text`` holds a display/text for ``:text`` (normalised).
     string:    ``value`` normalised (casefold, accents stripped); ``exact`` the original text.
@@ -293,19 +291,53 @@ CONVERTERS: dict[str, Converter] = {
 }
 
 
-# One parameter ready to extract: its definition, its paths as steps, and the converter of its type.
-CompiledParam = tuple[SearchParamDef, tuple[tuple[Step, ...], ...], Converter]
+Walker = Callable[[dict[str, Any]], Iterable[Any]]
+# One parameter ready to extract: its definition, its paths as steps, the converter of its type, and a walker per
+# path (what :func:`walk` yields for it).
+CompiledParam = tuple[SearchParamDef, tuple[tuple[Step, ...], ...], Converter, tuple[Walker, ...]]
+
+
+def walker(steps: tuple[Step, ...]) -> Walker:
+    """:func:`walk` for these steps; for one plain step (``Patient.gender``, ``Task.owner``: most paths) or two
+    through an object (``Resource.meta.tag``) direct lookups that yield the same values without the layers and
+    generators the general walk needs."""
+    if len(steps) == 1 and steps[0][1] is None:
+        name = steps[0][0]
+
+        def element(node: dict[str, Any]) -> Iterable[Any]:
+            child = node.get(name)
+            if child is None:
+                return ()
+            return child if isinstance(child, list) else (child,)
+
+        return element
+    if len(steps) == 2 and steps[0][1] is None and steps[1][1] is None:
+        first, second = steps[0][0], steps[1][0]
+
+        def grandchild(node: dict[str, Any]) -> Iterable[Any]:
+            child = node.get(first)
+            if child is None:
+                return ()
+            if not isinstance(child, dict):  # an array (or a value without children): the general walk
+                return walk(node, steps)
+            value = child.get(second)
+            if value is None:
+                return ()
+            return value if isinstance(value, list) else (value,)
+
+        return grandchild
+    return lambda node: walk(node, steps)
 
 
 @lru_cache(maxsize=None)
 def _compiled(resource_type: str) -> dict[str, CompiledParam]:
-    return {
-        definition.name: (
-            definition, tuple(compile_path(path) for path in definition.paths), CONVERTERS[definition.type]
-        )
-        for definition in params_for(resource_type).values()
-        if definition.type in CONVERTERS
-    }
+    compiled = {}
+    for definition in params_for(resource_type).values():
+        if definition.type in CONVERTERS:
+            paths = tuple(compile_path(path) for path in definition.paths)
+            compiled[definition.name] = (definition, paths, CONVERTERS[definition.type],
+                                         tuple(walker(steps) for steps in paths))
+    return compiled
 
 
 @lru_cache(maxsize=None)
@@ -326,10 +358,10 @@ def _by_first_element(resource_type: str) -> tuple[tuple[frozenset[str] | None, 
 def _values_of(resource: dict[str, Any], compiled: CompiledParam) -> list[IndexValue]:
     """The parameter's distinct values in document order. A dict, not a list scan, drops the repeats: with a list,
     a resource repeating an element n times cost n² comparisons (20,000 names: minutes on the event loop)."""
-    definition, paths, convert = compiled
+    definition, _, convert, walkers = compiled
     values: dict[IndexValue, None] = {}
-    for steps in paths:
-        for element in walk(resource, steps):
+    for walk_path in walkers:
+        for element in walk_path(resource):
             for value in convert(element, definition):
                 values[value] = None
     return list(values)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from fhir_server.second_opinion.codes import NETWORK_REFERENCE_EXT, NUCC_SYSTEM, ORG_TYPE_SYSTEM, codes_in
-from fhir_server.second_opinion.references import read_or_none, search_every
+from fhir_server.second_opinion.references import read_all, read_or_none, search_every
 from fhir_server.search.query import Criterion, ReferenceValue, SearchQuery, TokenValue
 from fhir_server.storage.base import ResourceOperations
 
@@ -134,11 +134,9 @@ async def load_directory(
     certifications of its Practitioner, the networks of the plan and its expert panel."""
     codes = sorted(set(specialties))
     roles = await _search(ops, "PractitionerRole", _token("specialty", *((NUCC_SYSTEM, c) for c in codes))) if codes else []
-    practitioners: dict[str, dict[str, Any] | None] = {}
-    for role in roles:
-        reference = role.get("practitioner", {}).get("reference", "")
-        if reference and reference not in practitioners:
-            practitioners[reference] = await read_or_none(ops, reference)
+    practitioners = await read_all(ops, list(dict.fromkeys(
+        reference for role in roles if (reference := role.get("practitioner", {}).get("reference", ""))
+    )))
     return Directory(
         candidates=tuple(
             candidate_from(role, practitioners.get(role.get("practitioner", {}).get("reference", ""))) for role in roles

@@ -122,6 +122,24 @@ async def read_or_none(ops: ResourceOperations, reference: str) -> dict[str, Any
         return None
 
 
+async def read_all(ops: ResourceOperations, references: list[str]) -> dict[str, dict[str, Any] | None]:
+    """What :func:`read_or_none` answers for each reference, with one search per resource type (``_id``) for the
+    local ``Type/id`` references instead of one read each (a directory names dozens of Practitioners)."""
+    found: dict[str, dict[str, Any] | None] = {}
+    by_type: dict[str, list[str]] = {}
+    for reference in references:
+        resource_type, _, resource_id = reference.partition("/")
+        if resource_type[:1].isupper() and resource_type.isalpha() and resource_id and "/" not in resource_id:
+            by_type.setdefault(resource_type, []).append(resource_id)
+        elif reference not in found:
+            found[reference] = await read_or_none(ops, reference)
+    for resource_type, ids in by_type.items():
+        criterion = Criterion("_id", "token", tuple(TokenValue(None, i) for i in dict.fromkeys(ids)))
+        stored = {r["id"]: r for r in await search_every(ops, SearchQuery(resource_type, criteria=[criterion]))}
+        found.update((f"{resource_type}/{i}", stored.get(i)) for i in ids)
+    return found
+
+
 SEARCH_PAGE_SIZE = 200  # resources per page when the domain reads every match of a search
 BY_ID = SortKey("_id", "token")
 

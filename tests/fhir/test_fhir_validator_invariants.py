@@ -128,3 +128,117 @@ def test_invariants_of_nested_resources_are_reported_at_their_path(core_validato
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
         {"fullUrl": "urn:uuid:3c1d6b4e-8f00-4c7a-9a43-6e7b7e0d6a02", "resource": {"resourceType": "Organization"}}]}
     assert invariant_issues(core_validator, bundle) == [("error", "org-1", ("Bundle.entry[0].resource",))]
+
+
+# -- shortcuts: what the engine is spared must not change a verdict -------------------------------------------------
+
+CON_4 = ("abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/"
+         "condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists()")
+CON_5 = ("verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and "
+         "code='entered-in-error').empty() or clinicalStatus.empty()")
+NATIVE_CASES = [
+    # (expression, node path, node): every shape member navigation can meet
+    ("value.empty() or system.exists()", "ContactPoint", {"value": "1", "system": "phone"}),
+    ("value.empty() or system.exists()", "ContactPoint", {"value": "1"}),
+    ("value.empty() or system.exists()", "ContactPoint", {"_value": {"extension": []}, "use": "home"}),
+    ("value.empty() or system.exists()", "ContactPoint", {"_value": {"id": "a"}}),
+    ("value.empty() or system.exists()", "ContactPoint", {"value": None, "_system": {"id": "s"}}),
+    ("value.empty() or system.exists()", "ContactPoint", {"value": [], "system": "x"}),
+    ("value.empty() or system.exists()", "ContactPoint", {"value": [None]}),
+    ("value.empty() or system.exists()", "ContactPoint", {"valueX": "1"}),
+    ("dataAbsentReason.empty() or value.empty()", "Observation", {"valueQuantity": {"value": 1},
+                                                                  "dataAbsentReason": {"text": "x"}}),
+    ("dataAbsentReason.empty() or value.empty()", "Observation", {"valueString": "a"}),
+    ("dataAbsentReason.empty() or value.empty()", "Observation", {"_valueString": {"id": "v"},
+                                                                  "dataAbsentReason": {"text": "x"}}),
+    ("dataAbsentReason.empty() or value.empty()", "Observation", {"value": 1, "dataAbsentReason": {"text": "x"}}),
+    ("dataAbsentReason.empty() or value.empty()", "Observation.component", {"valueBoolean": False,
+                                                                            "dataAbsentReason": {"text": "x"}}),
+    ("low.exists() or high.exists() or text.exists()", "Observation.referenceRange", {"appliesTo": [{"text": "a"}]}),
+    ("low.exists() or high.exists() or text.exists()", "Observation.referenceRange", {"high": {"value": 0}}),
+    ("concept.empty() or filter.empty()", "ValueSet.compose.include", {"concept": [{"code": "a"}],
+                                                                       "filter": [{"op": "="}]}),
+    ("concept.empty() or filter.empty()", "ValueSet.compose.include", {"filter": [{"op": "="}]}),
+    ("name.exists() and telecom.exists()", "Patient.contact", {"name": {"family": "A"}, "telecom": [{}]}),
+    ("name.exists() and telecom.exists()", "Patient.contact", {"name": {"family": "A"}}),
+    (CON_4, "Condition", {"resourceType": "Condition", "subject": {"reference": "Patient/a"}}),
+    (CON_4, "Condition", {"resourceType": "Condition", "abatementString": "x"}),
+    (CON_4, "Condition", {"resourceType": "Condition", "abatementString": "x", "clinicalStatus": {"coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "resolved"}]}}),
+    (CON_5, "Condition", {"resourceType": "Condition", "clinicalStatus": {"text": "x"}}),
+    (CON_5, "Condition", {"resourceType": "Condition", "verificationStatus": {"text": "x"},
+                          "clinicalStatus": {"text": "x"}}),
+    (CON_5, "Condition", {"resourceType": "Condition", "clinicalStatus": {"text": "x"}, "verificationStatus": {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": "entered-in-error"}]}}),
+    ("start.hasValue().not() or end.hasValue().not() or (start <= end)", "Period", {"start": "2021"}),
+    ("start.hasValue().not() or end.hasValue().not() or (start <= end)", "Period", {"end": "2020"}),
+    ("start.hasValue().not() or end.hasValue().not() or (start <= end)", "Period", {"start": "2021", "end": "2020"}),
+    ("start.hasValue().not() or end.hasValue().not() or (start <= end)", "Period",
+     {"_start": {"extension": [{"url": "u", "valueString": "x"}]}, "end": "2020"}),
+]
+
+
+@pytest.mark.parametrize("expression, path, node", NATIVE_CASES)
+def test_native_checks_agree_with_the_engine(expression: str, path: str, node: dict[str, Any]) -> None:
+    """An invariant answered without fhirpathpy (existence checks, an open-ended Period) answers as fhirpathpy
+    does, including on primitives known only by their extensions, choice elements, nulls and empty arrays."""
+    invariant = Invariant("x-4", "error", "native", expression, "http://example.org/sd")
+    engine = InvariantEngine()
+    assert engine.holds(invariant, node, path, {}, {}) is engine._evaluate(invariant, node, path, {}, {})
+
+
+def test_an_expression_outside_the_native_forms_goes_to_the_engine() -> None:
+    from fhir_server.fhir.invariants import native_check
+
+    assert native_check("value.empty() or system.exists()") is not None
+    assert native_check("name.exists() and telecom.exists()") is not None
+    mixed = native_check("a.exists() or b.exists() and c.exists()")  # a or (b and c): only "a" decides alone
+    assert mixed is not None and mixed({"a": 1}, "X") is True and mixed({"b": 1, "c": 1}, "X") is None
+    assert native_check("contained.meta.versionId.empty()") is None  # a path, not a child
+    assert native_check("start.hasValue().not() or (start <= end)") is None
+    assert native_check("a.empty() or b implies c") is None  # (a or b) implies c: not a disjunction
+    assert native_check("a.empty() or b xor c") is None
+    assert native_check("a.first().empty() or b = 1") is None  # first() is not a plain step
+    assert native_check(CON_4) is not None and native_check(CON_5) is not None
+
+
+def test_only_first_steps_decide_whether_a_node_is_read_as_empty() -> None:
+    from fhir_server.fhir.invariants import root_names
+
+    assert root_names("contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()") == {
+        "contained", "and"}
+    assert "system" in root_names("coding.where(system = 'http://x').exists()")
+    assert root_names("%resource.contained.empty()") is None
+    # a type name in first position reads the node itself: every name counts
+    assert "component" in root_names("Observation.component.exists()")
+    dom4 = Invariant("dom-4", "error", "", "contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()",
+                     "http://example.org/sd")
+    engine = InvariantEngine()
+    with_meta = {"resourceType": "Patient", "meta": {"versionId": "1"}}
+    assert engine.holds(dom4, with_meta, "Patient", with_meta, with_meta) is True
+    contained = {"resourceType": "Patient", "contained": [{"resourceType": "Patient", "meta": {"versionId": "1"}}]}
+    assert engine.holds(dom4, contained, "Patient", contained, contained) is False
+
+
+def test_shortcuts_agree_with_the_engine_over_the_examples(core_validator: Validator) -> None:
+    """Every invariant verdict over the official examples, with the shortcuts, is the engine's own."""
+    import json
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[1] / "data" / "r4-examples"
+    engine = core_validator.invariants
+    disagreements = []
+    original = InvariantEngine.holds
+
+    def checked(self: InvariantEngine, invariant: Invariant, node: Any, path: str, resource: Any, root: Any) -> bool:
+        verdict = original(self, invariant, node, path, resource, root)
+        if verdict is not self._evaluate(invariant, node, path, resource, root):
+            disagreements.append((invariant.key, path))
+        return verdict
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(InvariantEngine, "holds", checked)
+        for example in sorted(examples.glob("*.json")):
+            core_validator.validate(json.loads(example.read_text(encoding="utf-8")))
+    assert engine is core_validator.invariants and disagreements == []

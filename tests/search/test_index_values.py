@@ -186,3 +186,26 @@ def test_skipping_parameters_whose_elements_are_absent_loses_no_value() -> None:
         assert extract_index(resource_type, resource) == every, resource_type
         checked += bool(every)
     assert checked > 100
+
+
+def test_the_direct_walkers_find_what_the_general_walk_finds():
+    """Every path of every parameter, walked the short way (one or two plain steps) and the general way, over
+    the official examples and shapes the short way must hand over: an array under the first step, a primitive."""
+    import json
+
+    from fhir_server.search.index import _compiled, walk
+
+    examples = Path(__file__).resolve().parents[1] / "data" / "r4-examples"
+    resources = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(examples.glob("*.json"))]
+    resources += [
+        {"resourceType": "Patient", "meta": [{"tag": [{"code": "a"}]}, {"tag": {"code": "b"}}], "gender": ["x"]},
+        {"resourceType": "Patient", "meta": "text", "name": [{"family": "A"}, None], "telecom": {"value": "1"}},
+    ]
+    compared = 0
+    for resource in resources:
+        for _, paths, _, walkers in _compiled(resource["resourceType"]).values():
+            for steps, walk_path in zip(paths, walkers):
+                found = list(walk_path(resource))
+                assert found == list(walk(resource, steps)), (resource["resourceType"], steps)
+                compared += 1
+    assert compared > 1000

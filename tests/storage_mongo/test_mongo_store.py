@@ -13,7 +13,7 @@ import pytest
 
 from fhir_server.errors import FhirError
 from fhir_server.search.query import Criterion, SearchQuery, SortKey, StringValue, TokenValue, parse_search
-from fhir_server.storage.base import ResourceOperations
+from fhir_server.storage.base import ResourceOperations, StoredResource
 from fhir_server.storage.mongo import MongoStore
 from fhir_server.storage.mongo.documents import INDEX_ENTRY_ATTRIBUTES, STORED_DOCUMENTS
 from fhir_server.storage.mongo.filters import search_filter
@@ -182,6 +182,54 @@ async def test_transaction_is_all_or_nothing(mongo_store: MongoStore) -> None:
     assert (await mongo_store.search(SearchQuery("Patient"))).total == 1
     assert (await mongo_store.read("Patient", existing.id)).version_id == 1
     assert (await mongo_store.history()).total == 1
+
+
+async def test_new_resources_of_a_transaction_are_sent_together_and_read_back_as_stored(
+    mongo_store: MongoStore,
+) -> None:
+    """A transaction's new resources go in one insert per collection (before a search and before the commit);
+    until then its reads of them answer what a read from the server would, never the object it wrote."""
+    inserts: list[int] = []
+    original = type(mongo_store._db["resources"]).insert_many
+
+    async def counting(collection, documents, *args, **kwargs):  # type: ignore[no-untyped-def]
+        inserts.append(len(documents))
+        return await original(collection, documents, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(mongo_store._db["resources"]), "insert_many", counting)
+        async def work(tx: ResourceOperations) -> StoredResource:
+            created = [await tx.create(patient(f"P{n}"), resource_id=f"p{n}") for n in range(3)]
+            read = await tx.read("Patient", "p1")
+            assert read.resource == created[1].resource and read.resource is not created[1].resource
+            assert read.last_updated == created[1].last_updated and read.version_id == 1
+            assert inserts == []  # nothing sent yet
+            assert (await tx.search(SearchQuery("Patient"))).total == 3  # a search sees them: sent first
+            assert inserts == [3, 3]
+            updated, _ = await tx.update({**read.resource, "gender": "male"})
+            assert (await tx.read("Patient", "p1")).resource["gender"] == "male"
+            await tx.create(patient("P3"), resource_id="p3")
+            return updated
+
+        updated = await mongo_store.atomically(work)
+        assert inserts == [3, 3, 1, 1]  # the last one before the commit
+    assert (await mongo_store.read("Patient", "p1")).version_id == updated.version_id == 2
+    assert (await mongo_store.search(SearchQuery("Patient"))).total == 4
+
+
+async def test_a_held_back_create_of_an_id_committed_meanwhile_is_a_409(mongo_store: MongoStore) -> None:
+    runs: list[int] = []
+
+    async def work(tx: ResourceOperations) -> None:
+        runs.append(1)
+        await tx.create(patient("Late"), resource_id="taken")
+        if len(runs) == 1:
+            await mongo_store.create(patient("Early"), resource_id="taken")  # another writer commits first
+
+    with pytest.raises(FhirError) as raised:
+        await mongo_store.atomically(work)
+    assert raised.value.status == 409 and "already exists" in raised.value.issues[0].diagnostics
+    assert (await mongo_store.read("Patient", "taken")).resource["name"] == [{"family": "Early"}]
 
 
 async def test_deleted_resources_leave_search_but_keep_history(mongo_store: MongoStore) -> None:

@@ -11,18 +11,19 @@ BSON, always passing the session it was given (None outside a transaction).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from mongoengine.errors import ValidationError
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from fhir_server.errors import bad_request
+from fhir_server.errors import bad_request, conflict
 from fhir_server.storage.base import OutboxMessage, StoredResource
 from fhir_server.storage.mongo.documents import (
     STORED_DOCUMENTS,
@@ -106,12 +107,52 @@ RESULT_PROJECTION = {"_id": 0, "resource_type": 1, "resource_id": 1, "version_id
                      "method": 1, "resource": 1}
 
 
+DUPLICATE_KEY = 11000
+
+
+@dataclass
+class PendingWrites:
+    """The first versions of new resources a transaction has written but not yet sent: sent together, one command
+    per collection, before the first command whose answer they could change (a search, a count, a version read,
+    a replacement) and at the latest before the commit. A transaction's writes are seen by nobody else before its
+    commit, and its own reads of a single current document are answered from :attr:`written`, so holding them
+    changes no answer, only the number of round trips (a ``$submit`` writes about ten resources, two documents
+    each)."""
+
+    versions: list[dict[str, Any]] = field(default_factory=list)  # history documents
+    currents: list[dict[str, Any]] = field(default_factory=list)  # new current documents
+    # (type, id) -> the current document this transaction wrote last (sent or not), as a read would return it
+    written: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.versions or self.currents)
+
+
+def _as_read(document: dict[str, Any]) -> dict[str, Any]:
+    """A current document as :data:`RESULT_PROJECTION` reads it back, its resource a copy of its own (a read
+    from the server never shares objects with what was written)."""
+    read = {name: document.get(name) for name in RESULT_PROJECTION if name != "_id"}
+    moment = read["last_updated"]  # as a tz-aware client reads a date: UTC
+    read["last_updated"] = moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    if read["resource"] is not None:
+        read["resource"] = orjson.loads(orjson.dumps(read["resource"]))
+    return read
+
+
 @dataclass(frozen=True)
 class MongoCollections:
-    """The ``resources`` and ``history`` collections of one database, bound to one session (or none)."""
+    """The ``resources`` and ``history`` collections of one database, bound to one session (or none).
+
+    In a transaction that is run again whenever it conflicts (``hold_back``: ``MongoStore.atomically``), the first
+    versions of new resources are held in :class:`PendingWrites` and sent in batches (:meth:`flush`); otherwise,
+    and for every other write (a new version of a stored resource, a lock, an outbox message), a write goes at
+    once. (A ``MongoStore.transaction()`` block cannot be run again, so there a writer outside it must meet its
+    writes, and wait, from the moment they are made.)"""
 
     database: AsyncDatabase
     session: AsyncClientSession | None = None
+    hold_back: bool = False  # hold new resources back until needed (only in a session: a transaction's writes)
+    pending: PendingWrites = field(default_factory=PendingWrites, compare=False)
 
     @property
     def current(self) -> AsyncCollection:
@@ -134,6 +175,9 @@ class MongoCollections:
             await self.database.drop_collection(document_class._get_collection_name())
 
     async def find_current(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        own = self.pending.written.get((resource_type, resource_id))
+        if own is not None:
+            return _as_read(own)
         return await self.current.find_one(
             {"resource_type": {"$eq": resource_type}, "resource_id": {"$eq": resource_id}},
             RESULT_PROJECTION,
@@ -141,6 +185,7 @@ class MongoCollections:
         )
 
     async def find_version(self, resource_type: str, resource_id: str, version_id: int) -> dict[str, Any] | None:
+        await self.flush()
         return await self.history.find_one(
             {
                 "resource_type": {"$eq": resource_type},
@@ -157,10 +202,19 @@ class MongoCollections:
         """Write one new version: history first, its unique (type, id, version) index being the atomic claim on
         the version number, then the current document, replaced only if it still holds ``previous_version``
         (inserted when there was none, the unique (type, id) index refusing a second creator).
-        Raises :class:`VersionRace` when another writer got there first."""
+        Raises :class:`VersionRace` when another writer got there first (in a transaction, a first version's
+        claim is only judged when it is sent: :meth:`flush`)."""
+        history_document = to_bson(version)
+        document = to_bson(current)
+        if self.session is not None and self.hold_back:
+            self.pending.written[(current.resource_type, current.resource_id)] = document
+            if previous_version is None:
+                self.pending.versions.append(history_document)
+                self.pending.currents.append(document)
+                return
+            await self.flush()
         try:
-            await self.history.insert_one(to_bson(version), session=self.session)
-            document = to_bson(current)
+            await self.history.insert_one(history_document, session=self.session)
             if previous_version is None:
                 await self.current.insert_one(document, session=self.session)
                 return
@@ -173,17 +227,42 @@ class MongoCollections:
         if result.matched_count != 1:
             raise VersionRace(f"{current.resource_type}/{current.resource_id} changed while being written")
 
+    async def flush(self) -> None:
+        """Send the pending first versions: one command per collection. A first version whose
+        (type, id) another transaction committed meanwhile is a 409, as the create would have answered."""
+        pending = self.pending
+        if not pending:
+            return
+        versions, currents = pending.versions, pending.currents
+        pending.versions, pending.currents = [], []
+        for collection, documents in ((self.history, versions), (self.current, currents)):
+            if not documents:
+                continue
+            try:
+                await collection.insert_many(documents, ordered=True, session=self.session)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors") or []
+                if not errors or errors[0].get("code") != DUPLICATE_KEY:
+                    raise
+                refused = documents[errors[0]["index"]]
+                raise conflict(f"{refused['resource_type']}/{refused['resource_id']} already exists") from exc
+            except DuplicateKeyError as exc:  # pragma: no cover - insert_many reports duplicates as above
+                raise VersionRace(str(exc)) from exc
+
     async def find_page(self, history: bool, query: Filter, sort: Sort, skip: int, limit: int) -> list[dict[str, Any]]:
+        await self.flush()
         collection = self.history if history else self.current
         cursor = collection.find(query, RESULT_PROJECTION, sort=sort, skip=skip, limit=limit, session=self.session)
         return await cursor.to_list(length=None)
 
     async def count(self, history: bool, query: Filter) -> int:
+        await self.flush()
         collection = self.history if history else self.current
         return await collection.count_documents(query, session=self.session)
 
     async def lock(self, key: str) -> None:
-        """Write the lock document of ``key`` in this session's transaction (see :class:`WriteLock`)."""
+        """Write the lock document of ``key`` in this session's transaction (see :class:`WriteLock`): at once,
+        never held back, so that a second transaction taking it waits (fails and runs again) from this call on."""
         await self.database[WriteLock._get_collection_name()].update_one(
             {"_id": {"$eq": key}}, {"$inc": {"writes": 1}}, upsert=True, session=self.session
         )

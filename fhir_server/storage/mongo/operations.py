@@ -152,6 +152,10 @@ class MongoResourceOperations(ResourceOperations):
     async def lock(self, key: str) -> None:
         await self._collections.lock(key)
 
+    async def flush(self) -> None:
+        """Send what the transaction holds back (see :class:`~.adapter.PendingWrites`): before its commit."""
+        await self._collections.flush()
+
     async def _page(self, history: bool, query: Filter, sort: Sort, offset: int, count: int, with_total: bool) -> Page:
         rows = await self._collections.find_page(history, query, sort, offset, count + 1)
         total = await self._collections.count(history, query) if with_total else None

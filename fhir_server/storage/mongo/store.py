@@ -172,8 +172,10 @@ class MongoStore(ReadsDelegated):
             raise RuntimeError("MongoStore is not open: await store.open() first")
         return self._client
 
-    def _operations(self, session: AsyncClientSession | None = None) -> MongoResourceOperations:
-        return MongoResourceOperations(MongoCollections(self._db, session), self._clock)
+    def _operations(
+        self, session: AsyncClientSession | None = None, hold_back: bool = False
+    ) -> MongoResourceOperations:
+        return MongoResourceOperations(MongoCollections(self._db, session, hold_back), self._clock)
 
     def _reads(self) -> MongoResourceOperations:
         return self._operations()
@@ -199,7 +201,9 @@ class MongoStore(ReadsDelegated):
             for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
                 await session.start_transaction()
                 try:
-                    result = await work(self._operations(session))
+                    operations = self._operations(session, hold_back=True)
+                    result = await work(operations)
+                    await operations.flush()  # the writes it held back, before the commit
                 except Exception as exc:
                     await _abort(session)
                     if not isinstance(exc, (VersionRace, PyMongoError)) or not _lost_race(exc):

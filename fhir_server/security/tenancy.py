@@ -29,7 +29,8 @@ from fhir_server.security.access import AccessRules
 from fhir_server.security.principal import Principal, current
 from fhir_server.security.refusals import insufficient_scope, server_only
 from fhir_server.security.scopes import permits
-from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.base import Page, ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.delegation import WrapsOperations, WrapsStore
 from fhir_server.storage.versioning import resource_type_of
 
 if TYPE_CHECKING:
@@ -97,10 +98,10 @@ def _stamping_principal() -> Principal | None:
 
 
 # -- stamping (below the observers: their writes are stamped too) -------------------------------------------------
-class _Stamping:
+class _Stamping(WrapsOperations):
     """The stamping of writes, shared by the store and its transactions."""
 
-    _ops: ResourceOperations
+    inner: ResourceOperations
     _rules: AccessRules
 
     async def _stamped(self, resource: dict[str, Any], replaces: bool) -> dict[str, Any]:
@@ -113,7 +114,7 @@ class _Stamping:
         tenants = set(state.tenants)
         if replaces and isinstance(resource.get("id"), str):
             try:
-                kept = tenants_of((await self._ops.read(resource_type_of(resource), resource["id"])).resource)
+                kept = tenants_of((await self.inner.read(resource_type_of(resource), resource["id"])).resource)
             except FhirError:
                 kept = set()  # update-as-create, or of a deleted resource: nothing to keep
             tenants |= kept
@@ -122,77 +123,26 @@ class _Stamping:
         return with_tenants(resource, tenants - {""})
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
-        return await self._ops.create(await self._stamped(resource, False), resource_id=resource_id)
+        return await self.inner.create(await self._stamped(resource, False), resource_id=resource_id)
 
     async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
-        return await self._ops.update(await self._stamped(resource, True), if_match=if_match)
+        return await self.inner.update(await self._stamped(resource, True), if_match=if_match)
 
     async def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredResource | None:
-        return await self._ops.delete(resource_type, resource_id, if_match=if_match)
-
-    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
-        return await self._ops.read(resource_type, resource_id)
-
-    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
-        return await self._ops.vread(resource_type, resource_id, version_id)
-
-    async def search(self, query: "SearchQuery") -> Page:
-        return await self._ops.search(query)
-
-    async def history(self, resource_type: str | None = None, resource_id: str | None = None, *,
-                      since: datetime | None = None, count: int = 20, offset: int = 0) -> Page:
-        return await self._ops.history(resource_type, resource_id, since=since, count=count, offset=offset)
-
-    async def enqueue(self, message: OutboxMessage) -> bool:
-        return await self._ops.enqueue(message)
-
-    async def lock(self, key: str) -> None:
-        await self._ops.lock(key)
+        return await self.inner.delete(resource_type, resource_id, if_match=if_match)
 
 
 class StampingOperations(_Stamping):
     def __init__(self, tx: ResourceOperations, rules: AccessRules) -> None:
-        self._ops = tx
+        self.inner = tx
         self._rules = rules
 
 
-class _Lifecycle:
-    """The store-level calls a wrapper hands to the store it wraps unchanged."""
-
-    inner: ResourceStore
-
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def clear(self) -> None:
-        await self.inner.clear()
-
-    async def claim_outbox(self, now: datetime, lease_until: datetime, limit: int = 20) -> list[OutboxMessage]:
-        return await self.inner.claim_outbox(now, lease_until, limit)
-
-    async def outbox_delivered(self, message_id: str, at: datetime) -> None:
-        await self.inner.outbox_delivered(message_id, at)
-
-    async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
-        await self.inner.outbox_failed(message_id, error, next_attempt_at)
-
-    async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
-        return await self.inner.outbox_messages(channel)
-
-    def __getattr__(self, name: str) -> Any:
-        # Anything else a backend offers (its connection, test helpers) stays reachable through the wrapper.
-        return getattr(self.inner, name)
-
-
-class StampingStore(_Lifecycle, _Stamping):
+class StampingStore(_Stamping, WrapsStore):
     """The raw store, with every write of an authenticated request stamped with its tenants."""
 
     def __init__(self, inner: ResourceStore, rules: AccessRules) -> None:
         self.inner = inner
-        self._ops = inner
         self._rules = rules
 
     @asynccontextmanager
@@ -231,10 +181,10 @@ def _hidden(resource_type: str, resource_id: str) -> FhirError:
     return not_found(f"{resource_type}/{resource_id} is not known")
 
 
-class _Guard:
+class _Guard(WrapsOperations):
     """Tenancy and (for Bundles) scope checks on reads and writes, shared by the store and its transactions."""
 
-    _ops: ResourceOperations
+    inner: ResourceOperations
     _rules: AccessRules
 
     # who and what
@@ -259,7 +209,7 @@ class _Guard:
 
     async def _last_content(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         """The content of the newest version that has any (a deleted resource's tenants are its last version's)."""
-        page = await self._ops.history(resource_type, resource_id, count=2)
+        page = await self.inner.history(resource_type, resource_id, count=2)
         return next((item.resource for item in page.items if item.resource is not None), None)
 
     async def _require_visible(self, principal: Principal, resource_type: str, resource_id: str) -> None:
@@ -274,10 +224,10 @@ class _Guard:
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:
         principal = self._principal()
         if principal is None:
-            return await self._ops.read(resource_type, resource_id)
+            return await self.inner.read(resource_type, resource_id)
         self._check_scope(principal, resource_type, "r")
         try:
-            stored = await self._ops.read(resource_type, resource_id)
+            stored = await self.inner.read(resource_type, resource_id)
         except FhirError as error:
             if error.status == 410:
                 await self._require_visible(principal, resource_type, resource_id)
@@ -292,14 +242,14 @@ class _Guard:
         if principal is not None:
             self._check_scope(principal, resource_type, "r")
             await self._require_visible(principal, resource_type, resource_id)
-        return await self._ops.vread(resource_type, resource_id, version_id)
+        return await self.inner.vread(resource_type, resource_id, version_id)
 
     async def search(self, query: "SearchQuery") -> Page:
         principal = self._principal()
         if principal is None:
-            return await self._ops.search(query)
+            return await self.inner.search(query)
         self._check_scope(principal, query.resource_type, "s")
-        return await self._ops.search(self.scoped(principal, query))
+        return await self.inner.search(self.scoped(principal, query))
 
     def scoped(self, principal: Principal, query: "SearchQuery") -> "SearchQuery":
         """The query with the caller's tenant criterion (and internal records left out) added."""
@@ -318,7 +268,7 @@ class _Guard:
         if principal is not None and resource_type and resource_id:
             self._check_scope(principal, resource_type, "r")
             await self._require_visible(principal, resource_type, resource_id)
-        page = await self._ops.history(resource_type, resource_id, since=since, count=count, offset=offset)
+        page = await self.inner.history(resource_type, resource_id, since=since, count=count, offset=offset)
         if principal is None:
             return page
         items = [item for item in page.items if item.resource is None or self.visible(principal, item.resource_type, item.resource)]
@@ -336,7 +286,7 @@ class _Guard:
         principal = self._principal()
         if principal is not None:
             self._check_write(principal, resource_type_of(resource), "c")
-        stored = await self._ops.create(resource, resource_id=resource_id)
+        stored = await self.inner.create(resource, resource_id=resource_id)
         note_patient(stored)
         return stored
 
@@ -347,7 +297,7 @@ class _Guard:
             self._check_write(principal, resource_type, "u")
             if isinstance(resource.get("id"), str):
                 await self._require_visible(principal, resource_type, resource["id"])
-        stored, created = await self._ops.update(resource, if_match=if_match)
+        stored, created = await self.inner.update(resource, if_match=if_match)
         note_patient(stored)
         return stored, created
 
@@ -356,27 +306,20 @@ class _Guard:
         if principal is not None:
             self._check_write(principal, resource_type, "d")
             await self._require_visible(principal, resource_type, resource_id)
-        return await self._ops.delete(resource_type, resource_id, if_match=if_match)
-
-    async def enqueue(self, message: OutboxMessage) -> bool:
-        return await self._ops.enqueue(message)
-
-    async def lock(self, key: str) -> None:
-        await self._ops.lock(key)
+        return await self.inner.delete(resource_type, resource_id, if_match=if_match)
 
 
 class GuardedOperations(_Guard):
     def __init__(self, tx: ResourceOperations, rules: AccessRules) -> None:
-        self._ops = tx
+        self.inner = tx
         self._rules = rules
 
 
-class GuardedStore(_Lifecycle, _Guard):
+class GuardedStore(_Guard, WrapsStore):
     """What the API and the domain read and write through: the caller's organization's view of the store."""
 
     def __init__(self, inner: ResourceStore, rules: AccessRules) -> None:
         self.inner = inner
-        self._ops = inner
         self._rules = rules
 
     @asynccontextmanager

@@ -204,7 +204,7 @@ async def _decide(
     if submitted_claim is not None:
         claim = adopt_claim(submitted_claim.resource, claim)
     # The case is the deciding group's too (the Task names it).
-    declare_tenants([*(e.resource for e in plan.entries), claim, claim_response, task])
+    await declare_tenants(tx, [*(e.resource for e in plan.entries), claim, claim_response, task])
     with deciding(request_entry.reference):
         written = {
             e.index: await _write(tx, e.resource, e.exists) for e in plan.entries if e is not submitted_claim

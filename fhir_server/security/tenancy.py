@@ -3,7 +3,8 @@
 - :class:`StampingStore` (innermost, below the change observers) stamps every resource a request writes with its
   tenants in ``meta.security`` (system :data:`TENANT_SYSTEM`, code ``Organization/id``): the caller's organization,
   the organizations the written resources name as tenants (``tenant_elements`` in the access data: the member's
-  physician group, the Task's owner), and the tenants of the version it replaces, so an update never takes access
+  physician group, the Task's owner, a PractitionerRole or Practitioner resolved to its organizations by
+  :mod:`.tenant_references`), and the tenants of the version it replaces, so an update never takes access
   away; updating a case's Task or ClaimResponse (``case_types``, outside a Bundle) makes its tenants those of the
   request's later writes (a decision's notices reach the submitting EHR). Tags a client sends in that system are
   dropped: a client cannot grant itself access.
@@ -29,6 +30,7 @@ from fhir_server.security.access import AccessRules
 from fhir_server.security.principal import Principal, current
 from fhir_server.security.refusals import insufficient_scope, server_only
 from fhir_server.security.scopes import permits
+from fhir_server.security.tenant_references import named_tenants
 from fhir_server.storage.base import Page, ResourceOperations, ResourceStore, StoredResource
 from fhir_server.storage.delegation import WrapsOperations, WrapsStore
 from fhir_server.storage.versioning import resource_type_of
@@ -57,18 +59,6 @@ def is_internal(resource: dict[str, Any] | None) -> bool:
     return any(isinstance(label, dict) and label.get("system") == INTERNAL_SYSTEM for label in labels)
 
 
-def named_tenants(resource: dict[str, Any], rules: AccessRules) -> set[str]:
-    """Organizations the resource's tenant elements reference (``Organization/id`` references only)."""
-    found: set[str] = set()
-    for element in rules.tenant_elements.get(resource_type_of(resource), ()):
-        value = resource.get(element)
-        for item in value if isinstance(value, list) else [value]:
-            reference = item.get("reference") if isinstance(item, dict) else None
-            if isinstance(reference, str) and reference.startswith("Organization/"):
-                found.add(reference)
-    return found
-
-
 def with_tenants(resource: dict[str, Any], tenants: Iterable[str]) -> dict[str, Any]:
     """A copy of ``resource`` whose tenant labels are exactly ``tenants`` (other security labels kept)."""
     meta = dict(resource.get("meta") or {})
@@ -78,16 +68,17 @@ def with_tenants(resource: dict[str, Any], tenants: Iterable[str]) -> dict[str, 
     return {**resource, "meta": meta}
 
 
-def declare_tenants(resources: Iterable[dict[str, Any] | None]) -> None:
+async def declare_tenants(ops: ResourceOperations, resources: Iterable[dict[str, Any] | None]) -> None:
     """Make the tenants these (about to be written) resources name tenants of everything the current request
     writes: called before a transaction whose first writes would otherwise come before the resource naming them
-    (``$submit`` writes the ServiceRequest before the Task that names the deciding group)."""
+    (``$submit`` writes the ServiceRequest before the Task that names the deciding group, and before the Patient
+    whose PCP names the member's group). ``ops`` reads the provider directory (see :mod:`.tenant_references`)."""
     state = current()
     if state is None or state.principal is None or state.principal.development or state.rules is None:
         return
     for resource in resources:
         if resource:
-            state.tenants |= named_tenants(resource, state.rules)
+            state.tenants |= await named_tenants(ops, resource, state.rules)
 
 
 def _stamping_principal() -> Principal | None:
@@ -110,7 +101,7 @@ class _Stamping(WrapsOperations):
         if principal is None or state is None:
             return resource
         state.tenants.add(principal.organization)
-        state.tenants |= named_tenants(resource, self._rules)
+        state.tenants |= await named_tenants(self.inner, resource, self._rules)
         tenants = set(state.tenants)
         if replaces and isinstance(resource.get("id"), str):
             try:

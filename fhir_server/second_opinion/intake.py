@@ -247,6 +247,7 @@ async def start_from_task(
     evaluation = await evaluate(resolver, service_request, catalog)
     ids = RecordIds(str(uuid.uuid4()), str(uuid.uuid4()), task["id"])
     records = build_records(evaluation, service_request, focus, ids, moment, moment, task)
+    await declare_tenants(tx, records)  # the deciding group's too, from the first record written
     written = await write_decision(
         tx, evaluation, records, claim_exists=False, response_exists=False, previous_task=task, now=moment
     )

@@ -25,12 +25,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
-from fhir_server.errors import FhirError, not_found
+from fhir_server.errors import FhirError, error, not_found, unprocessable
 from fhir_server.security.access import AccessRules
 from fhir_server.security.principal import Principal, current
 from fhir_server.security.refusals import insufficient_scope, server_only
 from fhir_server.security.scopes import permits
-from fhir_server.security.tenant_references import named_tenants
+from fhir_server.second_opinion.references import read_or_none
+from fhir_server.security.tenant_references import local_references, named_tenants
 from fhir_server.storage.base import Page, ResourceOperations, ResourceStore, StoredResource
 from fhir_server.storage.delegation import WrapsOperations, WrapsStore
 from fhir_server.storage.versioning import resource_type_of
@@ -101,8 +102,10 @@ class _Stamping(WrapsOperations):
         if principal is None or state is None:
             return resource
         state.tenants.add(principal.organization)
-        state.tenants |= await named_tenants(self.inner, resource, self._rules)
+        named = await named_tenants(self.inner, resource, self._rules)
+        state.tenants |= named
         tenants = set(state.tenants)
+        await self._share(principal, resource, named - {""})
         if replaces and isinstance(resource.get("id"), str):
             try:
                 kept = tenants_of((await self.inner.read(resource_type_of(resource), resource["id"])).resource)
@@ -112,6 +115,29 @@ class _Stamping(WrapsOperations):
             if resource_type_of(resource) in self._rules.case_types and not state.check_scopes_in_store:
                 state.tenants |= kept  # the rest of this decision is the case's tenants' too
         return with_tenants(resource, tenants - {""})
+
+    async def _share(self, principal: Principal, resource: dict[str, Any], tenants: set[str]) -> None:
+        """Make ``tenants`` (those ``resource`` names) tenants of what it refers to along ``tenant_propagation``,
+        and so on from there: a Task created for a request an EHR stored before shares that request (and its
+        member, coverage and documents) with the Task's owner. Only what the writer sees is shared; a resource
+        that has the tenants already is left as it is and not followed further (a case written by ``$submit`` is
+        stamped whole). Each one shared gets a new version, written below the observers: nothing reacts to it."""
+        pending = local_references(resource, self._rules.tenant_propagation.get(resource_type_of(resource), ()))
+        seen: set[str] = set()
+        while tenants and pending:
+            reference = pending.pop()
+            resource_type = reference.partition("/")[0]
+            if reference in seen or self._rules.is_shared(resource_type):
+                continue
+            seen.add(reference)
+            target = await read_or_none(self.inner, reference)
+            if target is None or is_internal(target):
+                continue
+            has = tenants_of(target)
+            if tenants <= has or not (principal.sees_everything or principal.organization in has):
+                continue
+            await self.inner.update(with_tenants(target, has | tenants))
+            pending += local_references(target, self._rules.tenant_propagation.get(resource_type, ()))
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
         return await self.inner.create(await self._stamped(resource, False), resource_id=resource_id)
@@ -203,13 +229,36 @@ class _Guard(WrapsOperations):
         page = await self.inner.history(resource_type, resource_id, count=2)
         return next((item.resource for item in page.items if item.resource is not None), None)
 
-    async def _require_visible(self, principal: Principal, resource_type: str, resource_id: str) -> None:
-        """404 unless the resource (current, or last before its deletion) is visible; unknown ids pass through."""
+    async def _require_visible(self, principal: Principal, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        """404 unless the resource (current, or last before its deletion) is visible; unknown ids pass through.
+        Answers that content (None for an unknown id, and in development mode, where nothing is checked)."""
         if principal.development:
-            return
+            return None
         content = await self._last_content(resource_type, resource_id)
         if content is not None and not self.visible(principal, resource_type, content):
             raise _hidden(resource_type, resource_id)
+        return content
+
+    async def _check_shared_references(self, principal: Principal, resource: dict[str, Any],
+                                       previous: dict[str, Any] | None) -> None:
+        """A write that starts sharing what it refers to (a type with tenant elements and ``tenant_propagation``:
+        a Task's focus and basedOn) may newly name there only what the caller sees. Another tenant's resource is refused exactly as an unknown one is
+        (422, the same words), so a Task can neither share what its writer cannot see nor tell whether it exists."""
+        resource_type = resource_type_of(resource)
+        starts_sharing = resource_type in self._rules.tenant_elements  # a type that names tenants shares with them
+        elements = self._rules.tenant_propagation.get(resource_type, ()) if starts_sharing else ()
+        if principal.development or not elements:
+            return
+        before = set(local_references(previous, elements)) if previous else set()
+        for element in elements:
+            for reference in local_references(resource, (element,)):
+                if reference in before:
+                    continue
+                target_type, _, target_id = reference.partition("/")
+                content = await self._last_content(target_type, target_id)
+                if content is None or not self.visible(principal, target_type, content):
+                    where = f"{resource_type}.{element}"
+                    raise unprocessable([error("not-found", f"{where} names {reference}, which is not known", where)])
 
     # reads
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:
@@ -277,6 +326,7 @@ class _Guard(WrapsOperations):
         principal = self._principal()
         if principal is not None:
             self._check_write(principal, resource_type_of(resource), "c")
+            await self._check_shared_references(principal, resource, None)
         stored = await self.inner.create(resource, resource_id=resource_id)
         note_patient(stored)
         return stored
@@ -286,8 +336,10 @@ class _Guard(WrapsOperations):
         if principal is not None:
             resource_type = resource_type_of(resource)
             self._check_write(principal, resource_type, "u")
+            previous = None
             if isinstance(resource.get("id"), str):
-                await self._require_visible(principal, resource_type, resource["id"])
+                previous = await self._require_visible(principal, resource_type, resource["id"])
+            await self._check_shared_references(principal, resource, previous)
         stored, created = await self.inner.update(resource, if_match=if_match)
         note_patient(stored)
         return stored, created

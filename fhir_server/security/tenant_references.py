@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_server.second_opinion.directory import is_active, roles_of
-from fhir_server.second_opinion.references import read_or_none
+from fhir_server.second_opinion.references import local_form, read_or_none
 from fhir_server.security.access import AccessRules
 from fhir_server.storage.base import ResourceOperations
 from fhir_server.storage.versioning import resource_type_of
@@ -30,6 +30,12 @@ def references_in(resource: dict[str, Any], elements: tuple[str, ...]) -> list[s
             if isinstance(reference, str) and reference:
                 found.append(reference)
     return found
+
+
+def local_references(resource: dict[str, Any], elements: tuple[str, ...]) -> list[str]:
+    """The ``Type/id`` each reference of those elements names on this server (an absolute URL ending in
+    ``Type/id`` counts: the workflow resolves it so too); other forms (``urn:``, contained) are left out."""
+    return [local for reference in references_in(resource, elements) if (local := local_form(reference))]
 
 
 def _organization_of(role: dict[str, Any] | None) -> str | None:

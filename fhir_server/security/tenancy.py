@@ -198,6 +198,22 @@ def _hidden(resource_type: str, resource_id: str) -> FhirError:
     return not_found(f"{resource_type}/{resource_id} is not known")
 
 
+def _no_client_ids(resource_type: str, resource_id: str) -> FhirError:
+    """An update of an id the caller does not see, by a caller who may not create under an id it chooses: FHIR's
+    answer for "the resource did not exist prior to the update, and the server does not allow client defined
+    ids" (http.html, update), for an unknown id and another tenant's alike."""
+    return FhirError([error("not-supported", f"{resource_type}/{resource_id} is not known, and this client may not "
+                            "create a resource under an id it chooses (update as create): create it with POST")],
+                     405, {"Allow": "GET, PATCH, DELETE"})
+
+
+def creates_under_own_ids(principal: Principal, resource_type: str, rules: AccessRules) -> bool:
+    """Whether the caller may create ``resource_type`` with PUT under an id it chooses (update as create): the
+    plan, and anyone for the shared directory types. For anyone else an unknown id and another tenant's must answer
+    alike, and an unknown one can only be refused: to create one would be to tell it from another tenant's."""
+    return principal.development or principal.sees_everything or rules.is_shared(resource_type)
+
+
 class _Guard(WrapsOperations):
     """Tenancy and (for Bundles) scope checks on reads and writes, shared by the store and its transactions."""
 
@@ -237,6 +253,17 @@ class _Guard(WrapsOperations):
         content = await self._last_content(resource_type, resource_id)
         if content is not None and not self.visible(principal, resource_type, content):
             raise _hidden(resource_type, resource_id)
+        return content
+
+    async def _replaced(self, principal: Principal, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        """The content an update replaces (None for a new one). An id the caller does not see is 405 for a caller
+        who may not create under its own ids (see :func:`creates_under_own_ids`), 404 (another tenant's) or a
+        creation (unknown) for one who may."""
+        if creates_under_own_ids(principal, resource_type, self._rules):
+            return await self._require_visible(principal, resource_type, resource_id)
+        content = await self._last_content(resource_type, resource_id)
+        if content is None or not self.visible(principal, resource_type, content):
+            raise _no_client_ids(resource_type, resource_id)
         return content
 
     async def _check_shared_references(self, principal: Principal, resource: dict[str, Any],
@@ -338,7 +365,7 @@ class _Guard(WrapsOperations):
             self._check_write(principal, resource_type, "u")
             previous = None
             if isinstance(resource.get("id"), str):
-                previous = await self._require_visible(principal, resource_type, resource["id"])
+                previous = await self._replaced(principal, resource_type, resource["id"])
             await self._check_shared_references(principal, resource, previous)
         stored, created = await self.inner.update(resource, if_match=if_match)
         note_patient(stored)

@@ -5,7 +5,8 @@ against the server's one clock, never the wall clock.
 An assertion is accepted when: its header names RS384 or ES384; ``iss`` = ``sub`` = a registered, enabled
 client; it verifies with a key of that client's JWKS (registered, or fetched from its ``jwks_uri`` and cached);
 ``aud`` is this token endpoint; ``exp`` is in the future and at most ``assertion_max_seconds`` ahead; its ``jti``
-was never used by that client before (kept as a record: refused in every process).
+was never used by that client before (kept as a record: refused in every process; dropped once the assertion's
+``exp`` is ``replay_leeway_seconds`` past, when a replay is refused for its expiry anyway).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from fhir_server.clock import Now
 from fhir_server.security.clients import Client, find_client
 from fhir_server.security.keys import ALGORITHM, KeyRing
 from fhir_server.security.principal import Principal
-from fhir_server.security.records import add_record
+from fhir_server.security.records import add_record, purge_records
 from fhir_server.security.scopes import grant, parse_scopes
 from fhir_server.settings import Settings
-from fhir_server.storage.base import ResourceOperations
+from fhir_server.storage.base import ResourceStore
 
 ASSERTION_ALGORITHMS = ("RS384", "ES384")
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -81,7 +82,7 @@ class JwksCache:
 class TokenService:
     """Checks client assertions, issues access tokens and checks them on every request."""
 
-    def __init__(self, store: ResourceOperations, settings: Settings, now: Now) -> None:
+    def __init__(self, store: ResourceStore, settings: Settings, now: Now) -> None:
         self.store = store
         self.settings = settings
         self.now = now
@@ -108,9 +109,19 @@ class TokenService:
             raise OAuthError("invalid_scope", "none of the requested scopes is registered for this client")
         if not await add_record(self.store, JTI_KIND, f"{client.client_id} {claims['jti']}", {"exp": claims["exp"]}):
             raise invalid_client("this client assertion (jti) was used before")
+        await self._forget_lapsed_assertions()
         token = await self.issue(client, granted, audience=base_url)
         return {"access_token": token, "token_type": "bearer", "expires_in": self.settings.access_token_seconds,
                 "scope": " ".join(granted)}
+
+    async def _forget_lapsed_assertions(self) -> None:
+        """Drop used assertion ids whose assertion expired over ``replay_leeway_seconds`` ago: a replay of one is
+        refused by its ``exp`` already. A bounded batch on each accepted request, by the server's clock."""
+        now = self.now()
+        leeway = timedelta(seconds=self.settings.replay_leeway_seconds)
+        lapsed_before = (now - leeway).timestamp()
+        await purge_records(self.store, JTI_KIND, lambda data: data.get("exp", lapsed_before) < lapsed_before,
+                            written_before=now - leeway, limit=self.settings.replay_purge_batch)
 
     async def _verify_assertion(self, assertion: str, token_url: str) -> tuple[Client, dict[str, Any]]:
         try:

@@ -82,6 +82,9 @@ class WrapsStore(WrapsOperations):
     async def ping(self) -> None:
         await self.inner.ping()
 
+    async def expunge(self, resource_type: str, resource_ids: list[str]) -> int:
+        return await self.inner.expunge(resource_type, resource_ids)
+
     async def claim_outbox(self, now: datetime, lease_until: datetime, limit: int = 20) -> list[OutboxMessage]:
         return await self.inner.claim_outbox(now, lease_until, limit)
 

@@ -27,6 +27,7 @@ from fhir_server.security.keys import ALGORITHM, KeyRing
 from fhir_server.security.principal import Principal
 from fhir_server.security.records import add_record, purge_records
 from fhir_server.security.scopes import grant, parse_scopes
+from fhir_server.security.throttle import AttemptLimiter, Key, TooManyAttempts
 from fhir_server.settings import Settings
 from fhir_server.storage.base import ResourceStore
 
@@ -39,15 +40,21 @@ VERIFIED_CACHE_SIZE = 10_000
 class OAuthError(Exception):
     """An OAuth 2.0 error answer (RFC 6749 5.2): ``{"error": code, "error_description": ...}``."""
 
-    def __init__(self, code: str, description: str, status: int = 400) -> None:
+    def __init__(self, code: str, description: str, status: int = 400, retry_after: int | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.status = status
+        self.retry_after = retry_after  # seconds, for a 429 (the Retry-After header)
 
 
 def invalid_client(description: str) -> OAuthError:
     return OAuthError("invalid_client", description, 401)
+
+
+def slow_down(refused: TooManyAttempts) -> OAuthError:
+    """429 with ``slow_down``: the registered OAuth error code of a token endpoint asking a client to wait."""
+    return OAuthError("slow_down", str(refused), 429, retry_after=refused.retry_after)
 
 
 @dataclass
@@ -88,14 +95,30 @@ class TokenService:
         self.now = now
         self.keys = KeyRing(store)
         self.jwks_cache = JwksCache(now, settings.jwks_cache_seconds)
+        self.attempts = AttemptLimiter(now, {
+            "client": settings.token_attempts_per_client, "account": settings.sign_in_attempts_per_account,
+            "address": settings.auth_attempts_per_address}, settings.auth_attempts_window_seconds)
         # Access tokens already verified ((token text, audience) -> principal, expiry): a signature is checked once per token,
         # not once per request. Bounded: cleared when full.
         self._verified: dict[tuple[str, str], tuple[Principal, int]] = {}
 
     # -- the token endpoint ------------------------------------------------------------------------------------
-    async def exchange(self, form: dict[str, str], token_url: str, base_url: str) -> dict[str, Any]:
-        """A ``client_credentials`` token request -> the token answer (or an :class:`OAuthError`); the token's
-        audience is the FHIR base ``base_url``."""
+    def _limit(self, address: str | None, name: Key | None, *, count_name: bool = True) -> None:
+        """Count a token request or sign-in under its address (and its name unless ``count_name`` is false: then
+        the name is only checked), before any costly check: 429 beyond the limits (see throttle)."""
+        try:
+            self.attempts.attempt(Key("address", address) if address else None, name if count_name else None)
+            if not count_name:
+                self.attempts.attempt(name, count=False)
+        except TooManyAttempts as refused:
+            raise slow_down(refused) from None
+
+    async def exchange(self, form: dict[str, str], token_url: str, base_url: str,
+                       address: str | None = None) -> dict[str, Any]:
+        """A ``client_credentials`` token request from ``address`` -> the token answer (or an :class:`OAuthError`);
+        the token's audience is the FHIR base ``base_url``."""
+        claimed = _claimed_client(form.get("client_assertion") or "")
+        self._limit(address, Key("client", claimed) if claimed else None)
         if form.get("grant_type") != "client_credentials":
             raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
         if form.get("client_assertion_type") != ASSERTION_TYPE:
@@ -180,12 +203,16 @@ class TokenService:
                 break
         raise invalid_client(f"no key {kid!r} in the client's JWKS")
 
-    async def sign_in(self, form: dict[str, str], base_url: str) -> dict[str, Any]:
-        """A person's sign-in (username, password, optional scope) -> a token answer naming the person."""
+    async def sign_in(self, form: dict[str, str], base_url: str, address: str | None = None) -> dict[str, Any]:
+        """A person's sign-in (username, password, optional scope) from ``address`` -> a token answer naming the
+        person."""
         from fhir_server.security.accounts import check_password
 
+        name = Key("account", form["username"]) if form.get("username") else None
+        self._limit(address, name, count_name=False)  # an account counts its failed sign-ins only
         account = await check_password(self.store, form.get("username", ""), form.get("password", ""))
         if account is None:
+            self.attempts.record(name)
             raise OAuthError("invalid_grant", "unknown account or wrong password", 401)
         requested = form.get("scope") or " ".join(account.scopes)
         granted = grant(requested, account.scopes)
@@ -236,6 +263,15 @@ class TokenService:
             self._verified.clear()
         self._verified[(token, audience)] = (principal, claims["exp"])
         return principal
+
+
+def _claimed_client(assertion: str) -> str | None:
+    """The client id an assertion claims (its ``iss``), unverified: what its attempts are counted under."""
+    try:
+        issuer = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
+    except jwt.PyJWTError:
+        return None
+    return issuer if isinstance(issuer, str) and issuer else None
 
 
 def _keys_of(jwks: dict[str, Any]) -> PyJWKSet:

@@ -37,7 +37,7 @@ _BASE_URLS_KEPT = 256
 
 
 def remote_address(request: Request) -> str | None:
-    """The address a request came from (a proxy's, unless the server is told to trust its forwarded headers)."""
+    """The address a request came from: a proxy's, or the client's it forwards when uvicorn trusts the proxy."""
     return request.client.host if request.client else None
 
 

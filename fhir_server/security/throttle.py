@@ -4,10 +4,10 @@ configured number the attempt is refused with how long to wait; the counting is 
 (a sliding log per key), fed with the server's one clock so that tests move time and nothing reads the wall clock.
 
 Why both keys: a password guesser rotating account names is held by its address, and one guessing a single
-account from many addresses by the account name. An account counts its failed sign-ins only (a person signing in
-often is never held back; a guesser is), an address and a client id every attempt; so a storm of wrong passwords
-against one account locks out no other account, except, for others sharing the storm's address, by the
-per-address limit (set higher). Why in process memory: the counts are
+account from many addresses by the account name. A client id or an account counts its failed attempts only (a
+client fetching tokens often, a person signing in often, is never held back; a guesser is), an address every
+attempt; so a storm of wrong passwords against one account locks out no other account, except, for others sharing
+the storm's address, by the per-address limit (set higher). Why in process memory: the counts are
 per-process, so with ``FHIR_WORKERS`` processes a client may get up to that many times the limit before all of
 them refuse; keeping counts in the store would make every refused guess a write to it, which is what the limit
 protects the store from. The README says so.

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -103,22 +105,36 @@ class TokenService:
         self._verified: dict[tuple[str, str], tuple[Principal, int]] = {}
 
     # -- the token endpoint ------------------------------------------------------------------------------------
-    def _limit(self, address: str | None, name: Key | None, *, count_name: bool = True) -> None:
-        """Count a token request or sign-in under its address (and its name unless ``count_name`` is false: then
-        the name is only checked), before any costly check: 429 beyond the limits (see throttle)."""
+    def _limit(self, address: str | None, name: Key | None) -> None:
+        """Count a token request or sign-in under its address and check its name (counted when it fails: see
+        :meth:`_failed`), before any costly check: 429 beyond the limits (see throttle)."""
         try:
-            self.attempts.attempt(Key("address", address) if address else None, name if count_name else None)
-            if not count_name:
-                self.attempts.attempt(name, count=False)
+            self.attempts.attempt(Key("address", address) if address else None)
+            self.attempts.attempt(name, count=False)
         except TooManyAttempts as refused:
             raise slow_down(refused) from None
+
+    @asynccontextmanager
+    async def _failed(self, name: Key | None) -> AsyncIterator[None]:
+        """Count a refusal (an OAuth error) of the block under ``name``: a client or an account is held back by its
+        failed attempts only, never by its successful ones."""
+        try:
+            yield
+        except OAuthError:
+            self.attempts.record(name)
+            raise
 
     async def exchange(self, form: dict[str, str], token_url: str, base_url: str,
                        address: str | None = None) -> dict[str, Any]:
         """A ``client_credentials`` token request from ``address`` -> the token answer (or an :class:`OAuthError`);
         the token's audience is the FHIR base ``base_url``."""
         claimed = _claimed_client(form.get("client_assertion") or "")
-        self._limit(address, Key("client", claimed) if claimed else None)
+        name = Key("client", claimed) if claimed else None
+        self._limit(address, name)
+        async with self._failed(name):
+            return await self._exchange(form, token_url, base_url)
+
+    async def _exchange(self, form: dict[str, str], token_url: str, base_url: str) -> dict[str, Any]:
         if form.get("grant_type") != "client_credentials":
             raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
         if form.get("client_assertion_type") != ASSERTION_TYPE:
@@ -209,7 +225,7 @@ class TokenService:
         from fhir_server.security.accounts import check_password
 
         name = Key("account", form["username"]) if form.get("username") else None
-        self._limit(address, name, count_name=False)  # an account counts its failed sign-ins only
+        self._limit(address, name)
         account = await check_password(self.store, form.get("username", ""), form.get("password", ""))
         if account is None:
             self.attempts.record(name)

@@ -1,6 +1,6 @@
 """Attempts at getting a token are limited per name and per address over a sliding window, by the server's clock:
-token requests per client id, failed sign-ins per account (the API's and the pages' alike), every attempt per
-remote address. Beyond the limit: 429 with Retry-After (an OAuth ``slow_down`` error at the API, the sign-in page
+failed token requests per client id, failed sign-ins per account (the API's and the pages' alike), every attempt
+per remote address. Beyond the limit: 429 with Retry-After (an OAuth ``slow_down`` error at the API, the sign-in page
 at /ui); allowed again once the window has moved on. A storm of wrong passwords against one account locks out
 nobody else, except by the per-address limit for those sharing its address."""
 
@@ -59,17 +59,25 @@ def assert_slowed_down(response) -> int:
     return retry_after
 
 
-def test_token_requests_beyond_the_clients_limit_wait_for_the_window(limited):
+def test_failed_token_requests_beyond_the_clients_limit_wait_for_the_window(limited):
     party = register(limited, "Organization/ehr-a", "ehr", SCOPES)
     other = register(limited, "Organization/ehr-b", "ehr", SCOPES)
     for _ in range(3):
-        assert party.token_request(SCOPES).status_code == 200
-    retry_after = assert_slowed_down(party.token_request(SCOPES))
+        assert party.token_request(SCOPES, party.assertion(exp_in=-1)).status_code == 401  # expired
+    retry_after = assert_slowed_down(party.token_request(SCOPES))  # even a good assertion waits now
     assert other.token_request(SCOPES).status_code == 200  # another client is not held back by this one's limit
     limited.app.state.clock.advance(retry_after - 1)
     assert_slowed_down(party.token_request(SCOPES))
     limited.app.state.clock.advance(1)
     assert party.token_request(SCOPES).status_code == 200
+
+
+def test_successful_token_requests_do_not_count_against_the_client(limited):
+    party = register(limited, "Organization/ehr-a", "ehr", SCOPES)
+    for address in ("192.0.2.20", "192.0.2.21"):
+        with from_address(limited, address):
+            for _ in range(3):
+                assert party.token_request(SCOPES).status_code == 200
 
 
 def test_a_wrong_password_storm_locks_only_its_account_and_its_address(limited):

@@ -12,6 +12,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Sequence
 
 import orjson
@@ -220,30 +221,29 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
         await store.close()
 
 
-def clients(args: argparse.Namespace) -> int:
-    """``clients add|list|disable``: prints JSON (``add``: ``{"client_id": ...}`` as its last line)."""
-    from fhir_server.security import cli
+def security_command(runner: str, summary: str) -> Callable[[argparse.Namespace], int]:
+    """The handler of a security sub-command (``clients``, ``accounts``): runs ``fhir_server.security.cli``'s
+    ``runner`` on the configured store and prints its JSON; a refused input prints an OperationOutcome, exit 1."""
 
-    try:
-        result = asyncio.run(cli.run(args, settings_from(args).store))
-    except FhirError as exc:
-        print_json(operation_outcome(exc.issues))
-        return 1
-    cli.print_result(result)
-    return 0
+    def handler(args: argparse.Namespace) -> int:
+        from fhir_server.security import cli
+
+        try:
+            result = asyncio.run(getattr(cli, runner)(args, settings_from(args).store))
+        except FhirError as exc:
+            print_json(operation_outcome(exc.issues))
+            return 1
+        cli.print_result(result)
+        return 0
+
+    handler.__doc__ = summary
+    return handler
 
 
-def accounts(args: argparse.Namespace) -> int:
-    """``accounts add``: prints the account (without its hash)."""
-    from fhir_server.security import cli
-
-    try:
-        result = asyncio.run(cli.run_accounts(args, settings_from(args).store))
-    except FhirError as exc:
-        print_json(operation_outcome(exc.issues))
-        return 1
-    cli.print_result(result)
-    return 0
+clients = security_command(
+    "run", '``clients add|list|disable``: prints JSON (``add``: ``{"client_id": ...}`` as its last line).'
+)
+accounts = security_command("run_accounts", "``accounts add``: prints the account (without its hash).")
 
 
 # -- parser ---------------------------------------------------------------------------------------------------

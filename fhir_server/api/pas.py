@@ -10,6 +10,8 @@ generic REST routes so ``/Claim/$submit`` is not taken for a read.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
@@ -63,31 +65,25 @@ async def pas_inquire(request: Request, ctx: RequestContext = Depends(get_contex
     ))
 
 
+# (path, handler, operation name, canonical, documentation) of each PAS operation this server hosts.
+OPERATIONS: tuple[tuple[str, Any, str, str, str], ...] = (
+    ("/Claim/$submit", pas_submit, "submit", PAS_SUBMIT_OPERATION,
+     "Da Vinci PAS: submit a prior-authorization request Bundle for a second opinion (the Claim's item names the "
+     "second-opinion ServiceRequest); answers a PAS response Bundle"),
+    ("/Claim/$inquire", pas_inquire, "inquire", PAS_INQUIRE_OPERATION,
+     "Da Vinci PAS: the current authorization of the requesting provider's second-opinion cases an inquiry Bundle "
+     "names (Claim identifier or item trace number)"),
+)
+
+
 def register(app: FastAPI) -> None:
     """Mount both operations and declare them (with PAS's canonicals) in ``app.state.registry``."""
-    add_operation(
-        app,
-        "/Claim/$submit",
-        {"POST": pas_submit},
-        OperationRegistration(
-            name="submit",
-            definition=PAS_SUBMIT_OPERATION,
-            resource_types=("Claim",),
-            documentation="Da Vinci PAS: submit a prior-authorization request Bundle for a second opinion (the "
-            "Claim's item names the second-opinion ServiceRequest); answers a PAS response Bundle",
-        ),
-        tags=("Da Vinci PAS",),
-    )
-    add_operation(
-        app,
-        "/Claim/$inquire",
-        {"POST": pas_inquire},
-        OperationRegistration(
-            name="inquire",
-            definition=PAS_INQUIRE_OPERATION,
-            resource_types=("Claim",),
-            documentation="Da Vinci PAS: the current authorization of the requesting provider's second-opinion "
-            "cases an inquiry Bundle names (Claim identifier or item trace number)",
-        ),
-        tags=("Da Vinci PAS",),
-    )
+    for path, handler, name, definition, documentation in OPERATIONS:
+        add_operation(
+            app,
+            path,
+            {"POST": handler},
+            OperationRegistration(name=name, definition=definition, resource_types=("Claim",),
+                                  documentation=documentation),
+            tags=("Da Vinci PAS",),
+        )

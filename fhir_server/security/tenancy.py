@@ -26,11 +26,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from fhir_server.errors import FhirError, error, not_found, unprocessable
+from fhir_server.second_opinion.references import read_or_none
 from fhir_server.security.access import AccessRules
 from fhir_server.security.principal import Principal, current
 from fhir_server.security.refusals import insufficient_scope, server_only
 from fhir_server.security.scopes import permits
-from fhir_server.second_opinion.references import read_or_none
 from fhir_server.security.tenant_references import local_references, named_tenants
 from fhir_server.storage.base import Page, ResourceOperations, ResourceStore, StoredResource
 from fhir_server.storage.delegation import WrapsOperations, WrapsStore

@@ -243,7 +243,9 @@ def security_command(runner: str, summary: str) -> Callable[[argparse.Namespace]
 clients = security_command(
     "run", '``clients add|list|disable``: prints JSON (``add``: ``{"client_id": ...}`` as its last line).'
 )
-accounts = security_command("run_accounts", "``accounts add``: prints the account (without its hash).")
+accounts = security_command(
+    "run_accounts", "``accounts add|link|unlink``: prints the account (without a password hash)."
+)
 
 
 # -- parser ---------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import Depends, FastAPI
 
 from fhir_server import __version__
@@ -36,6 +37,7 @@ from fhir_server.second_opinion import plan_copies
 from fhir_server.security.access import load_access_rules
 from fhir_server.security.audit import AuditMiddleware, AuditTrail
 from fhir_server.security.authorize import authorize
+from fhir_server.security.oidc import OidcClient
 from fhir_server.security.principal import RequestSecurityMiddleware
 from fhir_server.security.outbound import OutboundAuth
 from fhir_server.security.tenancy import GuardedStore, StampingStore
@@ -44,6 +46,7 @@ from fhir_server.services.resources import ResourceService
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage import open_store
 from fhir_server.storage.observed import ChangeObservers, ObservedStore
+from fhir_server.ui import external_sign_in as ui_external_sign_in
 from fhir_server.ui import pages as ui_pages
 
 log = logging.getLogger(__name__)
@@ -81,8 +84,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.close()
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
-    """The application; ``clock`` (default: one following the wall clock) is the one clock of every component."""
+def create_app(settings: Settings | None = None, clock: Clock | None = None,
+               oidc_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """The application; ``clock`` (default: one following the wall clock) is the one clock of every component;
+    ``oidc_transport`` (default: the network) carries the requests to the external sign-in provider."""
     settings = settings or get_settings()
     clock = clock or Clock()
     check_development_mode(settings)
@@ -119,6 +124,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.store = store
     app.state.tokens = TokenService(raw_store, settings, clock)
     app.state.outbound_auth = OutboundAuth(settings, app.state.tokens.keys, clock)
+    app.state.oidc = OidcClient(settings, clock, oidc_transport) if settings.oidc_issuer else None
     app.state.services = ResourceService(store, validator, definitions, settings)
     app.state.metrics = Metrics()
 
@@ -134,6 +140,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     docs.register(app, base_path)
     security_api.register(app, base_path)
     ui_pages.register(app)  # the case managers' and reviewers' pages under /ui
+    ui_external_sign_in.register(app)  # their sign-in through an OpenID Connect provider
     metadata.register(app, base_path)
     second_opinion.register(app)
     pas_api.register(app)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -105,6 +105,28 @@ class Settings(BaseSettings):
     ui_session_secret: SecretStr | None = None
     ui_poll_seconds: float = 5.0
 
+    # People's sign-in to the pages through an external OpenID Connect provider (authorization code flow with PKCE);
+    # off while no issuer is set. The issuer's discovery document names the endpoints; the client id and secret are
+    # the ones the provider registered for this server, whose redirect URI is ``[root]/ui/sign-in/oidc/callback``
+    # (``oidc_redirect_uri`` when the provider knows another, e.g. behind a proxy). A person signs in only when an
+    # account is linked to their (issuer, ``oidc_link_claim``) pair: ``accounts link``.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = Field(default=None, validate_default=True)
+    oidc_client_secret: SecretStr | None = None  # unset: a public client (PKCE only)
+    oidc_provider_name: str = "single sign-on"  # the sign-in page says "Sign in with <this>"
+    oidc_scopes: str = "openid profile email"
+    oidc_redirect_uri: str | None = None
+    # The ID token claim an account is linked by: "sub" (stable, the default), or e.g. "email" (then only a
+    # verified address, email_verified true, signs in).
+    oidc_link_claim: str = "sub"
+    # Signature algorithms an ID token may use: asymmetric ones only ("none" and shared-secret HS* never).
+    oidc_algorithms: list[Literal["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512",
+                                  "EdDSA"]] = ["RS256", "ES256", "PS256"]
+    oidc_leeway_seconds: int = Field(default=60, ge=0, le=300)  # clock difference allowed for exp, iat, nbf
+    oidc_discovery_cache_seconds: int = Field(default=3600, ge=0)  # reuse of the discovery document and JWKS
+    oidc_sign_in_seconds: int = Field(default=600, gt=0)  # how long a person has to finish at the provider
+    oidc_timeout_seconds: float = Field(default=10.0, gt=0)  # each request to the provider
+
     log_level: str = "info"
     # Server processes sharing the listening socket (``serve``), and the HTTP stack each runs: ``auto`` takes
     # uvloop and httptools where they are installed (the default install has them), asyncio and h11 otherwise.
@@ -116,6 +138,14 @@ class Settings(BaseSettings):
     cors_origins: str = ""
     # Answers at least this large are gzipped for clients that accept it.
     gzip_min_bytes: int = Field(default=1024, ge=0)
+
+    @field_validator("oidc_client_id")
+    @classmethod
+    def _client_id_with_issuer(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An issuer without a client id could not sign anyone in: said at start-up, not at the first sign-in."""
+        if info.data.get("oidc_issuer") and not value:
+            raise ValueError("needed when FHIR_OIDC_ISSUER is set (the client id the provider registered)")
+        return value
 
     def public_base(self) -> str:
         """The server's own base URL, for absolute URLs made without a request to take it from (outgoing copies,

@@ -40,17 +40,20 @@ class Account:
 
     def as_client(self) -> Client:
         """The account in the shape tokens are issued for."""
-        return Client(client_id=f"person:{self.username}", name=self.username, organization=self.organization,
-                      role=self.role, scopes=self.scopes, practitioner=self.practitioner)
+        return person_client(self.username, self.practitioner, self.organization, self.role, self.scopes)
 
 
-async def add_account(store: ResourceOperations, *, username: str, password: str, practitioner: str,
-                      organization: str, role: str, scopes: list[str]) -> Account:
+def person_client(username: str, practitioner: str, organization: str, role: str, scopes: tuple[str, ...]) -> Client:
+    """A person (local account or linked external identity) in the shape tokens are issued for."""
+    return Client(client_id=f"person:{username}", name=username, organization=organization, role=role,
+                  scopes=scopes, practitioner=practitioner)
+
+
+def person_issues(username: str, practitioner: str, organization: str, role: str, scopes: list[str]) -> list[Any]:
+    """What is wrong with who a person is (every problem at once): the same rules for every kind of account."""
     issues = []
     if not username or not username.replace("-", "").replace(".", "").replace("_", "").isalnum():
         issues.append(error("value", "a username is letters, digits, '.', '-' and '_'", "username"))
-    if len(password) < MIN_PASSWORD_LENGTH:
-        issues.append(error("value", f"a password has at least {MIN_PASSWORD_LENGTH} characters", "password"))
     if not practitioner.startswith("Practitioner/"):
         issues.append(error("value", "the practitioner is a reference Practitioner/id", "practitioner"))
     if not organization.startswith("Organization/"):
@@ -59,6 +62,14 @@ async def add_account(store: ResourceOperations, *, username: str, password: str
         issues.append(error("code-invalid", f"role must be one of {', '.join(ROLES)}", "role"))
     if not scopes or any(parse_scope(scope) is None for scope in scopes):
         issues.append(error("value", "scopes are SMART resource scopes", "scopes"))
+    return issues
+
+
+async def add_account(store: ResourceOperations, *, username: str, password: str, practitioner: str,
+                      organization: str, role: str, scopes: list[str]) -> Account:
+    issues = person_issues(username, practitioner, organization, role, scopes)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        issues.append(error("value", f"a password has at least {MIN_PASSWORD_LENGTH} characters", "password"))
     if issues:
         raise FhirError(issues, 400)
     account = Account(username, _HASHER.hash(password), practitioner, organization, role, tuple(scopes))

@@ -1,6 +1,7 @@
-"""``python -m fhir_server clients add|list|disable|keygen|assertion`` and ``accounts add``: client registration and people's local
-accounts, written straight into the store the server uses (a running server sees them at once: both are read from
-the store on every token request and sign-in)."""
+"""``python -m fhir_server clients add|list|disable|keygen|assertion`` and ``accounts add|link|unlink``: client
+registration, people's local accounts and their links to an external OpenID Connect identity, written straight
+into the store the server uses (a running server sees them at once: they are read from the store on every token
+request and sign-in)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,10 @@ async def run(args: argparse.Namespace, store_url: str) -> Any:
 
 
 async def run_accounts(args: argparse.Namespace, store_url: str) -> Any:
-    """``accounts add``: the password comes from standard input (one line), never from the command line."""
+    """``accounts add``: the password comes from standard input (one line), never from the command line.
+    ``accounts link`` and ``unlink``: people who sign in through the external OpenID Connect provider."""
+    if args.accounts_command in ("link", "unlink"):
+        return await _with_store(store_url, lambda store: _link(store, args))
     from fhir_server.security.accounts import add_account, summary
 
     password = sys.stdin.readline().rstrip("\n")
@@ -118,16 +122,45 @@ async def run_accounts(args: argparse.Namespace, store_url: str) -> Any:
     return await _with_store(store_url, add)
 
 
+async def _link(store: ResourceStore, args: argparse.Namespace) -> Any:
+    from fhir_server.security.identities import link_identity, summary, unlink_identity
+
+    if args.accounts_command == "unlink":
+        return summary(await unlink_identity(store, args.issuer, args.subject))
+    return summary(await link_identity(store, issuer=args.issuer, subject=args.subject, username=args.username,
+                                       practitioner=args.practitioner, organization=args.organization,
+                                       role=args.role, scopes=args.scopes.split()))
+
+
+def _person_arguments(parser: argparse.ArgumentParser) -> None:
+    """Who the person is here: the same for a local account and a linked identity."""
+    parser.add_argument("--practitioner", required=True, help="Practitioner/ID the person is")
+    parser.add_argument("--organization", required=True, help="Organization/ID the person acts for")
+    parser.add_argument("--role", required=True, choices=["ehr", "group", "plan", "reviewer"])
+    parser.add_argument("--scopes", required=True, help='e.g. "system/Task.rus system/ServiceRequest.rs"')
+
+
+def _identity_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--issuer", required=True, help="the provider's issuer URL (FHIR_OIDC_ISSUER)")
+    parser.add_argument("--subject", required=True,
+                        help="the person's identifier at the provider (the ID token's FHIR_OIDC_LINK_CLAIM, sub by default)")
+
+
 def add_accounts_parser(commands: Any, common: argparse.ArgumentParser,
                         handler: Callable[[argparse.Namespace], int]) -> None:
-    parser = commands.add_parser("accounts", parents=[common], help="people's local accounts (argon2 password hashes)")
+    parser = commands.add_parser("accounts", parents=[common], help="people's accounts: local (argon2 password "
+                                 "hashes) or linked to an external OpenID Connect identity")
     sub = parser.add_subparsers(dest="accounts_command", required=True)
     add = sub.add_parser("add", parents=[common], help="add or replace an account; the password is read from stdin")
     add.add_argument("--username", required=True)
-    add.add_argument("--practitioner", required=True, help="Practitioner/ID the person is")
-    add.add_argument("--organization", required=True, help="Organization/ID the person acts for")
-    add.add_argument("--role", required=True, choices=["ehr", "group", "plan", "reviewer"])
-    add.add_argument("--scopes", required=True, help='e.g. "system/Task.rus system/ServiceRequest.rs"')
+    _person_arguments(add)
+    link = sub.add_parser("link", parents=[common], help="link (or link again) an external identity to who the "
+                          "person is here; nobody else signs in through the provider")
+    _identity_arguments(link)
+    link.add_argument("--username", help="the person's name here (default: the subject)")
+    _person_arguments(link)
+    unlink = sub.add_parser("unlink", parents=[common], help="refuse an external identity's further sign-ins")
+    _identity_arguments(unlink)
     parser.set_defaults(handler=handler)
 
 

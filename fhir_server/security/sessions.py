@@ -40,7 +40,13 @@ class SessionCodec:
     """Signs and reads the session cookie."""
 
     def __init__(self, secret: str) -> None:
+        self._secret = secret
         self._serializer = URLSafeSerializer(secret, salt=_SALT)
+
+    def signer(self, salt: str) -> URLSafeSerializer:
+        """A signer of another value the pages keep in a cookie: the same secret, a salt of its own (so one value
+        never passes for the other)."""
+        return URLSafeSerializer(self._secret, salt=salt)
 
     def dump(self, session: BrowserSession) -> str:
         return self._serializer.dumps({"csrf": session.csrf, "token": session.token})

@@ -230,14 +230,28 @@ class TokenService:
         if account is None:
             self.attempts.record(name)
             raise OAuthError("invalid_grant", "unknown account or wrong password", 401)
-        requested = form.get("scope") or " ".join(account.scopes)
-        granted = grant(requested, account.scopes)
+        return await self._person_token(account.as_client(), account.username, form.get("scope"), base_url)
+
+    async def linked_sign_in(self, issuer: str, subject: str, base_url: str) -> dict[str, Any]:
+        """A person the external provider ``issuer`` vouched for as ``subject`` -> the token answer of the account
+        linked to that identity (never one made up: an unlinked or disabled identity is refused)."""
+        from fhir_server.security.identities import find_identity
+
+        identity = await find_identity(self.store, issuer, subject)
+        if identity is None:
+            raise OAuthError("access_denied", "no account is linked to this identity", 403)
+        if not identity.enabled:
+            raise OAuthError("access_denied", "the account linked to this identity is disabled", 403)
+        return await self._person_token(identity.as_client(), identity.username, None, base_url)
+
+    async def _person_token(self, person: Client, name: str, requested: str | None, base_url: str) -> dict[str, Any]:
+        """A signed-in person's token (their account's scopes, or the requested part of them), for a session."""
+        granted = grant(requested or " ".join(person.scopes), person.scopes)
         if not granted:
             raise OAuthError("invalid_scope", "none of the requested scopes is allowed for this account")
-        token = await self.issue(account.as_client(), granted, audience=base_url, person=account.username,
-                                 seconds=self.settings.session_seconds)
+        token = await self.issue(person, granted, audience=base_url, person=name, seconds=self.settings.session_seconds)
         return {"access_token": token, "token_type": "bearer", "expires_in": self.settings.session_seconds,
-                "scope": " ".join(granted), "practitioner": account.practitioner}
+                "scope": " ".join(granted), "practitioner": person.practitioner}
 
     # -- access tokens ---------------------------------------------------------------------------------------
     async def issue(self, client: Client, scopes: list[str], audience: str, *, person: str | None = None,

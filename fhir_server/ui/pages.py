@@ -60,7 +60,7 @@ def _page(request: Request, template: str, context: dict[str, Any], status: int 
     person = principal if principal is not None and principal.person else None
     response = TEMPLATES.TemplateResponse(request, template, {
         "csrf": session.csrf, "person": person, "sees_report": _allowed(person, rules.routes["ui_report"].roles),
-        **context}, status_code=status)
+        "external_sign_in": request.app.state.oidc, **context}, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     if fresh:
         _set_session(request, response, session)

@@ -82,6 +82,18 @@ class Settings(BaseSettings):
     assertion_max_seconds: int = 300  # a client assertion's exp may be at most this far ahead
     jwks_cache_seconds: int = 300  # how long a client's fetched jwks_uri is reused
     session_seconds: int = 3600  # lifetime of a person's sign-in token
+    # A used assertion's jti is kept (to refuse its replay) until this long after the assertion's exp, then dropped,
+    # at most replay_purge_batch of them per token request.
+    replay_leeway_seconds: int = Field(default=60, ge=0)
+    replay_purge_batch: int = Field(default=100, ge=1)
+    # Attempts at getting a token in each window of auth_attempts_window_seconds: failed token requests per client
+    # id, failed sign-ins (API and pages) per account name, and every attempt of both per remote address; beyond,
+    # 429 with Retry-After.
+    # Counted in each server process (FHIR_WORKERS processes admit up to that many times as many).
+    auth_attempts_window_seconds: int = Field(default=300, ge=1)
+    token_attempts_per_client: int = Field(default=20, ge=1)
+    sign_in_attempts_per_account: int = Field(default=10, ge=1)
+    auth_attempts_per_address: int = Field(default=300, ge=1)
     # Receivers this server authenticates to as a SMART backend client: FHIR base -> the client id it has there
     # (JSON in FHIR_OUTBOUND_CLIENTS), and the scopes it asks them for.
     outbound_clients: dict[str, str] = Field(default_factory=dict)

@@ -36,6 +36,11 @@ _BASE_URLS: dict[tuple[object, ...], str] = {}
 _BASE_URLS_KEPT = 256
 
 
+def remote_address(request: Request) -> str | None:
+    """The address a request came from: a proxy's, or the client's it forwards when uvicorn trusts the proxy."""
+    return request.client.host if request.client else None
+
+
 def base_url_for(request: Request, settings: Settings) -> str:
     """The base of the absolute URLs an answer carries (``Location``, ``fullUrl``, paging links).
 

@@ -21,6 +21,7 @@ from fhir_server.api.media import FHIR_JSON_UTF8
 from fhir_server.api.rest import add_route
 from fhir_server.api.registry import CapabilityRegistry, OperationRegistration
 from fhir_server.search.parameters import COMMON_PARAMS, params_for
+from fhir_server.security.access import load_access_rules
 from fhir_server.security.discovery import capability_security
 from fhir_server.settings import Settings
 
@@ -72,14 +73,22 @@ def _system_search_params() -> list[dict[str, Any]]:
     return [{"name": p.name, "definition": p.url, "type": p.type} for p in COMMON_PARAMS]
 
 
+# What ``updateCreate: false`` means with security on: the one exception, said where a client reads it.
+TENANT_UPDATE_CREATE = ("Update as create (PUT to an id that does not exist) is refused with 405 to every client but "
+                        "the plan's: an id another organization holds answers the same. Create with POST.")
+
+
 def _resource_entry(
     resource_type: str,
     profiles: list[str],
     operations: list[OperationRegistration],
     extensions: list[dict[str, Any]],
     revincludes: list[str],
+    update_create: bool = True,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"type": resource_type, "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}"}
+    if not update_create:
+        entry["documentation"] = TENANT_UPDATE_CREATE
     if extensions:
         entry = {"extension": list(extensions), **entry}
     if profiles:
@@ -89,7 +98,7 @@ def _resource_entry(
             "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
             "versioning": "versioned-update",
             "readHistory": True,
-            "updateCreate": True,
+            "updateCreate": update_create,
             "conditionalCreate": True,
             "conditionalRead": "not-supported",
             "conditionalUpdate": True,
@@ -127,6 +136,8 @@ def build_capability_statement(
     profiles = _profiles_by_type(definitions, registry)
     resource_types = sorted(definitions.resource_types())
     revincludes = revinclude_index(resource_types)
+    # With security on, most clients may not create a tenant's resource under an id they choose (see tenancy).
+    security = load_access_rules(settings.mappings_dir) if settings.auth == "on" else None
     rest: dict[str, Any] = {
         "mode": "server",
         "resource": [
@@ -136,6 +147,7 @@ def build_capability_statement(
                 operations_by_type.get(resource_type, []),
                 registry.resource_extensions.get(resource_type, []),
                 revincludes.get(resource_type, []),
+                update_create=security is None or security.is_shared(resource_type),
             )
             for resource_type in resource_types
         ],

@@ -13,7 +13,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from fhir_server.api.deps import base_url_for
+from fhir_server.api.deps import base_url_for, remote_address
 from fhir_server.api.rest import add_route
 from fhir_server.security.discovery import (
     JWKS_PATH,
@@ -36,6 +36,8 @@ def oauth_error(exc: OAuthError) -> Response:
     headers = dict(NO_STORE)
     if exc.code == "invalid_client":
         headers["WWW-Authenticate"] = 'Bearer error="invalid_client"'
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     return json_response({"error": exc.code, "error_description": exc.description}, exc.status, headers)
 
 
@@ -68,7 +70,7 @@ async def token(request: Request) -> Response:
     base_url = base_url_for(request, request.app.state.settings)
     try:
         form = await read_form(request)
-        answer = await request.app.state.tokens.exchange(form, base_url + TOKEN_PATH, base_url)
+        answer = await request.app.state.tokens.exchange(form, base_url + TOKEN_PATH, base_url, remote_address(request))
     except OAuthError as exc:
         return oauth_error(exc)
     return json_response(answer, headers=NO_STORE)
@@ -78,7 +80,7 @@ async def sign_in(request: Request) -> Response:
     """``POST [base]/auth/sign-in``: a person's local account (username, password) -> an access token."""
     base_url = base_url_for(request, request.app.state.settings)
     try:
-        answer = await request.app.state.tokens.sign_in(await read_form(request), base_url)
+        answer = await request.app.state.tokens.sign_in(await read_form(request), base_url, remote_address(request))
     except OAuthError as exc:
         return oauth_error(exc)
     return json_response(answer, headers=NO_STORE)

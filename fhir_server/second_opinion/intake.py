@@ -204,7 +204,7 @@ async def _decide(
     if submitted_claim is not None:
         claim = adopt_claim(submitted_claim.resource, claim)
     # The case is the deciding group's too (the Task names it).
-    declare_tenants([*(e.resource for e in plan.entries), claim, claim_response, task])
+    await declare_tenants(tx, [*(e.resource for e in plan.entries), claim, claim_response, task])
     with deciding(request_entry.reference):
         written = {
             e.index: await _write(tx, e.resource, e.exists) for e in plan.entries if e is not submitted_claim
@@ -247,6 +247,7 @@ async def start_from_task(
     evaluation = await evaluate(resolver, service_request, catalog)
     ids = RecordIds(str(uuid.uuid4()), str(uuid.uuid4()), task["id"])
     records = build_records(evaluation, service_request, focus, ids, moment, moment, task)
+    await declare_tenants(tx, records)  # the deciding group's too, from the first record written
     written = await write_decision(
         tx, evaluation, records, claim_exists=False, response_exists=False, previous_task=task, now=moment
     )

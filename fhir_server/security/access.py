@@ -1,9 +1,10 @@
 """The access rules as data (``mappings/security/access.yaml``): the scope each route needs, the types every
-client shares, the server-only types, and the references that make an organization a tenant."""
+client shares, the server-only types, the references that make an organization a tenant, and those along which a
+write shares what it refers to."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ class AccessRules:
     server_only_types: frozenset[str]
     tenant_elements: dict[str, tuple[str, ...]]
     case_types: frozenset[str] = frozenset()
+    # References along which a write shares what it refers to with the organizations it names (see the data file).
+    tenant_propagation: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Routes (the pages under /ui) a signed-in person's session cookie authenticates instead of a bearer token.
     session_routes: frozenset[str] = frozenset()
 
@@ -55,5 +58,6 @@ def load_access_rules(mappings_dir: Path) -> AccessRules:
         server_only_types=frozenset(data.get("server_only_types", ())),
         tenant_elements={name: tuple(paths or ()) for name, paths in (data.get("tenant_elements") or {}).items()},
         case_types=frozenset(data.get("case_types", ())),
+        tenant_propagation={name: tuple(paths or ()) for name, paths in (data.get("tenant_propagation") or {}).items()},
         session_routes=frozenset(data.get("session_routes", ())),
     )

@@ -9,6 +9,8 @@ the security layer itself is the only caller).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -16,7 +18,7 @@ import orjson
 from fhir_server.errors import FhirError
 from fhir_server.search.query import parse_search
 from fhir_server.security.tenancy import INTERNAL_CODE, INTERNAL_SYSTEM
-from fhir_server.storage.base import ResourceOperations
+from fhir_server.storage.base import ResourceOperations, ResourceStore
 
 RECORD_SYSTEM = "http://example.org/fhir/second-opinion/CodeSystem/security-record"
 RECORD_EXTENSION = "http://example.org/fhir/second-opinion/StructureDefinition/security-record-data"
@@ -72,3 +74,15 @@ async def list_records(store: ResourceOperations, kind: str) -> list[dict[str, A
     query = parse_search("Basic", [("code", f"{RECORD_SYSTEM}|{kind}")], default_count=1000, max_count=1000, strict=True)
     page = await store.search(query)
     return [data for data in (_data(item.resource) for item in page.items) if data is not None]
+
+
+async def purge_records(store: ResourceStore, kind: str, lapsed: Callable[[dict[str, Any]], bool], *,
+                        written_before: datetime, limit: int) -> int:
+    """Remove for good (no history left) the records of ``kind`` that have ``lapsed``, among the ``limit`` oldest
+    written before ``written_before``: bounded work, so a caller can do it on every write and the records never
+    pile up. Returns how many were removed."""
+    query = parse_search("Basic", [("code", f"{RECORD_SYSTEM}|{kind}"), ("_lastUpdated", f"lt{written_before.isoformat()}"),
+                                   ("_sort", "_lastUpdated")], default_count=limit, max_count=limit, strict=True)
+    page = await store.search(query)
+    ids = [item.id for item in page.items if lapsed(_data(item.resource) or {})]
+    return await store.expunge("Basic", ids) if ids else 0

@@ -3,7 +3,8 @@
 - :class:`StampingStore` (innermost, below the change observers) stamps every resource a request writes with its
   tenants in ``meta.security`` (system :data:`TENANT_SYSTEM`, code ``Organization/id``): the caller's organization,
   the organizations the written resources name as tenants (``tenant_elements`` in the access data: the member's
-  physician group, the Task's owner), and the tenants of the version it replaces, so an update never takes access
+  physician group, the Task's owner, a PractitionerRole or Practitioner resolved to its organizations by
+  :mod:`.tenant_references`), and the tenants of the version it replaces, so an update never takes access
   away; updating a case's Task or ClaimResponse (``case_types``, outside a Bundle) makes its tenants those of the
   request's later writes (a decision's notices reach the submitting EHR). Tags a client sends in that system are
   dropped: a client cannot grant itself access.
@@ -24,12 +25,15 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
-from fhir_server.errors import FhirError, not_found
+from fhir_server.errors import FhirError, error, not_found, unprocessable
+from fhir_server.second_opinion.references import read_or_none
 from fhir_server.security.access import AccessRules
 from fhir_server.security.principal import Principal, current
 from fhir_server.security.refusals import insufficient_scope, server_only
 from fhir_server.security.scopes import permits
-from fhir_server.storage.base import OutboxMessage, Page, ResourceOperations, ResourceStore, StoredResource
+from fhir_server.security.tenant_references import local_references, named_tenants
+from fhir_server.storage.base import Page, ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.delegation import WrapsOperations, WrapsStore
 from fhir_server.storage.versioning import resource_type_of
 
 if TYPE_CHECKING:
@@ -56,18 +60,6 @@ def is_internal(resource: dict[str, Any] | None) -> bool:
     return any(isinstance(label, dict) and label.get("system") == INTERNAL_SYSTEM for label in labels)
 
 
-def named_tenants(resource: dict[str, Any], rules: AccessRules) -> set[str]:
-    """Organizations the resource's tenant elements reference (``Organization/id`` references only)."""
-    found: set[str] = set()
-    for element in rules.tenant_elements.get(resource_type_of(resource), ()):
-        value = resource.get(element)
-        for item in value if isinstance(value, list) else [value]:
-            reference = item.get("reference") if isinstance(item, dict) else None
-            if isinstance(reference, str) and reference.startswith("Organization/"):
-                found.add(reference)
-    return found
-
-
 def with_tenants(resource: dict[str, Any], tenants: Iterable[str]) -> dict[str, Any]:
     """A copy of ``resource`` whose tenant labels are exactly ``tenants`` (other security labels kept)."""
     meta = dict(resource.get("meta") or {})
@@ -77,16 +69,17 @@ def with_tenants(resource: dict[str, Any], tenants: Iterable[str]) -> dict[str, 
     return {**resource, "meta": meta}
 
 
-def declare_tenants(resources: Iterable[dict[str, Any] | None]) -> None:
+async def declare_tenants(ops: ResourceOperations, resources: Iterable[dict[str, Any] | None]) -> None:
     """Make the tenants these (about to be written) resources name tenants of everything the current request
     writes: called before a transaction whose first writes would otherwise come before the resource naming them
-    (``$submit`` writes the ServiceRequest before the Task that names the deciding group)."""
+    (``$submit`` writes the ServiceRequest before the Task that names the deciding group, and before the Patient
+    whose PCP names the member's group). ``ops`` reads the provider directory (see :mod:`.tenant_references`)."""
     state = current()
     if state is None or state.principal is None or state.principal.development or state.rules is None:
         return
     for resource in resources:
         if resource:
-            state.tenants |= named_tenants(resource, state.rules)
+            state.tenants |= await named_tenants(ops, resource, state.rules)
 
 
 def _stamping_principal() -> Principal | None:
@@ -97,10 +90,10 @@ def _stamping_principal() -> Principal | None:
 
 
 # -- stamping (below the observers: their writes are stamped too) -------------------------------------------------
-class _Stamping:
+class _Stamping(WrapsOperations):
     """The stamping of writes, shared by the store and its transactions."""
 
-    _ops: ResourceOperations
+    inner: ResourceOperations
     _rules: AccessRules
 
     async def _stamped(self, resource: dict[str, Any], replaces: bool) -> dict[str, Any]:
@@ -109,11 +102,13 @@ class _Stamping:
         if principal is None or state is None:
             return resource
         state.tenants.add(principal.organization)
-        state.tenants |= named_tenants(resource, self._rules)
+        named = await named_tenants(self.inner, resource, self._rules)
+        state.tenants |= named
         tenants = set(state.tenants)
+        await self._share(principal, resource, named - {""})
         if replaces and isinstance(resource.get("id"), str):
             try:
-                kept = tenants_of((await self._ops.read(resource_type_of(resource), resource["id"])).resource)
+                kept = tenants_of((await self.inner.read(resource_type_of(resource), resource["id"])).resource)
             except FhirError:
                 kept = set()  # update-as-create, or of a deleted resource: nothing to keep
             tenants |= kept
@@ -121,78 +116,50 @@ class _Stamping:
                 state.tenants |= kept  # the rest of this decision is the case's tenants' too
         return with_tenants(resource, tenants - {""})
 
+    async def _share(self, principal: Principal, resource: dict[str, Any], tenants: set[str]) -> None:
+        """Make ``tenants`` (those ``resource`` names) tenants of what it refers to along ``tenant_propagation``,
+        and so on from there: a Task created for a request an EHR stored before shares that request (and its
+        member, coverage and documents) with the Task's owner. Only what the writer sees is shared; a resource
+        that has the tenants already is left as it is and not followed further (a case written by ``$submit`` is
+        stamped whole). Each one shared gets a new version, written below the observers: nothing reacts to it."""
+        pending = local_references(resource, self._rules.tenant_propagation.get(resource_type_of(resource), ()))
+        seen: set[str] = set()
+        while tenants and pending:
+            reference = pending.pop()
+            resource_type = reference.partition("/")[0]
+            if reference in seen or self._rules.is_shared(resource_type):
+                continue
+            seen.add(reference)
+            target = await read_or_none(self.inner, reference)
+            if target is None or is_internal(target):
+                continue
+            has = tenants_of(target)
+            if tenants <= has or not (principal.sees_everything or principal.organization in has):
+                continue
+            await self.inner.update(with_tenants(target, has | tenants))
+            pending += local_references(target, self._rules.tenant_propagation.get(resource_type, ()))
+
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
-        return await self._ops.create(await self._stamped(resource, False), resource_id=resource_id)
+        return await self.inner.create(await self._stamped(resource, False), resource_id=resource_id)
 
     async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
-        return await self._ops.update(await self._stamped(resource, True), if_match=if_match)
+        return await self.inner.update(await self._stamped(resource, True), if_match=if_match)
 
     async def delete(self, resource_type: str, resource_id: str, *, if_match: int | None = None) -> StoredResource | None:
-        return await self._ops.delete(resource_type, resource_id, if_match=if_match)
-
-    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
-        return await self._ops.read(resource_type, resource_id)
-
-    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredResource:
-        return await self._ops.vread(resource_type, resource_id, version_id)
-
-    async def search(self, query: "SearchQuery") -> Page:
-        return await self._ops.search(query)
-
-    async def history(self, resource_type: str | None = None, resource_id: str | None = None, *,
-                      since: datetime | None = None, count: int = 20, offset: int = 0) -> Page:
-        return await self._ops.history(resource_type, resource_id, since=since, count=count, offset=offset)
-
-    async def enqueue(self, message: OutboxMessage) -> bool:
-        return await self._ops.enqueue(message)
-
-    async def lock(self, key: str) -> None:
-        await self._ops.lock(key)
+        return await self.inner.delete(resource_type, resource_id, if_match=if_match)
 
 
 class StampingOperations(_Stamping):
     def __init__(self, tx: ResourceOperations, rules: AccessRules) -> None:
-        self._ops = tx
+        self.inner = tx
         self._rules = rules
 
 
-class _Lifecycle:
-    """The store-level calls a wrapper hands to the store it wraps unchanged."""
-
-    inner: ResourceStore
-
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def clear(self) -> None:
-        await self.inner.clear()
-
-    async def claim_outbox(self, now: datetime, lease_until: datetime, limit: int = 20) -> list[OutboxMessage]:
-        return await self.inner.claim_outbox(now, lease_until, limit)
-
-    async def outbox_delivered(self, message_id: str, at: datetime) -> None:
-        await self.inner.outbox_delivered(message_id, at)
-
-    async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
-        await self.inner.outbox_failed(message_id, error, next_attempt_at)
-
-    async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
-        return await self.inner.outbox_messages(channel)
-
-    def __getattr__(self, name: str) -> Any:
-        # Anything else a backend offers (its connection, test helpers) stays reachable through the wrapper.
-        return getattr(self.inner, name)
-
-
-class StampingStore(_Lifecycle, _Stamping):
+class StampingStore(_Stamping, WrapsStore):
     """The raw store, with every write of an authenticated request stamped with its tenants."""
 
     def __init__(self, inner: ResourceStore, rules: AccessRules) -> None:
         self.inner = inner
-        self._ops = inner
         self._rules = rules
 
     @asynccontextmanager
@@ -231,10 +198,26 @@ def _hidden(resource_type: str, resource_id: str) -> FhirError:
     return not_found(f"{resource_type}/{resource_id} is not known")
 
 
-class _Guard:
+def _no_client_ids(resource_type: str, resource_id: str) -> FhirError:
+    """An update of an id the caller does not see, by a caller who may not create under an id it chooses: FHIR's
+    answer for "the resource did not exist prior to the update, and the server does not allow client defined
+    ids" (http.html, update), for an unknown id and another tenant's alike."""
+    return FhirError([error("not-supported", f"{resource_type}/{resource_id} is not known, and this client may not "
+                            "create a resource under an id it chooses (update as create): create it with POST")],
+                     405, {"Allow": "GET, PATCH, DELETE"})
+
+
+def creates_under_own_ids(principal: Principal, resource_type: str, rules: AccessRules) -> bool:
+    """Whether the caller may create ``resource_type`` with PUT under an id it chooses (update as create): the
+    plan, and anyone for the shared directory types. For anyone else an unknown id and another tenant's must answer
+    alike, and an unknown one can only be refused: to create one would be to tell it from another tenant's."""
+    return principal.development or principal.sees_everything or rules.is_shared(resource_type)
+
+
+class _Guard(WrapsOperations):
     """Tenancy and (for Bundles) scope checks on reads and writes, shared by the store and its transactions."""
 
-    _ops: ResourceOperations
+    inner: ResourceOperations
     _rules: AccessRules
 
     # who and what
@@ -259,25 +242,59 @@ class _Guard:
 
     async def _last_content(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         """The content of the newest version that has any (a deleted resource's tenants are its last version's)."""
-        page = await self._ops.history(resource_type, resource_id, count=2)
+        page = await self.inner.history(resource_type, resource_id, count=2)
         return next((item.resource for item in page.items if item.resource is not None), None)
 
-    async def _require_visible(self, principal: Principal, resource_type: str, resource_id: str) -> None:
-        """404 unless the resource (current, or last before its deletion) is visible; unknown ids pass through."""
+    async def _require_visible(self, principal: Principal, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        """404 unless the resource (current, or last before its deletion) is visible; unknown ids pass through.
+        Answers that content (None for an unknown id, and in development mode, where nothing is checked)."""
         if principal.development:
-            return
+            return None
         content = await self._last_content(resource_type, resource_id)
         if content is not None and not self.visible(principal, resource_type, content):
             raise _hidden(resource_type, resource_id)
+        return content
+
+    async def _replaced(self, principal: Principal, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        """The content an update replaces (None for a new one). An id the caller does not see is 405 for a caller
+        who may not create under its own ids (see :func:`creates_under_own_ids`), 404 (another tenant's) or a
+        creation (unknown) for one who may."""
+        if creates_under_own_ids(principal, resource_type, self._rules):
+            return await self._require_visible(principal, resource_type, resource_id)
+        content = await self._last_content(resource_type, resource_id)
+        if content is None or not self.visible(principal, resource_type, content):
+            raise _no_client_ids(resource_type, resource_id)
+        return content
+
+    async def _check_shared_references(self, principal: Principal, resource: dict[str, Any],
+                                       previous: dict[str, Any] | None) -> None:
+        """A write that starts sharing what it refers to (a type with tenant elements and ``tenant_propagation``:
+        a Task's focus and basedOn) may newly name there only what the caller sees. Another tenant's resource is refused exactly as an unknown one is
+        (422, the same words), so a Task can neither share what its writer cannot see nor tell whether it exists."""
+        resource_type = resource_type_of(resource)
+        starts_sharing = resource_type in self._rules.tenant_elements  # a type that names tenants shares with them
+        elements = self._rules.tenant_propagation.get(resource_type, ()) if starts_sharing else ()
+        if principal.development or not elements:
+            return
+        before = set(local_references(previous, elements)) if previous else set()
+        for element in elements:
+            for reference in local_references(resource, (element,)):
+                if reference in before:
+                    continue
+                target_type, _, target_id = reference.partition("/")
+                content = await self._last_content(target_type, target_id)
+                if content is None or not self.visible(principal, target_type, content):
+                    where = f"{resource_type}.{element}"
+                    raise unprocessable([error("not-found", f"{where} names {reference}, which is not known", where)])
 
     # reads
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:
         principal = self._principal()
         if principal is None:
-            return await self._ops.read(resource_type, resource_id)
+            return await self.inner.read(resource_type, resource_id)
         self._check_scope(principal, resource_type, "r")
         try:
-            stored = await self._ops.read(resource_type, resource_id)
+            stored = await self.inner.read(resource_type, resource_id)
         except FhirError as error:
             if error.status == 410:
                 await self._require_visible(principal, resource_type, resource_id)
@@ -292,14 +309,14 @@ class _Guard:
         if principal is not None:
             self._check_scope(principal, resource_type, "r")
             await self._require_visible(principal, resource_type, resource_id)
-        return await self._ops.vread(resource_type, resource_id, version_id)
+        return await self.inner.vread(resource_type, resource_id, version_id)
 
     async def search(self, query: "SearchQuery") -> Page:
         principal = self._principal()
         if principal is None:
-            return await self._ops.search(query)
+            return await self.inner.search(query)
         self._check_scope(principal, query.resource_type, "s")
-        return await self._ops.search(self.scoped(principal, query))
+        return await self.inner.search(self.scoped(principal, query))
 
     def scoped(self, principal: Principal, query: "SearchQuery") -> "SearchQuery":
         """The query with the caller's tenant criterion (and internal records left out) added."""
@@ -318,7 +335,7 @@ class _Guard:
         if principal is not None and resource_type and resource_id:
             self._check_scope(principal, resource_type, "r")
             await self._require_visible(principal, resource_type, resource_id)
-        page = await self._ops.history(resource_type, resource_id, since=since, count=count, offset=offset)
+        page = await self.inner.history(resource_type, resource_id, since=since, count=count, offset=offset)
         if principal is None:
             return page
         items = [item for item in page.items if item.resource is None or self.visible(principal, item.resource_type, item.resource)]
@@ -336,7 +353,8 @@ class _Guard:
         principal = self._principal()
         if principal is not None:
             self._check_write(principal, resource_type_of(resource), "c")
-        stored = await self._ops.create(resource, resource_id=resource_id)
+            await self._check_shared_references(principal, resource, None)
+        stored = await self.inner.create(resource, resource_id=resource_id)
         note_patient(stored)
         return stored
 
@@ -345,9 +363,11 @@ class _Guard:
         if principal is not None:
             resource_type = resource_type_of(resource)
             self._check_write(principal, resource_type, "u")
+            previous = None
             if isinstance(resource.get("id"), str):
-                await self._require_visible(principal, resource_type, resource["id"])
-        stored, created = await self._ops.update(resource, if_match=if_match)
+                previous = await self._replaced(principal, resource_type, resource["id"])
+            await self._check_shared_references(principal, resource, previous)
+        stored, created = await self.inner.update(resource, if_match=if_match)
         note_patient(stored)
         return stored, created
 
@@ -356,27 +376,20 @@ class _Guard:
         if principal is not None:
             self._check_write(principal, resource_type, "d")
             await self._require_visible(principal, resource_type, resource_id)
-        return await self._ops.delete(resource_type, resource_id, if_match=if_match)
-
-    async def enqueue(self, message: OutboxMessage) -> bool:
-        return await self._ops.enqueue(message)
-
-    async def lock(self, key: str) -> None:
-        await self._ops.lock(key)
+        return await self.inner.delete(resource_type, resource_id, if_match=if_match)
 
 
 class GuardedOperations(_Guard):
     def __init__(self, tx: ResourceOperations, rules: AccessRules) -> None:
-        self._ops = tx
+        self.inner = tx
         self._rules = rules
 
 
-class GuardedStore(_Lifecycle, _Guard):
+class GuardedStore(_Guard, WrapsStore):
     """What the API and the domain read and write through: the caller's organization's view of the store."""
 
     def __init__(self, inner: ResourceStore, rules: AccessRules) -> None:
         self.inner = inner
-        self._ops = inner
         self._rules = rules
 
     @asynccontextmanager

@@ -5,13 +5,16 @@ against the server's one clock, never the wall clock.
 An assertion is accepted when: its header names RS384 or ES384; ``iss`` = ``sub`` = a registered, enabled
 client; it verifies with a key of that client's JWKS (registered, or fetched from its ``jwks_uri`` and cached);
 ``aud`` is this token endpoint; ``exp`` is in the future and at most ``assertion_max_seconds`` ahead; its ``jti``
-was never used by that client before (kept as a record: refused in every process).
+was never used by that client before (kept as a record: refused in every process; dropped once the assertion's
+``exp`` is ``replay_leeway_seconds`` past, when a replay is refused for its expiry anyway).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,10 +27,11 @@ from fhir_server.clock import Now
 from fhir_server.security.clients import Client, find_client
 from fhir_server.security.keys import ALGORITHM, KeyRing
 from fhir_server.security.principal import Principal
-from fhir_server.security.records import add_record
+from fhir_server.security.records import add_record, purge_records
 from fhir_server.security.scopes import grant, parse_scopes
+from fhir_server.security.throttle import AttemptLimiter, Key, TooManyAttempts
 from fhir_server.settings import Settings
-from fhir_server.storage.base import ResourceOperations
+from fhir_server.storage.base import ResourceStore
 
 ASSERTION_ALGORITHMS = ("RS384", "ES384")
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -38,15 +42,21 @@ VERIFIED_CACHE_SIZE = 10_000
 class OAuthError(Exception):
     """An OAuth 2.0 error answer (RFC 6749 5.2): ``{"error": code, "error_description": ...}``."""
 
-    def __init__(self, code: str, description: str, status: int = 400) -> None:
+    def __init__(self, code: str, description: str, status: int = 400, retry_after: int | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.status = status
+        self.retry_after = retry_after  # seconds, for a 429 (the Retry-After header)
 
 
 def invalid_client(description: str) -> OAuthError:
     return OAuthError("invalid_client", description, 401)
+
+
+def slow_down(refused: TooManyAttempts) -> OAuthError:
+    """429 with ``slow_down``: the registered OAuth error code of a token endpoint asking a client to wait."""
+    return OAuthError("slow_down", str(refused), 429, retry_after=refused.retry_after)
 
 
 @dataclass
@@ -81,20 +91,50 @@ class JwksCache:
 class TokenService:
     """Checks client assertions, issues access tokens and checks them on every request."""
 
-    def __init__(self, store: ResourceOperations, settings: Settings, now: Now) -> None:
+    def __init__(self, store: ResourceStore, settings: Settings, now: Now) -> None:
         self.store = store
         self.settings = settings
         self.now = now
         self.keys = KeyRing(store)
         self.jwks_cache = JwksCache(now, settings.jwks_cache_seconds)
+        self.attempts = AttemptLimiter(now, {
+            "client": settings.token_attempts_per_client, "account": settings.sign_in_attempts_per_account,
+            "address": settings.auth_attempts_per_address}, settings.auth_attempts_window_seconds)
         # Access tokens already verified ((token text, audience) -> principal, expiry): a signature is checked once per token,
         # not once per request. Bounded: cleared when full.
         self._verified: dict[tuple[str, str], tuple[Principal, int]] = {}
 
     # -- the token endpoint ------------------------------------------------------------------------------------
-    async def exchange(self, form: dict[str, str], token_url: str, base_url: str) -> dict[str, Any]:
-        """A ``client_credentials`` token request -> the token answer (or an :class:`OAuthError`); the token's
-        audience is the FHIR base ``base_url``."""
+    def _limit(self, address: str | None, name: Key | None) -> None:
+        """Count a token request or sign-in under its address and check its name (counted when it fails: see
+        :meth:`_failed`), before any costly check: 429 beyond the limits (see throttle)."""
+        try:
+            self.attempts.attempt(Key("address", address) if address else None)
+            self.attempts.attempt(name, count=False)
+        except TooManyAttempts as refused:
+            raise slow_down(refused) from None
+
+    @asynccontextmanager
+    async def _failed(self, name: Key | None) -> AsyncIterator[None]:
+        """Count a refusal (an OAuth error) of the block under ``name``: a client or an account is held back by its
+        failed attempts only, never by its successful ones."""
+        try:
+            yield
+        except OAuthError:
+            self.attempts.record(name)
+            raise
+
+    async def exchange(self, form: dict[str, str], token_url: str, base_url: str,
+                       address: str | None = None) -> dict[str, Any]:
+        """A ``client_credentials`` token request from ``address`` -> the token answer (or an :class:`OAuthError`);
+        the token's audience is the FHIR base ``base_url``."""
+        claimed = _claimed_client(form.get("client_assertion") or "")
+        name = Key("client", claimed) if claimed else None
+        self._limit(address, name)
+        async with self._failed(name):
+            return await self._exchange(form, token_url, base_url)
+
+    async def _exchange(self, form: dict[str, str], token_url: str, base_url: str) -> dict[str, Any]:
         if form.get("grant_type") != "client_credentials":
             raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials")
         if form.get("client_assertion_type") != ASSERTION_TYPE:
@@ -108,9 +148,19 @@ class TokenService:
             raise OAuthError("invalid_scope", "none of the requested scopes is registered for this client")
         if not await add_record(self.store, JTI_KIND, f"{client.client_id} {claims['jti']}", {"exp": claims["exp"]}):
             raise invalid_client("this client assertion (jti) was used before")
+        await self._forget_lapsed_assertions()
         token = await self.issue(client, granted, audience=base_url)
         return {"access_token": token, "token_type": "bearer", "expires_in": self.settings.access_token_seconds,
                 "scope": " ".join(granted)}
+
+    async def _forget_lapsed_assertions(self) -> None:
+        """Drop used assertion ids whose assertion expired over ``replay_leeway_seconds`` ago: a replay of one is
+        refused by its ``exp`` already. A bounded batch on each accepted request, by the server's clock."""
+        now = self.now()
+        leeway = timedelta(seconds=self.settings.replay_leeway_seconds)
+        lapsed_before = (now - leeway).timestamp()
+        await purge_records(self.store, JTI_KIND, lambda data: data.get("exp", lapsed_before) < lapsed_before,
+                            written_before=now - leeway, limit=self.settings.replay_purge_batch)
 
     async def _verify_assertion(self, assertion: str, token_url: str) -> tuple[Client, dict[str, Any]]:
         try:
@@ -169,12 +219,16 @@ class TokenService:
                 break
         raise invalid_client(f"no key {kid!r} in the client's JWKS")
 
-    async def sign_in(self, form: dict[str, str], base_url: str) -> dict[str, Any]:
-        """A person's sign-in (username, password, optional scope) -> a token answer naming the person."""
+    async def sign_in(self, form: dict[str, str], base_url: str, address: str | None = None) -> dict[str, Any]:
+        """A person's sign-in (username, password, optional scope) from ``address`` -> a token answer naming the
+        person."""
         from fhir_server.security.accounts import check_password
 
+        name = Key("account", form["username"]) if form.get("username") else None
+        self._limit(address, name)
         account = await check_password(self.store, form.get("username", ""), form.get("password", ""))
         if account is None:
+            self.attempts.record(name)
             raise OAuthError("invalid_grant", "unknown account or wrong password", 401)
         return await self._person_token(account.as_client(), account.username, form.get("scope"), base_url)
 
@@ -239,6 +293,15 @@ class TokenService:
             self._verified.clear()
         self._verified[(token, audience)] = (principal, claims["exp"])
         return principal
+
+
+def _claimed_client(assertion: str) -> str | None:
+    """The client id an assertion claims (its ``iss``), unverified: what its attempts are counted under."""
+    try:
+        issuer = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
+    except jwt.PyJWTError:
+        return None
+    return issuer if isinstance(issuer, str) and issuer else None
 
 
 def _keys_of(jwks: dict[str, Any]) -> PyJWKSet:

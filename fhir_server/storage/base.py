@@ -194,6 +194,11 @@ class ResourceStore(ResourceOperations, Protocol):
     async def clear(self) -> None:
         """Remove everything (tests and ``load --replace`` only)."""
 
+    async def expunge(self, resource_type: str, resource_ids: list[str]) -> int:
+        """Remove these resources for good: every version and index entry, no deletion marker left. Only for the
+        records the server keeps for itself and drops when they lapse (used client assertion ids): a client's
+        delete keeps its resource's history. Returns how many of them existed."""
+
     async def claim_outbox(self, now: datetime, lease_until: datetime, limit: int = 20) -> list[OutboxMessage]:
         """Undelivered messages due at ``now`` (oldest first), leased until ``lease_until`` atomically so that
         another worker process does not take the same message while this one tries it."""

@@ -21,12 +21,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from datetime import datetime
 from typing import Any, TypeVar
 
 from fhir_server.errors import FhirError, Issue
-from fhir_server.storage.base import OutboxMessage, OutboxSummary, ResourceOperations, ResourceStore, StoredResource
-from fhir_server.storage.delegation import ReadsDelegated
+from fhir_server.storage.base import ResourceOperations, ResourceStore, StoredResource
+from fhir_server.storage.delegation import WrapsOperations, WrapsStore
 from fhir_server.storage.versioning import resource_type_of
 
 # Warnings an observer has for the client whose write it reacts to (a consultation report stored but not taken as
@@ -74,21 +73,19 @@ class ChangeObservers:
         return resource_type in self._by_type
 
 
-class ObservedOperations(ReadsDelegated):
-    """An open transaction of the inner store whose writes of observed types call their observers."""
+class ObservedOperations(WrapsOperations):
+    """An open transaction of the inner store whose writes of observed types call their observers (its reads go to
+    the transaction: they see its own writes)."""
 
     def __init__(self, tx: ResourceOperations, observers: ChangeObservers) -> None:
-        self._tx = tx
+        self.inner = tx
         self._observers = observers
-
-    def _reads(self) -> ResourceOperations:
-        return self._tx  # inside the transaction: reads see its own writes
 
     async def _current(self, resource_type: str, resource_id: Any) -> StoredResource | None:
         if not isinstance(resource_id, str) or not self._observers.observes(resource_type):
             return None
         try:
-            return await self._tx.read(resource_type, resource_id)
+            return await self.inner.read(resource_type, resource_id)
         except FhirError as error:
             if error.status in NO_CURRENT_VERSION:
                 return None
@@ -101,42 +98,33 @@ class ObservedOperations(ReadsDelegated):
             await observer(self, stored, previous)
         if not observers or stored.deleted:
             return stored
-        return await self._tx.read(stored.resource_type, stored.id)
+        return await self.inner.read(stored.resource_type, stored.id)
 
     async def create(self, resource: dict[str, Any], *, resource_id: str | None = None) -> StoredResource:
-        stored = await self._tx.create(resource, resource_id=resource_id)
+        stored = await self.inner.create(resource, resource_id=resource_id)
         return await self._notify(stored, None)
 
     async def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[StoredResource, bool]:
         previous = await self._current(resource_type_of(resource), resource.get("id"))
-        stored, created = await self._tx.update(resource, if_match=if_match)
+        stored, created = await self.inner.update(resource, if_match=if_match)
         return await self._notify(stored, previous), created
 
     async def delete(
         self, resource_type: str, resource_id: str, *, if_match: int | None = None
     ) -> StoredResource | None:
         previous = await self._current(resource_type, resource_id)
-        stored = await self._tx.delete(resource_type, resource_id, if_match=if_match)
+        stored = await self.inner.delete(resource_type, resource_id, if_match=if_match)
         if stored is not None:
             await self._notify(stored, previous)
         return stored
 
-    async def enqueue(self, message: OutboxMessage) -> bool:
-        return await self._tx.enqueue(message)
 
-    async def lock(self, key: str) -> None:
-        await self._tx.lock(key)
-
-
-class ObservedStore(ReadsDelegated):
+class ObservedStore(WrapsStore):
     """``ResourceStore`` over ``inner`` that runs the observers of a type inside every write of that type."""
 
     def __init__(self, inner: ResourceStore, observers: ChangeObservers) -> None:
         self.inner = inner
         self.observers = observers
-
-    def _reads(self) -> ResourceOperations:
-        return self.inner
 
     # -- transactions and writes -------------------------------------------------------------------------------
 
@@ -164,42 +152,3 @@ class ObservedStore(ReadsDelegated):
         if not self.observers.observes(resource_type):
             return await self.inner.delete(resource_type, resource_id, if_match=if_match)
         return await self.atomically(lambda tx: tx.delete(resource_type, resource_id, if_match=if_match))
-
-    # -- everything else is the inner store's ------------------------------------------------------------------
-
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def clear(self) -> None:
-        await self.inner.clear()
-
-    async def enqueue(self, message: OutboxMessage) -> bool:
-        return await self.inner.enqueue(message)
-
-    async def claim_outbox(self, now: datetime, lease_until: datetime, limit: int = 20) -> list[OutboxMessage]:
-        return await self.inner.claim_outbox(now, lease_until, limit)
-
-    async def outbox_delivered(self, message_id: str, at: datetime) -> None:
-        await self.inner.outbox_delivered(message_id, at)
-
-    async def outbox_failed(self, message_id: str, error: str, next_attempt_at: datetime) -> None:
-        await self.inner.outbox_failed(message_id, error, next_attempt_at)
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def outbox_dead(self, message_id: str, error: str, at: datetime) -> None:
-        await self.inner.outbox_dead(message_id, error, at)
-
-    async def outbox_retry(self, message_ids: list[str] | None, now: datetime) -> int:
-        return await self.inner.outbox_retry(message_ids, now)
-
-    async def outbox_summary(self) -> OutboxSummary:
-        return await self.inner.outbox_summary()
-
-    async def outbox_messages(self, channel: str | None = None) -> list[OutboxMessage]:
-        return await self.inner.outbox_messages(channel)
-

@@ -97,6 +97,8 @@ from fhir_server.storage.versioning import (
     update_target,
 )
 
+EXPUNGE_BATCH = 500  # ids per statement (well under SQLite's limit on bound parameters)
+
 SCHEMA: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS resources (
         type TEXT NOT NULL,
@@ -715,6 +717,18 @@ class SqliteStore(ReadsDelegated):
     async def clear(self) -> None:
         async with self.transaction() as tx:
             tx.delete_everything()
+
+    async def expunge(self, resource_type: str, resource_ids: list[str]) -> int:
+        removed = 0
+        async with self._writing() as db:
+            for start in range(0, len(resource_ids), EXPUNGE_BATCH):
+                chunk = resource_ids[start : start + EXPUNGE_BATCH]
+                marks = ", ".join("?" * len(chunk))
+                removed += db.execute(f"SELECT COUNT(*) FROM resources WHERE type = ? AND is_current = 1 AND id IN ({marks})",
+                                      (resource_type, *chunk)).fetchone()[0]
+                for table in ("search_index", "resources"):
+                    db.execute(f"DELETE FROM {table} WHERE type = ? AND id IN ({marks})", (resource_type, *chunk))
+        return removed
 
     # -- outbox (see :mod:`fhir_server.storage.sqlite_outbox`) ----------------------------------------------------
 

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from fhir_server.api.case_management import decide_task
-from fhir_server.api.deps import base_url_for, with_caller
+from fhir_server.api.deps import base_url_for, remote_address, with_caller
 from fhir_server.api.second_opinion import catalog_of
 from fhir_server.errors import FhirError
 from fhir_server.api.reports import report_for
@@ -77,6 +77,12 @@ def _may_decide(request: Request, person: Principal | None) -> bool:
     return _allowed(person, rule.roles) and bool(person and person.practitioner)
 
 
+SIGN_IN_REFUSALS = {
+    "invalid_grant": "The user name or the password is wrong.",
+    "slow_down": "Too many sign-in attempts: try again in {seconds} seconds.",
+}
+
+
 def _safe_next(target: str | None) -> str:
     """Where to go after signing in: a page of this server only (never another site)."""
     if target and target.startswith(UI + "/") and not target.startswith("//") and "\\" not in target:
@@ -99,10 +105,14 @@ async def ui_sign_in(request: Request) -> Response:
     try:
         answer = await request.app.state.tokens.sign_in(
             {"username": form.get("username", ""), "password": form.get("password", "")},
-            base_url_for(request, request.app.state.settings))
+            base_url_for(request, request.app.state.settings), remote_address(request))
     except OAuthError as exc:
-        words = "The user name or the password is wrong." if exc.code == "invalid_grant" else exc.description
-        return _page(request, "sign_in.html", {"next": target, "error": words, "username": form.get("username", "")}, 401)
+        words = SIGN_IN_REFUSALS.get(exc.code, exc.description).format(seconds=exc.retry_after)
+        page = _page(request, "sign_in.html", {"next": target, "error": words, "username": form.get("username", "")},
+                     429 if exc.retry_after is not None else 401)
+        if exc.retry_after is not None:
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     response = RedirectResponse(target, status_code=303)
     _set_session(request, response, new_session(answer["access_token"]))
     return response

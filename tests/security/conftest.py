@@ -119,8 +119,8 @@ def register(client: TestClient, organization: str, role: str, scopes: str, *, k
     return Party(client.portal.call(add), key, client)  # type: ignore[union-attr]
 
 
-def secure_client(store: str) -> Iterator[TestClient]:
-    app = create_app(secure_settings(store))
+def secure_client(store: str, **overrides: Any) -> Iterator[TestClient]:
+    app = create_app(secure_settings(store, **overrides))
     app.state.clock.freeze(NOW)
     with TestClient(app) as test_client:
         yield test_client

@@ -35,13 +35,43 @@ def test_another_tenants_resource_is_as_unknown_as_an_unknown_id(parties):
     mine = created(ehr_a, patient("Alpha"))
     url = f"/fhir/Patient/{mine['id']}"
     unknown = ehr_b.get("/fhir/Patient/never-was")
-    for response in (ehr_b.get(url), ehr_b.get(f"{url}/_history/1"), ehr_b.get(f"{url}/_history"),
-                     ehr_b.put(url, {**patient("Hijack"), "id": mine["id"]}), ehr_b.delete(url)):
+    for response in (ehr_b.get(url), ehr_b.get(f"{url}/_history/1"), ehr_b.get(f"{url}/_history"), ehr_b.delete(url)):
         assert response.status_code == 404, response.text
         assert response.json()["issue"][0]["diagnostics"] == unknown.json()["issue"][0]["diagnostics"].replace(
             "never-was", mine["id"])
     assert ehr_a.get(url).json()["name"][0]["family"] == "Alpha"  # untouched
     assert plan.get(url).status_code == 200
+
+
+def test_an_update_of_another_tenants_id_answers_as_an_update_of_an_unknown_id(parties):
+    """FHIR's update: "405 - the resource did not exist prior to the update, and the server does not allow client
+    defined ids". A tenant client may not create under an id it chooses, so an unknown id and another tenant's
+    answer alike (status, Allow, OperationOutcome), in a transaction too; the plan still may; the
+    CapabilityStatement says so."""
+    plan, ehr_a, ehr_b = parties
+    mine = created(ehr_a, patient("Alpha"))
+
+    def put(party, resource_id):
+        return party.put(f"/fhir/Patient/{resource_id}", {**patient("Hijack"), "id": resource_id})
+
+    theirs, unknown = put(ehr_b, mine["id"]), put(ehr_b, "never-was")
+    assert theirs.status_code == unknown.status_code == 405, theirs.text
+    assert theirs.headers["allow"] == unknown.headers["allow"]
+    assert theirs.json() == {**unknown.json(), "issue": [
+        {**issue, "diagnostics": issue["diagnostics"].replace("never-was", mine["id"])} for issue in unknown.json()["issue"]]}
+    in_bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": {**patient("Hijack"), "id": resource_id}, "request": {"method": "PUT", "url": f"Patient/{resource_id}"}}
+        for resource_id in (mine["id"], "never-was")]}
+    statuses = [entry["response"]["status"] for entry in ehr_b.post("/fhir", in_bundle).json()["entry"]]
+    assert [status[:3] for status in statuses] == ["405", "405"]
+    assert ehr_b.get("/fhir/Patient/never-was").status_code == 404  # nothing was created
+    assert ehr_a.get(f"/fhir/Patient/{mine['id']}").json()["name"][0]["family"] == "Alpha"
+
+    assert put(ehr_a, mine["id"]).status_code == 200  # its own resource: an ordinary update
+    assert put(plan, "chosen-by-the-plan").status_code == 201  # the plan creates under its own ids
+    statement = ehr_b.client.get("/fhir/metadata").json()
+    update_create = {entry["type"]: entry["updateCreate"] for entry in statement["rest"][0]["resource"]}
+    assert update_create["Patient"] is False and update_create["Organization"] is True
 
 
 def test_a_deleted_resource_of_another_tenant_is_404_not_410(parties):

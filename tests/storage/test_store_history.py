@@ -67,3 +67,23 @@ async def test_history_since_just_after_a_version_excludes_it(store):
     second = await store.create(patient("Roe"))
     page = await store.history("Patient", since=first.last_updated + timedelta(microseconds=1))
     assert [i.id for i in page.items] == [second.id]
+
+
+async def test_expunge_removes_every_version_and_index_entry_of_the_resources_named(store):
+    from fhir_server.errors import FhirError
+    from fhir_server.search.query import parse_search
+
+    gone = await store.create(patient("Gone"))
+    await store.update({**gone.resource, "gender": "male"})
+    kept = await store.create(patient("Kept"))
+    assert await store.expunge("Patient", [gone.id, "never-was"]) == 1
+    try:
+        await store.read("Patient", gone.id)
+    except FhirError as error:
+        assert error.status == 404  # unknown, not 410: no deletion marker left
+    else:
+        raise AssertionError("an expunged resource was read")
+    assert (await store.history("Patient", gone.id)).items == []
+    found = await store.search(parse_search("Patient", [("family", "gone")], default_count=10, max_count=10, strict=True))
+    assert found.items == []
+    assert (await store.read("Patient", kept.id)).resource["name"][0]["family"] == "Kept"

@@ -174,6 +174,15 @@ class MongoCollections:
         for document_class in STORED_DOCUMENTS:
             await self.database.drop_collection(document_class._get_collection_name())
 
+    async def remove(self, resource_type: str, resource_ids: list[str]) -> int:
+        """Every version of these resources, for good (see ``ResourceStore.expunge``): history first, so a
+        half-done removal leaves the current documents, which a search finds and the next removal finishes.
+        Answers how many current documents there were."""
+        query = {"resource_type": {"$eq": resource_type}, "resource_id": {"$in": list(resource_ids)}}
+        await self.history.delete_many(query, session=self.session)
+        removed = await self.current.delete_many(query, session=self.session)
+        return removed.deleted_count
+
     async def find_current(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         own = self.pending.written.get((resource_type, resource_id))
         if own is not None:

@@ -160,6 +160,9 @@ class MongoStore(ReadsDelegated):
     async def clear(self) -> None:
         await MongoCollections(self._db).drop()
 
+    async def expunge(self, resource_type: str, resource_ids: list[str]) -> int:
+        return await MongoCollections(self._db).remove(resource_type, resource_ids)
+
     @property
     def _db(self) -> AsyncDatabase:
         if self._database is None:

@@ -58,7 +58,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="fhir-flame-"))
     try:
         port = free_port()
-        env = {"FHIR_LOG_LEVEL": "warning", "FHIR_WORKERS": "1", "FHIR_BASE_PATH": BASE_PATH,
+        env = {"FHIR_LOG_LEVEL": "warning", "FHIR_WORKERS": "1", "FHIR_BASE_PATH": BASE_PATH, "FHIR_AUTH": "off",
                "FHIR_STORE": args.store or f"sqlite:///{workdir / 'flame.db'}"}
         with server([sys.executable, "-m", "fhir_server", "serve"], env, port) as process:
             chosen = [w for w in asyncio.run(set_up(f"http://127.0.0.1:{port}{BASE_PATH}"))

@@ -45,7 +45,8 @@ class Commands(monitoring.CommandListener):
 
 
 async def count(url: str, repeat: int, listener: Commands) -> None:
-    os.environ.update(FHIR_STORE=url, FHIR_OUTBOX_ENABLED="false", FHIR_LOG_LEVEL="warning")
+    # Development mode: commands per request of the store itself (no tokens, no AuditEvents).
+    os.environ.update(FHIR_STORE=url, FHIR_OUTBOX_ENABLED="false", FHIR_LOG_LEVEL="warning", FHIR_AUTH="off")
     from fhir_server.app import create_app
     from fhir_server.settings import Settings
 

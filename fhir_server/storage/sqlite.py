@@ -590,6 +590,7 @@ class SqliteStore(ReadsDelegated):
         self._reader: sqlite3.Connection | None = None
         self._checkpointer: sqlite_connection.Checkpointer | None = None
         self._turn: sqlite_connection.WriterTurn | None = None
+        self._group_sync: sqlite_connection.GroupSync | None = None  # durable stores: see sqlite_connection
 
     @classmethod
     def from_url(cls, url: str, clock: Now = utc_now) -> "SqliteStore":
@@ -620,7 +621,7 @@ class SqliteStore(ReadsDelegated):
             file = self.path
             _prepare_directory(Path(file))
         try:
-            self._writer = sqlite_connection.connect(file, self.synchronous)
+            self._writer = sqlite_connection.connect(file)
             for statement in SCHEMA:  # waiting (busy timeout) for another worker creating it at the same moment
                 self._writer.execute(statement)
         except sqlite3.OperationalError as exc:
@@ -628,7 +629,9 @@ class SqliteStore(ReadsDelegated):
             raise StoreUnavailable(f"cannot open the SQLite store {file}: {exc} (is its directory writable?)") from None
         sqlite_outbox.add_missing_columns(self._writer)
         self._writer.execute("PRAGMA busy_timeout = 0")  # from now on, see sqlite_connection.begin_immediate
-        self._reader = sqlite_connection.connect(file, self.synchronous)
+        self._reader = sqlite_connection.connect(file)
+        if self.synchronous == "full":
+            self._group_sync = sqlite_connection.GroupSync(f"{file}-wal")
         self._turn = sqlite_connection.WriterTurn(file)
         self._checkpointer = sqlite_connection.Checkpointer(file)
         self._checkpointer.start()
@@ -636,6 +639,9 @@ class SqliteStore(ReadsDelegated):
         self._clock.last = datetime.fromisoformat(latest) if latest else None
 
     async def close(self) -> None:
+        if self._group_sync is not None:
+            await self._group_sync.close()
+            self._group_sync = None
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
@@ -658,7 +664,8 @@ class SqliteStore(ReadsDelegated):
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[sqlite3.Connection]:
         """The writer connection inside ``BEGIN IMMEDIATE ... COMMIT`` (ROLLBACK on any exception), under the
-        lock: the one way anything is written."""
+        lock: the one way anything is written. A durable store then waits, with the lock given back, for the group
+        sync that puts the COMMIT on the disk."""
         async with self._lock:
             writer = self._connection(self._writer)
             turn = self._turn
@@ -672,10 +679,7 @@ class SqliteStore(ReadsDelegated):
                     writer.execute("ROLLBACK")
                     raise
                 try:
-                    if self.synchronous == "full":  # the sync at COMMIT waits on a thread: the loop serves on
-                        await sqlite_connection.uninterrupted(asyncio.to_thread(writer.execute, "COMMIT"))
-                    else:
-                        writer.execute("COMMIT")
+                    writer.execute("COMMIT")
                 except BaseException:
                     if writer.in_transaction:
                         writer.execute("ROLLBACK")
@@ -683,6 +687,8 @@ class SqliteStore(ReadsDelegated):
             finally:
                 if turn is not None:
                     turn.release()
+        if self._group_sync is not None:
+            await self._group_sync.wait()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteOperations]:

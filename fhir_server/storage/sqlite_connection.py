@@ -2,18 +2,21 @@
 
 Durability
 ----------
-The file is in WAL mode. By default ``synchronous = FULL``: a COMMIT appends the transaction's pages to the WAL
-and syncs it before the write is answered, so a committed write survives a crash of the server process, of the
-kernel and a power loss alike. The sync takes its time on the disk (0.5-4 ms per COMMIT on the development
-machine's virtual disk), so the COMMIT runs on a thread and the event loop serves other requests meanwhile; writes
-still follow one another, so the store's write rate is bounded by the disk's sync rate (about 250-300 creates per
-second there, with one worker or several).
+The file is in WAL mode. By default (``?synchronous=full``) a committed write survives a crash of the server
+process, of the kernel and a power loss alike: it is answered only after the WAL holding its COMMIT has been
+synced to the disk. The sync takes its time (0.5-4 ms per call on the development machine's virtual disk), so it
+is a *group commit* (:class:`GroupSync`): SQLite itself runs at ``synchronous = NORMAL`` (a COMMIT appends to the
+WAL without a sync), the write lock is given back at once, and the transaction then waits, on the event loop,
+for one ``fsync`` of the WAL file that started after its COMMIT. Every transaction committed while a sync runs
+shares the next one, so the write rate is no longer bounded by the disk's sync rate, while no write is answered
+before it is on the disk. (Another request may read a committed write a few milliseconds before that sync ends,
+as with any group commit; nothing is answered to its writer before.)
 
-``sqlite:///file.db?synchronous=normal`` trades that for speed: a COMMIT returns without a sync, and the WAL is
-synced before every checkpoint copies it into the database. A crash of the server process still loses nothing
-that was committed (the pages are in the operating system's hands) and nothing ever corrupts the file, but a power
-loss or a kernel crash may roll back the transactions committed since the last checkpoint (about the last second),
-never half of one. ``OFF`` would risk corruption on power loss and is not offered.
+``sqlite:///file.db?synchronous=normal`` trades that for speed: a COMMIT is answered without any sync, and the
+WAL is synced before every checkpoint copies it into the database. A crash of the server process still loses
+nothing that was committed (the pages are in the operating system's hands) and nothing ever corrupts the file,
+but a power loss or a kernel crash may roll back the transactions committed since the last checkpoint (about the
+last second), never half of one. ``OFF`` would risk corruption on power loss and is not offered.
 
 Checkpoints run on a background thread of each store (:class:`Checkpointer`), at most ``interval`` apart and
 only when the WAL has pages to copy. SQLite would otherwise run them inside whichever COMMIT crosses its
@@ -40,7 +43,7 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 try:
@@ -65,18 +68,60 @@ CACHE_KIB = 16 * 1024
 SYNCHRONOUS = ("full", "normal")
 
 
-def connect(file: str, synchronous: str = "full") -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, ``synchronous`` FULL (the default) or
-    NORMAL (see the module's notes)."""
-    if synchronous not in SYNCHRONOUS:
-        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
+def connect(file: str) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, ``synchronous = NORMAL``: a COMMIT never
+    syncs by itself; durable stores add a :class:`GroupSync` (see the module's notes)."""
     connection = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    connection.execute("PRAGMA synchronous = NORMAL")
     connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
     connection.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
     connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return connection
+
+
+class GroupSync:
+    """Group commit: :meth:`wait` returns once an ``fsync`` of the WAL file that *started after the call* has
+    ended, so everything committed before the call is on the disk. One sync runs at a time, on a thread (the event
+    loop goes on serving); callers arriving while it runs share the next one. With 32 writers waiting, one sync
+    answers them all instead of 32 syncs one after the other.
+
+    The WAL file exists as long as a connection to the database is open (SQLite deletes it only when the last
+    one closes), and a WAL restarted after a checkpoint is the same file, so the descriptor opened once stays
+    valid. ``sync`` is the call that reaches the disk (``os.fsync``; tests hand in one they can watch)."""
+
+    def __init__(self, wal_file: str, sync: Callable[[int], None] = os.fsync) -> None:
+        self._fd = os.open(wal_file, os.O_RDONLY)
+        self._sync = sync
+        self._next: asyncio.Future[None] | None = None  # the sync the newest callers wait for (not started yet)
+        self._runner: asyncio.Task[None] | None = None
+        self.syncs = 0  # syncs done, for tests and curiosity
+
+    async def wait(self) -> None:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        waiting = self._next
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.ensure_future(self._run())
+        await asyncio.shield(waiting)  # a cancelled caller leaves the sync to the others
+
+    async def _run(self) -> None:
+        while self._next is not None:
+            batch, self._next = self._next, None
+            try:
+                await asyncio.to_thread(self._sync, self._fd)
+            except BaseException as exc:  # noqa: BLE001 - every waiter of this batch learns of the failure
+                batch.set_exception(exc if isinstance(exc, Exception) else OSError("the WAL sync was interrupted"))
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                self.syncs += 1
+                batch.set_result(None)
+
+    async def close(self) -> None:
+        if self._runner is not None and not self._runner.done():
+            await asyncio.shield(self._runner)
+        os.close(self._fd)
 
 
 class WriterTurn:
@@ -134,28 +179,6 @@ class WriterTurn:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-async def uninterrupted(work: Awaitable[T]) -> T:
-    """``work``'s result, awaited to its end even when the awaiting task is cancelled meanwhile (the cancellation
-    is raised afterwards): a COMMIT running on a thread must finish before the connection is used again."""
-    future = asyncio.ensure_future(work)
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(future)
-            break
-        except asyncio.CancelledError:
-            if future.done():
-                if future.cancelled():
-                    raise
-                result = future.result()
-                cancelled = True
-                break
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-    return result
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:

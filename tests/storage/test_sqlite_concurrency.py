@@ -103,14 +103,17 @@ async def test_a_write_cancelled_during_its_commit_is_committed_and_the_next_wri
         await store.close()
 
 
-@pytest.mark.parametrize(("url", "expected"), [("fhir.db", 2), ("fhir.db?synchronous=full", 2),
-                                               ("fhir.db?synchronous=NORMAL", 1)])
-async def test_writes_are_synced_at_commit_unless_the_url_says_normal(tmp_path: Path, url: str, expected: int):
+@pytest.mark.parametrize(("url", "synced"), [("fhir.db", True), ("fhir.db?synchronous=full", True),
+                                             ("fhir.db?synchronous=NORMAL", False)])
+async def test_writes_are_synced_to_the_disk_before_they_are_answered_unless_the_url_says_normal(
+    tmp_path: Path, url: str, synced: bool
+):
     store = SqliteStore.from_url(f"sqlite:///{tmp_path / url}")
     await store.open()
     try:
-        assert store._connection(store._writer).execute("PRAGMA synchronous").fetchone()[0] == expected  # 2 FULL
-        assert (await store.create({"resourceType": "Patient"}, resource_id="p")).id == "p"
+        assert store._connection(store._writer).execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no sync
+        assert (await store.create({"resourceType": "Patient"}, resource_id="p")).id == "p"  # inside COMMIT itself
+        assert (store._group_sync is not None and store._group_sync.syncs == 1) is synced
     finally:
         await store.close()
 

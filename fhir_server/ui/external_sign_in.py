@@ -21,7 +21,7 @@ from fhir_server.security.oidc import OidcClient, SignInRefused, link_subject, p
 from fhir_server.security.oidc_state import PENDING_COOKIE, PENDING_SALT, PendingSignIn, PendingSignInCodec
 from fhir_server.security.sessions import new_session
 from fhir_server.security.tokens import OAuthError
-from fhir_server.ui.pages import UI, _page, _safe_next, _set_session
+from fhir_server.ui.pages import UI, render_page, safe_next, set_session
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,14 @@ def _redirect_uri(request: Request) -> str:
 def _refusal(request: Request, refused: SignInRefused, next_page: str) -> Response:
     # Operators see why people cannot sign in (the reason only: never a code, token or claim).
     log.warning("external sign-in refused", extra={"reason": refused.words, "status": refused.status})
-    return _page(request, "sign_in.html", {"next": next_page, "error": refused.words}, refused.status)
+    return render_page(request, "sign_in.html", {"next": next_page, "error": refused.words}, refused.status)
 
 
 async def ui_oidc_start(request: Request) -> Response:
     """Off to the provider, with a fresh state, nonce and PKCE verifier kept in the pending sign-in cookie."""
     oidc = _provider(request)
     settings = request.app.state.settings
-    pending = PendingSignIn.start(_redirect_uri(request), _safe_next(request.query_params.get("next")),
+    pending = PendingSignIn.start(_redirect_uri(request), safe_next(request.query_params.get("next")),
                                   request.app.state.clock(), settings.oidc_sign_in_seconds)
     try:
         url = await oidc.authorization_url(pending)
@@ -74,14 +74,14 @@ async def ui_oidc_callback(request: Request) -> Response:
     oidc = _provider(request)
     codec: PendingSignInCodec = request.app.state.pending_sign_ins
     pending = codec.load(request.cookies.get(PENDING_COOKIE), request.app.state.clock())
-    next_page = pending.next if pending else _safe_next(None)
+    next_page = pending.next if pending else safe_next(None)
     try:
         answer = await _signed_in(request, oidc, pending)
     except SignInRefused as refused:
         response = _refusal(request, refused, next_page)
     else:
         response = RedirectResponse(next_page, status_code=303)
-        _set_session(request, response, new_session(answer["access_token"]))
+        set_session(request, response, new_session(answer["access_token"]))
     response.delete_cookie(PENDING_COOKIE, path=START)  # a pending sign-in serves once, whatever came of it
     return response
 

@@ -44,13 +44,13 @@ TEMPLATES.env.globals.update(ui=UI, status_label=status_label, when=when, situat
 
 
 # -- sessions ------------------------------------------------------------------------------------------------------
-def _set_session(request: Request, response: Response, session: BrowserSession) -> None:
+def set_session(request: Request, response: Response, session: BrowserSession) -> None:
     codec: SessionCodec = request.app.state.sessions
     response.set_cookie(SESSION_COOKIE, codec.dump(session), max_age=request.app.state.settings.session_seconds,
                         path=UI, httponly=True, samesite="lax", secure=request.url.scheme == "https")
 
 
-def _page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+def render_page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     """A page, with the session (a new anonymous one when the browser has none: its forms need a CSRF token)."""
     session = session_of(request)
     fresh = session is None
@@ -63,7 +63,7 @@ def _page(request: Request, template: str, context: dict[str, Any], status: int 
         "external_sign_in": request.app.state.oidc, **context}, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     if fresh:
-        _set_session(request, response, session)
+        set_session(request, response, session)
     return response
 
 
@@ -83,7 +83,7 @@ SIGN_IN_REFUSALS = {
 }
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Where to go after signing in: a page of this server only (never another site)."""
     if target and target.startswith(UI + "/") and not target.startswith("//") and "\\" not in target:
         return target
@@ -96,25 +96,25 @@ async def ui_home() -> RedirectResponse:
 
 
 async def ui_sign_in_page(request: Request) -> HTMLResponse:
-    return _page(request, "sign_in.html", {"next": _safe_next(request.query_params.get("next")), "error": None})
+    return render_page(request, "sign_in.html", {"next": safe_next(request.query_params.get("next")), "error": None})
 
 
 async def ui_sign_in(request: Request) -> Response:
     form = await checked_form(request)
-    target = _safe_next(form.get("next"))
+    target = safe_next(form.get("next"))
     try:
         answer = await request.app.state.tokens.sign_in(
             {"username": form.get("username", ""), "password": form.get("password", "")},
             base_url_for(request, request.app.state.settings), remote_address(request))
     except OAuthError as exc:
         words = SIGN_IN_REFUSALS.get(exc.code, exc.description).format(seconds=exc.retry_after)
-        page = _page(request, "sign_in.html", {"next": target, "error": words, "username": form.get("username", "")},
+        page = render_page(request, "sign_in.html", {"next": target, "error": words, "username": form.get("username", "")},
                      429 if exc.retry_after is not None else 401)
         if exc.retry_after is not None:
             page.headers["Retry-After"] = str(exc.retry_after)
         return page
     response = RedirectResponse(target, status_code=303)
-    _set_session(request, response, new_session(answer["access_token"]))
+    set_session(request, response, new_session(answer["access_token"]))
     return response
 
 
@@ -139,7 +139,7 @@ def _rows_url(listed: Any) -> str:
 
 async def ui_worklist(request: Request) -> HTMLResponse:
     listed = await _worklist(request)
-    return _page(request, "worklist.html", {"worklist": listed, "rows_url": _rows_url(listed),
+    return render_page(request, "worklist.html", {"worklist": listed, "rows_url": _rows_url(listed),
                                             "poll": request.app.state.settings.ui_poll_seconds})
 
 
@@ -148,7 +148,7 @@ async def ui_worklist_rows(request: Request) -> Response:
     listed = await _worklist(request)
     if request.query_params.get("seen") == listed.digest:
         return Response(status_code=204)
-    return _page(request, "worklist_rows.html", {"worklist": listed, "rows_url": _rows_url(listed),
+    return render_page(request, "worklist_rows.html", {"worklist": listed, "rows_url": _rows_url(listed),
                                                  "poll": request.app.state.settings.ui_poll_seconds})
 
 
@@ -162,7 +162,7 @@ async def _case_page(request: Request, task_id: str, *, answers: dict[str, str] 
     if _may_decide(request, person) and case.open:
         questionnaire = await review_questionnaire(store)
         form = review_form(questionnaire) if questionnaire else None
-    return _page(request, "case.html", {
+    return render_page(request, "case.html", {
         "case": case, "may_decide": _may_decide(request, person), "form": form, "answers": answers or {},
         "suggestions": case.suggestions(),
         "errors": errors or [], "decided": request.query_params.get("decided")}, status)
@@ -204,7 +204,7 @@ async def _report(request: Request) -> tuple[Any, dict[str, Any]]:
 async def ui_report(request: Request) -> HTMLResponse:
     quarter, report = await _report(request)
     rows = report_rows(report)
-    return _page(request, "report.html", {"quarter": quarter, "quarters": quarters_offered(request.app.state.clock()),
+    return render_page(request, "report.html", {"quarter": quarter, "quarters": quarters_offered(request.app.state.clock()),
                                           "rows": rows, "charts": charts(rows)})
 
 
@@ -229,7 +229,7 @@ def install_page_errors(app: FastAPI) -> None:
     async def page_error(request: Request, exc: FhirError) -> Response:
         if not request.url.path.startswith(UI + "/"):
             return await fhir_handler(request, exc)
-        return _page(request, "error.html", {"status": exc.status, "problems": [i.diagnostics for i in exc.issues]}, exc.status)
+        return render_page(request, "error.html", {"status": exc.status, "problems": [i.diagnostics for i in exc.issues]}, exc.status)
 
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(FhirError, page_error)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from fhir_server.app import create_app
 from fhir_server.settings import Settings
 from fhir_server.storage.base import OutboxMessage
+from tests.apps import frozen_app
 from tests.case_management.helpers import decide_ok, in_review, parameters
 from tests.outbox.plan_servers import mappings_with_endpoint
 from tests.second_opinion.conftest import DIRECTORY_FILE, FHIR_JSON, FIXED_NOW, load_json
@@ -29,8 +29,7 @@ def group(store_url: str, tmp_path: Path) -> Iterator[TestClient]:
     """The delegated group's server; its outbox is inspected, not delivered (the worker is off)."""
     settings = Settings(store=store_url, mappings_dir=mappings_with_endpoint(tmp_path / "mappings", PLAN_ENDPOINT),
                         outbox_enabled=False)
-    app = create_app(settings)
-    app.state.clock.freeze(FIXED_NOW)
+    app = frozen_app(FIXED_NOW, settings)
     with TestClient(app) as client:
         assert client.post("/fhir", json=load_json(DIRECTORY_FILE), headers=FHIR_JSON).status_code == 200
         yield client
@@ -99,8 +98,7 @@ def test_shipped_plan_data_sends_no_copy_until_the_settings_name_the_endpoint(st
     the plan's own attempt cap travels with the message."""
     outcomes = {}
     for configured in ({}, {"blue_shield_promise_cmc": PLAN_ENDPOINT}):
-        app = create_app(Settings(store=store_url, outbox_enabled=False, plan_copy_endpoint=configured))
-        app.state.clock.freeze(FIXED_NOW)
+        app = frozen_app(FIXED_NOW, Settings(store=store_url, outbox_enabled=False, plan_copy_endpoint=configured))
         with TestClient(app) as client:
             assert client.post("/fhir", json=load_json(DIRECTORY_FILE), headers=FHIR_JSON).status_code == 200
             decide_ok(client, in_review(client).task["id"], parameters("approve"))

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from fhir_server.app import create_app
 from fhir_server.settings import Settings
+from tests.apps import frozen_app
 from tests.clients.conftest import serving
 from tests.conftest import _free_port
 from tests.second_opinion.conftest import DIRECTORY_FILE, FHIR_JSON, FIXED_NOW
@@ -26,8 +26,7 @@ class LiveServer:
 
 def live_server(store: str) -> Iterator[LiveServer]:
     port = _free_port()
-    app = create_app(Settings(store=store, host="127.0.0.1", port=port))
-    app.state.clock.freeze(FIXED_NOW)
+    app = frozen_app(FIXED_NOW, Settings(store=store, host="127.0.0.1", port=port))
     with serving(app, port) as base_url:
         loaded = httpx.post(base_url, content=DIRECTORY_FILE.read_bytes(), headers=FHIR_JSON, timeout=60)
         assert loaded.status_code == 200, loaded.text

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from fhir_server.app import create_app
 from fhir_server.settings import PROJECT_ROOT, Settings
+from tests.apps import frozen_app
 
 BASE = "http://testserver/fhir"
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
@@ -123,8 +123,7 @@ async def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fa
         max_page_size=50,
         outbox_enabled=False,
     )
-    application = create_app(settings)
-    application.state.clock.freeze(FIXED_NOW)
+    application = frozen_app(FIXED_NOW, settings)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from fhir_server.app import create_app
 from fhir_server.second_opinion.plans import PlanCatalog, load_catalog
 from fhir_server.settings import PROJECT_ROOT, Settings
+from tests.apps import frozen_app
 
 DIRECTORY_FILE = PROJECT_ROOT / "tests" / "data" / "directory" / "directory.json"
 EXAMPLES = PROJECT_ROOT / "examples"
@@ -43,8 +43,7 @@ def directory_resources() -> list[dict[str, Any]]:
 
 
 def running_app(store: str) -> Iterator[TestClient]:
-    app = create_app(Settings(store=store))
-    app.state.clock.freeze(FIXED_NOW)
+    app = frozen_app(FIXED_NOW, Settings(store=store))
     with TestClient(app) as test_client:
         loaded = test_client.post("/fhir", json=load_json(DIRECTORY_FILE), headers=FHIR_JSON)
         assert loaded.status_code == 200, loaded.text

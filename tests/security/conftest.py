@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from fhir_server.app import create_app
 from fhir_server.security.clients import register_client
 from fhir_server.settings import Settings
+from tests.apps import frozen_app
 from tests.second_opinion.conftest import DIRECTORY_FILE, FHIR_JSON, load_json
 
 NOW = datetime(2030, 3, 4, 15, 0, tzinfo=timezone.utc)
@@ -120,8 +120,7 @@ def register(client: TestClient, organization: str, role: str, scopes: str, *, k
 
 
 def secure_client(store: str, **overrides: Any) -> Iterator[TestClient]:
-    app = create_app(secure_settings(store, **overrides))
-    app.state.clock.freeze(NOW)
+    app = frozen_app(NOW, secure_settings(store, **overrides))
     with TestClient(app) as test_client:
         yield test_client
 

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from fhir_server.app import create_app
 from fhir_server.outbox import OutboxWorker
 from fhir_server.settings import Settings
 
+from tests.apps import frozen_app
 from tests.second_opinion.conftest import DIRECTORY_FILE, FHIR_JSON, FIXED_NOW, load_json
 from tests.subscriptions.receiver import Receiver
 
@@ -24,8 +24,7 @@ BASE = "http://testserver/fhir"
 @asynccontextmanager
 async def served(store_url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app on ``store_url`` (lifespan run), and a client of it."""
-    app = create_app(Settings(store=store_url, outbox_enabled=False))
-    app.state.clock.freeze(FIXED_NOW)
+    app = frozen_app(FIXED_NOW, Settings(store=store_url, outbox_enabled=False))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
             yield app, http

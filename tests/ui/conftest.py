@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from fhir_server.app import create_app
 from fhir_server.settings import Settings
+from tests.apps import frozen_app
 from tests.ui.people import NOW, PASSWORD, Cases, add_people, csrf_of, open_cases
 
 
@@ -58,8 +58,7 @@ def pages_to_change(store_url: str) -> Iterator[tuple[TestClient, Cases]]:
 
 
 def _pages(store_url: str) -> Iterator[tuple[TestClient, Cases]]:
-    app = create_app(Settings(store=store_url, auth="on", outbox_enabled=False))
-    app.state.clock.freeze(NOW)
+    app = frozen_app(NOW, Settings(store=store_url, auth="on", outbox_enabled=False))
     with TestClient(app) as client:
         client.portal.call(add_people, app.state.tokens.store)  # type: ignore[union-attr]
         yield client, open_cases(client)

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from fhir_server.app import create_app
 from fhir_server.settings import Settings
 from fhir_server.storage import open_store
+from tests.apps import frozen_app
 from tests.ui.browser import LiveServer, accessibility_problems, browser_paths, screenshot, start_chromium
 from tests.ui.people import NOW, PASSWORD, Cases, add_people, api_headers, open_cases
 
@@ -36,8 +36,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
     browser_paths()  # skip early, before building anything, when there is no browser
     store_url = f"sqlite:///{tmp_path_factory.mktemp('ui-live') / 'fhir.db'}"
     asyncio.run(_seed_accounts(store_url))
-    app = create_app(Settings(store=store_url, auth="on", outbox_enabled=False, ui_poll_seconds=1))
-    app.state.clock.freeze(NOW)
+    app = frozen_app(NOW, Settings(store=store_url, auth="on", outbox_enabled=False, ui_poll_seconds=1))
     with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
         yield server, open_cases(http)
 

@@ -28,10 +28,12 @@ _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("not a password of anyone")
 
 
-@dataclass(frozen=True)
-class Account:
+@dataclass(frozen=True, kw_only=True)
+class Person:
+    """Who signs in, whichever way: the name used here (tokens, audit records, "Signed in as"), the Practitioner
+    the person is, the organization and role they act for, and the scopes their sign-in grants."""
+
     username: str
-    password_hash: str
     practitioner: str
     organization: str
     role: str
@@ -39,14 +41,16 @@ class Account:
     enabled: bool = True
 
     def as_client(self) -> Client:
-        """The account in the shape tokens are issued for."""
-        return person_client(self.username, self.practitioner, self.organization, self.role, self.scopes)
+        """The person in the shape tokens are issued for."""
+        return Client(client_id=f"person:{self.username}", name=self.username, organization=self.organization,
+                      role=self.role, scopes=self.scopes, practitioner=self.practitioner)
 
 
-def person_client(username: str, practitioner: str, organization: str, role: str, scopes: tuple[str, ...]) -> Client:
-    """A person (local account or linked external identity) in the shape tokens are issued for."""
-    return Client(client_id=f"person:{username}", name=username, organization=organization, role=role,
-                  scopes=scopes, practitioner=practitioner)
+@dataclass(frozen=True, kw_only=True)
+class Account(Person):
+    """A local account: the person and their argon2 password hash."""
+
+    password_hash: str
 
 
 def person_issues(username: str, practitioner: str, organization: str, role: str, scopes: list[str]) -> list[Any]:
@@ -72,7 +76,8 @@ async def add_account(store: ResourceOperations, *, username: str, password: str
         issues.append(error("value", f"a password has at least {MIN_PASSWORD_LENGTH} characters", "password"))
     if issues:
         raise FhirError(issues, 400)
-    account = Account(username, _HASHER.hash(password), practitioner, organization, role, tuple(scopes))
+    account = Account(username=username, password_hash=_HASHER.hash(password), practitioner=practitioner,
+                      organization=organization, role=role, scopes=tuple(scopes))
     await put_record(store, ACCOUNT_KIND, username, asdict(account))
     return account
 

@@ -13,28 +13,19 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from fhir_server.errors import FhirError, error
-from fhir_server.security.accounts import person_client, person_issues
-from fhir_server.security.clients import Client
+from fhir_server.security.accounts import Person, person_issues
 from fhir_server.security.records import get_record, put_record
 from fhir_server.storage.base import ResourceOperations
 
 IDENTITY_KIND = "identity"
 
 
-@dataclass(frozen=True)
-class LinkedIdentity:
+@dataclass(frozen=True, kw_only=True)
+class LinkedIdentity(Person):
+    """A person known by an external OpenID Connect identity (issuer, subject)."""
+
     issuer: str
     subject: str
-    username: str  # the person's name here (tokens, audit records, "Signed in as")
-    practitioner: str
-    organization: str
-    role: str
-    scopes: tuple[str, ...]
-    enabled: bool = True
-
-    def as_client(self) -> Client:
-        """The person in the shape tokens are issued for."""
-        return person_client(self.username, self.practitioner, self.organization, self.role, self.scopes)
 
 
 def _key(issuer: str, subject: str) -> str:
@@ -52,7 +43,8 @@ async def link_identity(store: ResourceOperations, *, issuer: str, subject: str,
         issues.append(error("required", "the subject is the person's identifier at the provider", "subject"))
     if issues:
         raise FhirError(issues, 400)
-    identity = LinkedIdentity(issuer, subject, name, practitioner, organization, role, tuple(scopes))
+    identity = LinkedIdentity(issuer=issuer, subject=subject, username=name, practitioner=practitioner,
+                              organization=organization, role=role, scopes=tuple(scopes))
     await put_record(store, IDENTITY_KIND, _key(issuer, subject), asdict(identity))
     return identity
 

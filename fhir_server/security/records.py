@@ -82,7 +82,8 @@ async def purge_records(store: ResourceStore, kind: str, lapsed: Callable[[dict[
     written before ``written_before``: bounded work, so a caller can do it on every write and the records never
     pile up. Returns how many were removed."""
     query = parse_search("Basic", [("code", f"{RECORD_SYSTEM}|{kind}"), ("_lastUpdated", f"lt{written_before.isoformat()}"),
-                                   ("_sort", "_lastUpdated")], default_count=limit, max_count=limit, strict=True)
+                                   ("_sort", "_lastUpdated"), ("_total", "none")],  # no count on every token
+                         default_count=limit, max_count=limit, strict=True)
     page = await store.search(query)
     ids = [item.id for item in page.items if lapsed(_data(item.resource) or {})]
     return await store.expunge("Basic", ids) if ids else 0

@@ -110,10 +110,11 @@ class GroupSync:
             batch, self._next = self._next, None
             try:
                 await asyncio.to_thread(self._sync, self._fd)
-            except BaseException as exc:  # noqa: BLE001 - every waiter of this batch learns of the failure
-                batch.set_exception(exc if isinstance(exc, Exception) else OSError("the WAL sync was interrupted"))
-                if not isinstance(exc, Exception):
-                    raise
+            except Exception as exc:  # every waiter of this batch learns of the failure; the next batch still syncs
+                batch.set_exception(exc)
+            except BaseException:  # the runner itself is stopped: its waiters must not wait for ever
+                batch.set_exception(OSError("the WAL sync was interrupted"))
+                raise
             else:
                 self.syncs += 1
                 batch.set_result(None)

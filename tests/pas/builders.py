@@ -74,14 +74,7 @@ def pas_request(native: dict[str, Any], *, number: str = "PA-1001", trace: str =
     """A PAS request Bundle: the Claim first, then every entry of the native submission."""
     native = copy.deepcopy(native)
     claim = pas_claim(native, number=number, trace=trace, provider=provider)
-    return {
-        "resourceType": "Bundle",
-        "meta": {"profile": [PAS_REQUEST_BUNDLE_PROFILE]},
-        "identifier": {"system": CLAIM_ID_SYSTEM, "value": f"{number}-submission"},
-        "type": "collection",
-        "timestamp": claim["created"],
-        "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(NAMESPACE, number)}", "resource": claim}, *native["entry"]],
-    }
+    return _claim_bundle(PAS_REQUEST_BUNDLE_PROFILE, f"{number}-submission", number, claim, native["entry"])
 
 
 def pas_inquiry(native: dict[str, Any], *, number: str | None = "PA-1001", trace: str | None = None,
@@ -98,12 +91,18 @@ def pas_inquiry(native: dict[str, Any], *, number: str | None = "PA-1001", trace
     if not item["extension"]:
         del item["extension"]
     references = {claim["patient"]["reference"], claim["insurance"][0]["coverage"]["reference"]}
+    return _claim_bundle(PAS_INQUIRY_BUNDLE_PROFILE, f"inquiry-{number or trace}", f"inquiry-{number}-{trace}", claim,
+                         [entry for entry in native["entry"] if entry.get("fullUrl") in references])
+
+
+def _claim_bundle(profile: str, identifier: str, seed: str, claim: dict[str, Any],
+                  entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PAS collection Bundle: the Claim first (its fullUrl a UUID derived from ``seed``), then ``entries``."""
     return {
         "resourceType": "Bundle",
-        "meta": {"profile": [PAS_INQUIRY_BUNDLE_PROFILE]},
-        "identifier": {"system": CLAIM_ID_SYSTEM, "value": f"inquiry-{number or trace}"},
+        "meta": {"profile": [profile]},
+        "identifier": {"system": CLAIM_ID_SYSTEM, "value": identifier},
         "type": "collection",
         "timestamp": claim["created"],
-        "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(NAMESPACE, f'inquiry-{number}-{trace}')}", "resource": claim},
-                  *(e for e in native["entry"] if e.get("fullUrl") in references)],
+        "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(NAMESPACE, seed)}", "resource": claim}, *entries],
     }

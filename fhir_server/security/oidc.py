@@ -21,6 +21,7 @@ import jwt
 from jwt import PyJWK, PyJWKSet
 
 from fhir_server.clock import Now
+from fhir_server.security.jwks import JwksCache, KeySetUnavailable
 from fhir_server.security.oidc_state import PendingSignIn
 from fhir_server.settings import Settings
 
@@ -65,7 +66,8 @@ class OidcClient:
         self.now = now
         self._transport = transport
         self._metadata: _Cached | None = None
-        self._keys: _Cached | None = None
+        self._jwks = JwksCache(now, settings.oidc_discovery_cache_seconds, timeout=settings.oidc_timeout_seconds,
+                               transport=transport)
 
     # -- what the provider publishes ---------------------------------------------------------------------------
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
@@ -105,15 +107,10 @@ class OidcClient:
         return metadata
 
     async def _key_set(self, refresh: bool) -> PyJWKSet:
-        if self._fresh(self._keys) and not refresh:
-            return self._keys.value  # type: ignore[union-attr]
-        document = await self._get_json((await self.metadata()).jwks_uri, "keys")
         try:
-            keys = PyJWKSet.from_dict(document)
-        except jwt.PyJWTError:
-            raise SignInRefused(f"{self.display_name} publishes no usable signing key.", 502) from None
-        self._keys = self._keep(keys)
-        return keys
+            return await self._jwks.get((await self.metadata()).jwks_uri, refresh)
+        except KeySetUnavailable:
+            raise SignInRefused(f"{self.display_name}'s signing keys could not be read: try again later.", 502) from None
 
     async def _signing_key(self, kid: str | None) -> PyJWK:
         """The provider's key the ID token names; an unknown kid fetches the JWKS again once (key rotation)."""

@@ -15,16 +15,15 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import httpx
 import jwt
 from jwt import PyJWK, PyJWKSet
 
 from fhir_server.clock import Now
 from fhir_server.security.clients import Client, find_client
+from fhir_server.security.jwks import JwksCache, KeySetUnavailable
 from fhir_server.security.keys import ALGORITHM, KeyRing
 from fhir_server.security.principal import Principal
 from fhir_server.security.records import add_record, purge_records
@@ -57,35 +56,6 @@ def invalid_client(description: str) -> OAuthError:
 def slow_down(refused: TooManyAttempts) -> OAuthError:
     """429 with ``slow_down``: the registered OAuth error code of a token endpoint asking a client to wait."""
     return OAuthError("slow_down", str(refused), 429, retry_after=refused.retry_after)
-
-
-@dataclass
-class _CachedKeys:
-    keys: PyJWKSet
-    until: datetime
-
-
-class JwksCache:
-    """Clients' fetched ``jwks_uri`` documents, reused for ``jwks_cache_seconds`` (by the server's clock)."""
-
-    def __init__(self, now: Now, seconds: int) -> None:
-        self._now = now
-        self._seconds = seconds
-        self._cache: dict[str, _CachedKeys] = {}
-
-    async def get(self, uri: str, refresh: bool = False) -> PyJWKSet:
-        cached = self._cache.get(uri)
-        if cached and cached.until > self._now() and not refresh:
-            return cached.keys
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as http:
-                response = await http.get(uri, headers={"Accept": "application/json"})
-                response.raise_for_status()
-                keys = PyJWKSet.from_dict(response.json())
-        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
-            raise invalid_client(f"the client's jwks_uri could not be read: {type(exc).__name__}") from None
-        self._cache[uri] = _CachedKeys(keys, self._now() + timedelta(seconds=self._seconds))
-        return keys
 
 
 class TokenService:
@@ -209,7 +179,10 @@ class TokenService:
                 keys = _keys_of(client.jwks)
             else:
                 assert client.jwks_uri is not None
-                keys = await self.jwks_cache.get(client.jwks_uri, refresh=refresh)
+                try:
+                    keys = await self.jwks_cache.get(client.jwks_uri, refresh=refresh)
+                except KeySetUnavailable as exc:
+                    raise invalid_client(f"the client's jwks_uri could not be read: {exc}") from None
             matching = [key for key in keys.keys if kid is None or key.key_id == kid]
             if matching:
                 if kid is None and len(matching) > 1:
